@@ -1,0 +1,132 @@
+"""The compiler's entry points: `load_tree` (files from disk) and `compile_tree` (pure).
+
+`compile_tree` is a function of the file contents, the time and the rollout state only.
+Per-file work (parse, classify, validate) is cached by content hash in a `FileCache`,
+which is what makes an in-process re-lint after a one-file change cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from compiler.config import ProjectConfig, parse_config
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.kinds import KIND_NAMES, KINDS, load_checks
+from compiler.lint.engine import finalize, run_rules
+from compiler.lint.registry import LintContext
+from compiler.load.discover import CONFIG_FILE, PolicyTree, discover_tree
+from compiler.load.documents import Document, classify_documents
+from compiler.load.yamlnodes import parse_source
+from compiler.model.mesh import MeshModel, resolve_model
+from compiler.validate import Intent, validate_document
+
+
+@dataclass(slots=True)
+class FileResult:
+    """Everything derived from one file's bytes alone."""
+
+    file: str
+    lines: list[str]
+    documents: list[Document]
+    intents: list[Intent[Any]]
+    problems: list[Diagnostic]
+    skipped: list[str]
+
+
+@dataclass(slots=True)
+class FileCache:
+    """content hash -> FileResult; share one across compiles to skip unchanged files."""
+
+    entries: dict[tuple[str, str], FileResult] = field(default_factory=dict)
+
+    def get_or_build(self, file: str, raw: bytes) -> FileResult:
+        key = (file, hashlib.sha256(raw).hexdigest())
+        hit = self.entries.get(key)
+        if hit is None:
+            hit = build_file(file, raw)
+            self.entries[key] = hit
+        return hit
+
+
+def build_file(file: str, raw: bytes) -> FileResult:
+    parsed = parse_source(file, raw)
+    documents, problems, skipped = classify_documents(parsed, KIND_NAMES)
+    problems = [*parsed.problems, *problems]
+    intents: list[Intent[Any]] = []
+    for doc in documents:
+        intent, errors = validate_document(doc, KINDS[doc.kind])
+        problems.extend(errors)
+        if intent is not None:
+            intents.append(intent)
+    return FileResult(file, parsed.lines, documents, intents, problems, skipped)
+
+
+@dataclass(slots=True)
+class Compilation:
+    """The result of compiling one policy tree."""
+
+    files: dict[str, FileResult]
+    model: MeshModel
+    diagnostics: list[Diagnostic]
+    notes: list[str]
+    now: datetime
+    rollout_state: Mapping[str, int]
+    config: ProjectConfig
+
+    def blocking(self, threshold: Severity = Severity.WARNING) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity >= threshold and d.suppressed_reason is None]
+
+    @property
+    def ok(self) -> bool:
+        """Compiles: no unsuppressed error."""
+        return not self.blocking(Severity.ERROR)
+
+
+def load_tree(root: Path) -> PolicyTree:
+    """Read the policy root from disk, honouring meshc.yaml's excludes."""
+    config_path = root / CONFIG_FILE
+    excludes: list[str] = []
+    if root.is_dir() and config_path.is_file():
+        config, _ = parse_config(config_path.read_bytes())
+        excludes = config.excludes
+    return discover_tree(root, excludes=excludes)
+
+
+def compile_tree(
+    tree: PolicyTree,
+    *,
+    now: datetime,
+    rollout_state: Mapping[str, int] | None = None,
+    cache: FileCache | None = None,
+) -> Compilation:
+    load_checks()
+    cache = cache if cache is not None else FileCache()
+    config, config_problems = parse_config(tree.config)
+    results = {file: cache.get_or_build(file, raw) for file, raw in sorted(tree.files.items())}
+    intents = [intent for result in results.values() for intent in result.intents]
+    model = resolve_model(intents)
+    raw_diagnostics = [*tree.problems, *config_problems]
+    for result in results.values():
+        raw_diagnostics.extend(result.problems)
+    raw_diagnostics.extend(run_rules(LintContext(model=model, now=now)))
+    lines = {file: result.lines for file, result in results.items()}
+    diagnostics = finalize(raw_diagnostics, lines=lines, config=config.lint)
+    notes = [
+        f"{result.file}: skipped {what} (not a meshc document)"
+        for result in results.values()
+        for what in result.skipped
+    ]
+    return Compilation(
+        files=results,
+        model=model,
+        diagnostics=diagnostics,
+        notes=notes,
+        now=now,
+        rollout_state=dict(rollout_state or {}),
+        config=config,
+    )

@@ -1,0 +1,87 @@
+"""Types shared by every intent kind: the base model, metadata, durations, references."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+class IntentModel(BaseModel):
+    """Base for every intent model: unknown fields are errors, field names are camelCase."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=False,
+    )
+
+
+def duration_ms(text: str) -> float:
+    """Milliseconds in a duration like `1m30s`; the text is assumed valid."""
+    return sum(float(n) * _UNIT_MS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def _check_duration(value: str) -> str:
+    if not DURATION_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a duration; write a number with a unit: ms, s, m, h or d (e.g. 500ms, 2s, 1m30s)"
+        )
+    return value
+
+
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_RE.pattern, json_schema_extra={"examples": ["500ms", "2s", "1m30s", "30d"]}),
+    AfterValidator(_check_duration),
+]
+"""A duration as written by the user (`500ms`, `2s`, `1m30s`, `30d`)."""
+
+Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+"""A Kubernetes DNS-1123 label (names of services, namespaces, versions)."""
+
+Ref = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+"""A service reference: `name` (same namespace) or `namespace/name`."""
+
+Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=63)]]
+
+
+def _to_utc(value: Any) -> Any:
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        value = date.fromisoformat(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return value
+
+
+def _assume_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_to_utc), AfterValidator(_assume_utc)]
+"""A date (`2026-12-31`, midnight UTC) or an RFC 3339 time."""
+
+
+class Metadata(IntentModel):
+    name: Name
+    namespace: Name = "default"
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+def split_ref(ref: str, namespace: str) -> tuple[str, str]:
+    """`name` -> (namespace, name); `ns/name` -> (ns, name)."""
+    if "/" in ref:
+        ns, name = ref.split("/", 1)
+        return ns, name
+    return namespace, ref

@@ -1,0 +1,85 @@
+"""The rule registry: every lint rule's id, severity, documentation and check.
+
+A rule is a function `check(ctx) -> Iterable[Finding]` whose docstring is its user
+documentation (What it does / Why is this bad / Example / Use instead), in the manner
+of ruff's rule docs. Rules report *where* and *what*; the engine attaches the code and
+the severity and applies suppressions, so no rule decides those for itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from compiler.diagnostics import Severity, Span
+
+if TYPE_CHECKING:
+    from compiler.model.mesh import MeshModel
+
+HELP_URI = "https://github.com/meshc/meshc/blob/main/docs/rules.md#{anchor}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    span: Span
+    message: str
+    hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LintContext:
+    model: MeshModel
+    now: datetime
+
+
+Check = Callable[[LintContext], Iterable[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+    doc: str
+    istio_code: str | None
+    check: Check | None
+
+    @property
+    def help_uri(self) -> str:
+        return HELP_URI.format(anchor=f"{self.code.lower()}-{self.name}")
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def register(rule: Rule) -> Rule:
+    if rule.code in REGISTRY:
+        raise RuntimeError(f"rule id {rule.code} registered twice")
+    REGISTRY[rule.code] = rule
+    return rule
+
+
+def rule(
+    code: str, name: str, severity: Severity, *, istio: str | None = None
+) -> Callable[[Check], Check]:
+    """Register a check function; its docstring's first line is the summary."""
+
+    def decorate(check: Check) -> Check:
+        doc = inspect.cleandoc(check.__doc__ or "")
+        if not doc:
+            raise RuntimeError(f"rule {code} has no documentation")
+        summary = doc.splitlines()[0]
+        register(Rule(code, name, severity, summary, doc, istio, check))
+        return check
+
+    return decorate
+
+
+def loader_rule(code: str, name: str, severity: Severity, doc: str, *, istio: str | None = None) -> None:
+    """Register a rule that the loader or validator reports (it has no check function)."""
+    doc = inspect.cleandoc(doc)
+    register(Rule(code, name, severity, doc.splitlines()[0], doc, istio, None))

@@ -1,0 +1,106 @@
+"""Parsed YAML documents to meshc documents, notes for foreign ones, and errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.diagnostics import Diagnostic, Span
+from compiler.load.yamlnodes import ParsedFile, Positions
+
+API_GROUP = "meshc"
+API_VERSION = "meshc/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One meshc document: its kind, raw data and where every node of it sits."""
+
+    file: str
+    index: int
+    kind: str
+    data: dict[str, Any]
+    positions: Positions
+
+    @property
+    def name(self) -> str:
+        meta = self.data.get("metadata")
+        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
+
+    def span(self, *path: str | int) -> Span:
+        return self.positions.value(path)
+
+    def key_span(self, *path: str | int) -> Span:
+        return self.positions.key(path)
+
+
+def classify_documents(
+    parsed: ParsedFile, known_kinds: frozenset[str]
+) -> tuple[list[Document], list[Diagnostic], list[str]]:
+    """Split a file's documents into meshc documents, errors, and notes about skipped ones."""
+    documents: list[Document] = []
+    problems: list[Diagnostic] = []
+    skipped: list[str] = []
+    for doc in parsed.documents:
+        positions = doc.positions
+        if not isinstance(doc.data, dict):
+            shape = "a list" if isinstance(doc.data, list) else "a scalar"
+            problems.append(
+                Diagnostic(
+                    "MC103",
+                    positions.value(()),
+                    f"document is {shape}, expected a mapping with apiVersion, kind, metadata and spec",
+                    "start the document with 'apiVersion: meshc/v1'",
+                )
+            )
+            continue
+        api_version = doc.data.get("apiVersion")
+        kind = doc.data.get("kind")
+        if api_version is None and kind in known_kinds:
+            problems.append(
+                Diagnostic(
+                    "MC104",
+                    positions.value(()),
+                    f"{kind} document has no apiVersion",
+                    f"add 'apiVersion: {API_VERSION}'",
+                )
+            )
+            continue
+        if not _is_ours(api_version):
+            skipped.append(_describe_foreign(api_version, kind))
+            continue
+        if api_version != API_VERSION:
+            problems.append(
+                Diagnostic(
+                    "MC104",
+                    positions.value(("apiVersion",)),
+                    f"unknown meshc version {api_version!r}",
+                    f"use apiVersion: {API_VERSION}",
+                )
+            )
+            continue
+        if not isinstance(kind, str) or kind not in known_kinds:
+            where = positions.value(("kind",)) if "kind" in doc.data else positions.value(())
+            problems.append(
+                Diagnostic(
+                    "MC104",
+                    where,
+                    f"unknown meshc kind {kind!r}" if kind is not None else "document has no kind",
+                    "use one of: " + ", ".join(sorted(known_kinds)),
+                )
+            )
+            continue
+        documents.append(Document(parsed.file, doc.index, kind, doc.data, positions))
+    return documents, problems, skipped
+
+
+def _is_ours(api_version: Any) -> bool:
+    return isinstance(api_version, str) and (
+        api_version == API_GROUP or api_version.startswith(API_GROUP + "/")
+    )
+
+
+def _describe_foreign(api_version: Any, kind: Any) -> str:
+    if api_version is None and kind is None:
+        return "a YAML mapping without apiVersion/kind"
+    return f"{kind or '?'} ({api_version or 'no apiVersion'})"

@@ -1,0 +1,183 @@
+"""The two access graphs of DESIGN.md §2.
+
+The *allowed* graph is what servers permit (the security view: every allow rule, per
+source); the *effective* graph is what can actually happen — a client's declared `calls:`
+intersected with what the server allows at runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from compiler.kinds.access_policy.model import AccessPolicyDocument, Operation, Rule, Source
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.validate import Intent
+
+PeerKind = Literal["service", "namespace", "identity", "any", "ingress"]
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Peer:
+    """A caller as a rule names it."""
+
+    kind: PeerKind
+    value: str
+
+    def __str__(self) -> str:
+        if self.kind == "service":
+            return self.value
+        if self.kind == "any":
+            return "* (any mesh identity)"
+        if self.kind == "ingress":
+            return "ingress-gateway"
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def of(cls, source: Source, namespace: str, model: MeshModel) -> Peer:
+        if source.ingress_gateway:
+            return cls("ingress", "ingress-gateway")
+        if "*" in (source.service, source.namespace, source.identity):
+            return cls("any", "*")
+        if source.service:
+            return cls("service", str(ServiceKey.parse(source.service, namespace)))
+        if source.namespace:
+            return cls("namespace", source.namespace)
+        return cls("identity", spiffe_of(source.identity or "", model))
+
+
+def spiffe_of(identity: str, model: MeshModel) -> str:
+    if identity.startswith("spiffe://"):
+        return identity
+    ns, account = identity.split("/", 1)
+    return model.spiffe(ns, account)
+
+
+def describe_operation(op: Operation) -> str:
+    parts = []
+    if op.methods:
+        parts.append(",".join(op.methods))
+    if op.paths:
+        parts.append(",".join(op.paths))
+    if op.ports:
+        parts.append("port " + ",".join(str(p) for p in op.ports))
+    return " ".join(parts) or "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: Peer
+    server: ServiceKey
+    operation: str
+    action: Literal["allow", "deny"]
+    mode: Literal["enforce", "shadow", "default"]
+    origin: str
+
+    def __str__(self) -> str:
+        arrow = "→" if self.action == "allow" else "⊣"
+        suffix = "" if self.mode == "enforce" else f" ({self.mode})"
+        return f"{self.source} {arrow} {self.server} {self.operation}{suffix}"
+
+    def sort_key(self) -> tuple[str, str, str, str, str]:
+        return (str(self.server), str(self.source), self.operation, self.action, self.mode)
+
+
+def allowed_edges(model: MeshModel) -> list[Edge]:
+    """Every allow (and deny) a server states, plus what defaults open."""
+    edges: set[Edge] = set()
+    for view in model.services.values():
+        enforced = [p for p in view.policies if p.model.spec.mode == "enforce"]
+        if not enforced:
+            if view.policies or model.settings.default_action == "allow":
+                mode: Literal["shadow", "default"] = "shadow" if view.policies else "default"
+                edges.add(Edge(Peer("any", "*"), view.key, "*", "allow", mode, ""))
+        for policy in view.policies:
+            for rule in policy.model.spec.rules:
+                for source in rule.from_:
+                    edges.add(
+                        Edge(
+                            Peer.of(source, policy.model.metadata.namespace, model),
+                            view.key,
+                            describe_operation(rule.to),
+                            rule.action,
+                            policy.model.spec.mode,
+                            policy.ref,
+                        )
+                    )
+    return sorted(edges, key=Edge.sort_key)
+
+
+def peer_matches(source: Source, namespace: str, client: ServiceView, model: MeshModel) -> bool:
+    """Whether a rule's source admits `client` at runtime (Istio matches principals)."""
+    peer = Peer.of(source, namespace, model)
+    if peer.kind == "any":
+        return True
+    if peer.kind == "ingress":
+        return False
+    if peer.kind == "namespace":
+        return client.key.namespace == peer.value
+    if peer.kind == "identity":
+        return client.spiffe_id == peer.value
+    named = model.services.get(ServiceKey.parse(peer.value, namespace))
+    if named is None:
+        return False
+    return named.spiffe_id == client.spiffe_id
+
+
+@dataclass(frozen=True, slots=True)
+class CallDecision:
+    """What happens when `client` calls `server` (a declared call)."""
+
+    client: ServiceKey
+    server: ServiceKey
+    allowed: bool
+    reason: str
+    operations: tuple[str, ...]
+
+
+def matching_rules(
+    server: ServiceView, client: ServiceView, model: MeshModel
+) -> list[tuple[Intent[AccessPolicyDocument], Rule]]:
+    found = []
+    for policy in server.policies:
+        if policy.model.spec.mode != "enforce":
+            continue
+        namespace = policy.model.metadata.namespace
+        for rule in policy.model.spec.rules:
+            if any(peer_matches(s, namespace, client, model) for s in rule.from_):
+                found.append((policy, rule))
+    return found
+
+
+def decide_call(client: ServiceView, server: ServiceView, model: MeshModel) -> CallDecision:
+    enforced = [p for p in server.policies if p.model.spec.mode == "enforce"]
+    if not enforced:
+        if server.policies:
+            return CallDecision(client.key, server.key, True, "shadow mode (allow-all)", ("*",))
+        if model.settings.default_action == "allow":
+            return CallDecision(client.key, server.key, True, "default allow", ("*",))
+        return CallDecision(
+            client.key, server.key, False, f"{server.key} has no AccessPolicy and the mesh default is deny", ()
+        )
+    rules = matching_rules(server, client, model)
+    for policy, rule in rules:
+        if rule.action == "deny" and rule.to.is_any and not rule.headers:
+            return CallDecision(client.key, server.key, False, f"denied by {policy.ref}", ())
+    allows = sorted({describe_operation(r.to) for _, r in rules if r.action == "allow"})
+    if not allows:
+        return CallDecision(
+            client.key, server.key, False, f"no rule of {server.key}'s AccessPolicy allows {client.key}", ()
+        )
+    return CallDecision(client.key, server.key, True, "allowed", tuple(allows))
+
+
+def effective_edges(model: MeshModel) -> list[CallDecision]:
+    """Every declared call with its runtime decision (allowed ones form the effective graph)."""
+    decisions = []
+    for client in sorted(model.services.values(), key=lambda v: v.key):
+        for target in client.calls:
+            server = model.services.get(target)
+            if server is None:
+                continue
+            decisions.append(decide_call(client, server, model))
+    return decisions

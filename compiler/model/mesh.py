@@ -1,0 +1,148 @@
+"""Resolve validated intents into per-service views.
+
+Lint rules and backends read this model instead of the raw intents, so every reference
+is resolved once, here. Unresolvable references are kept (as None) for the reference
+rules to report; nothing in this module reports findings itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.kinds.access_policy.model import AccessPolicyDocument
+from compiler.kinds.common import split_ref
+from compiler.kinds.mesh.model import MeshDocument, MeshSpec
+from compiler.kinds.resilience.model import ResilienceDocument
+from compiler.kinds.rollout.model import RolloutDocument
+from compiler.kinds.service.model import ServiceDocument
+from compiler.validate import Intent
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class ServiceKey:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, ref: str, namespace: str) -> ServiceKey:
+        ns, name = split_ref(ref, namespace)
+        return cls(ns, name)
+
+    def short(self, namespace: str) -> str:
+        """`name` within `namespace`, else `ns/name` — how users write references."""
+        return self.name if self.namespace == namespace else str(self)
+
+
+@dataclass(slots=True)
+class ServiceView:
+    """Everything the model knows about one service, from every kind that names it."""
+
+    key: ServiceKey
+    intent: Intent[ServiceDocument]
+    selector: dict[str, str]
+    service_account: str
+    spiffe_id: str
+    policies: list[Intent[AccessPolicyDocument]] = field(default_factory=list)
+    rollouts: list[Intent[RolloutDocument]] = field(default_factory=list)
+    resilience: list[Intent[ResilienceDocument]] = field(default_factory=list)
+
+    @property
+    def spec(self) -> Any:
+        return self.intent.model.spec
+
+    @property
+    def calls(self) -> list[ServiceKey]:
+        return [ServiceKey.parse(ref, self.key.namespace) for ref in self.spec.calls]
+
+    def version_labels(self, version: str) -> dict[str, str]:
+        """The selector ANDed with the version's extra labels."""
+        labels = dict(self.selector)
+        labels.update(self.spec.versions[version].labels)
+        return labels
+
+    @property
+    def has_restriction(self) -> bool:
+        return bool(self.policies)
+
+
+@dataclass(slots=True)
+class MeshModel:
+    mesh: Intent[MeshDocument] | None
+    settings: MeshSpec
+    meshes: list[Intent[MeshDocument]]
+    services: dict[ServiceKey, ServiceView]
+    duplicate_services: list[Intent[ServiceDocument]]
+    policies: list[Intent[AccessPolicyDocument]]
+    rollouts: list[Intent[RolloutDocument]]
+    resilience: list[Intent[ResilienceDocument]]
+    identities: dict[str, list[ServiceKey]]
+
+    @property
+    def name(self) -> str:
+        return self.mesh.model.metadata.name if self.mesh else "mesh"
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted({key.namespace for key in self.services})
+
+    def service(self, ref: str, namespace: str) -> ServiceView | None:
+        return self.services.get(ServiceKey.parse(ref, namespace))
+
+    def spiffe(self, namespace: str, service_account: str) -> str:
+        return f"spiffe://{self.settings.trust_domain}/ns/{namespace}/sa/{service_account}"
+
+
+def resolve_model(intents: list[Intent[Any]]) -> MeshModel:
+    meshes = [i for i in intents if i.doc.kind == "Mesh"]
+    mesh = meshes[0] if meshes else None
+    settings = mesh.model.spec if mesh else MeshSpec()
+    services: dict[ServiceKey, ServiceView] = {}
+    duplicates: list[Intent[ServiceDocument]] = []
+    identities: dict[str, list[ServiceKey]] = {}
+    for intent in intents:
+        if intent.doc.kind != "Service":
+            continue
+        meta = intent.model.metadata
+        key = ServiceKey(meta.namespace, meta.name)
+        if key in services:
+            duplicates.append(intent)
+            continue
+        spec = intent.model.spec
+        account = spec.identity or meta.name
+        spiffe = f"spiffe://{settings.trust_domain}/ns/{meta.namespace}/sa/{account}"
+        services[key] = ServiceView(
+            key=key,
+            intent=intent,
+            selector=dict(spec.selector) if spec.selector is not None else {"app": meta.name},
+            service_account=account,
+            spiffe_id=spiffe,
+        )
+        identities.setdefault(spiffe, []).append(key)
+    model = MeshModel(
+        mesh=mesh,
+        settings=settings,
+        meshes=meshes,
+        services=services,
+        duplicate_services=duplicates,
+        policies=[i for i in intents if i.doc.kind == "AccessPolicy"],
+        rollouts=[i for i in intents if i.doc.kind == "Rollout"],
+        resilience=[i for i in intents if i.doc.kind == "Resilience"],
+        identities=identities,
+    )
+    for policy in model.policies:
+        target = model.service(policy.model.spec.service, policy.model.metadata.namespace)
+        if target:
+            target.policies.append(policy)
+    for rollout in model.rollouts:
+        target = model.service(rollout.model.spec.service, rollout.model.metadata.namespace)
+        if target:
+            target.rollouts.append(rollout)
+    for res in model.resilience:
+        target = model.service(res.model.spec.service, res.model.metadata.namespace)
+        if target:
+            target.resilience.append(res)
+    return model

@@ -1,0 +1,57 @@
+"""Compiler-style text output: grouped by file, the source line, a caret under the column."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.markup import escape
+
+from compiler.diagnostics import Diagnostic, Severity
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "bold blue"}
+
+
+def render_text(
+    diagnostics: list[Diagnostic],
+    lines: Mapping[str, list[str]],
+    console: Console,
+    *,
+    show_suppressed: bool = False,
+) -> None:
+    shown = [d for d in diagnostics if show_suppressed or d.suppressed_reason is None]
+    current_file = None
+    for diag in shown:
+        if diag.span.file != current_file:
+            current_file = diag.span.file
+            console.print(f"[bold]{escape(current_file)}[/bold]")
+        style = _STYLE[diag.severity]
+        label = diag.severity.label
+        console.print(
+            f"  {escape(str(diag.span))}: [{style}]{label}[{escape(diag.code)}][/{style}] {escape(diag.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        source = lines.get(diag.span.file, [])
+        if 1 <= diag.span.line <= len(source):
+            text = source[diag.span.line - 1].expandtabs(1)
+            number = str(diag.span.line)
+            console.print(f"  {number:>5} | {escape(text)}", highlight=False, soft_wrap=True)
+            width = 1
+            if diag.span.end_line == diag.span.line and diag.span.end_col > diag.span.col:
+                width = diag.span.end_col - diag.span.col
+            caret = " " * (diag.span.col - 1) + "^" * max(1, min(width, len(text) - diag.span.col + 1))
+            console.print(f"  {'':>5} | [{style}]{caret}[/{style}]", highlight=False)
+        if diag.hint:
+            console.print(f"  {'':>5} = help: {escape(diag.hint)}", highlight=False, soft_wrap=True)
+        if diag.suppressed_reason:
+            console.print(f"  {'':>5} = suppressed: {escape(diag.suppressed_reason)}", highlight=False)
+    counts = {s: sum(1 for d in shown if d.severity == s and not d.suppressed_reason) for s in Severity}
+    suppressed = sum(1 for d in diagnostics if d.suppressed_reason)
+    summary = (
+        f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
+        f"{counts[Severity.INFO]} info"
+    )
+    if suppressed:
+        summary += f", {suppressed} suppressed"
+    console.print(summary, highlight=False)

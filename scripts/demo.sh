@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set everything up, then run meshc's main job on the example repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+echo "\$ meshc lint policies/"
+.venv/bin/meshc lint policies/
+echo
+echo "\$ meshc graph policies/"
+.venv/bin/meshc graph policies/
