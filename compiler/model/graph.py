@@ -15,6 +15,7 @@ from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.validate import Intent
 
 PeerKind = Literal["service", "namespace", "identity", "any", "ingress"]
+Verdict = Literal["allowed", "shadow", "default-allow", "default-deny", "no-rule", "denied"]
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -87,10 +88,9 @@ def allowed_edges(model: MeshModel) -> list[Edge]:
     edges: set[Edge] = set()
     for view in model.services.values():
         enforced = [p for p in view.policies if p.model.spec.mode == "enforce"]
-        if not enforced:
-            if view.policies or model.settings.default_action == "allow":
-                mode: Literal["shadow", "default"] = "shadow" if view.policies else "default"
-                edges.add(Edge(Peer("any", "*"), view.key, "*", "allow", mode, ""))
+        if not enforced and (view.policies or model.settings.default_action == "allow"):
+            mode: Literal["shadow", "default"] = "shadow" if view.policies else "default"
+            edges.add(Edge(Peer("any", "*"), view.key, "*", "allow", mode, ""))
         for policy in view.policies:
             for rule in policy.model.spec.rules:
                 for source in rule.from_:
@@ -133,6 +133,8 @@ class CallDecision:
     allowed: bool
     reason: str
     operations: tuple[str, ...]
+    verdict: Verdict = "allowed"
+    """Why, as a tag: tools that report a denial say which kind it was."""
 
 
 def matching_rules(
@@ -153,20 +155,36 @@ def decide_call(client: ServiceView, server: ServiceView, model: MeshModel) -> C
     enforced = [p for p in server.policies if p.model.spec.mode == "enforce"]
     if not enforced:
         if server.policies:
-            return CallDecision(client.key, server.key, True, "shadow mode (allow-all)", ("*",))
+            return CallDecision(
+                client.key, server.key, True, "shadow mode (allow-all)", ("*",), "shadow"
+            )
         if model.settings.default_action == "allow":
-            return CallDecision(client.key, server.key, True, "default allow", ("*",))
+            return CallDecision(
+                client.key, server.key, True, "default allow", ("*",), "default-allow"
+            )
         return CallDecision(
-            client.key, server.key, False, f"{server.key} has no AccessPolicy and the mesh default is deny", ()
+            client.key,
+            server.key,
+            False,
+            f"{server.key} has no AccessPolicy and the mesh default is deny",
+            (),
+            "default-deny",
         )
     rules = matching_rules(server, client, model)
     for policy, rule in rules:
         if rule.action == "deny" and rule.to.is_any and not rule.headers:
-            return CallDecision(client.key, server.key, False, f"denied by {policy.ref}", ())
+            return CallDecision(
+                client.key, server.key, False, f"denied by {policy.ref}", (), "denied"
+            )
     allows = sorted({describe_operation(r.to) for _, r in rules if r.action == "allow"})
     if not allows:
         return CallDecision(
-            client.key, server.key, False, f"no rule of {server.key}'s AccessPolicy allows {client.key}", ()
+            client.key,
+            server.key,
+            False,
+            f"no rule of {server.key}'s AccessPolicy allows {client.key}",
+            (),
+            "no-rule",
         )
     return CallDecision(client.key, server.key, True, "allowed", tuple(allows))
 

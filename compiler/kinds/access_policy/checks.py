@@ -1,1 +1,696 @@
-"""Lint rules for this kind (see compiler/lint/registry.py for how a rule is written)."""
+"""Lint rules about AccessPolicy documents: references, dead or redundant rules, and the
+security smells of zero-trust rules (wildcards, whole namespaces, header-only checks).
+
+Coverage ("rule A admits everything rule B admits") is decided on principals, the way
+Istio matches them: a `service` source is the service's SPIFFE identity, a `namespace`
+source matches every identity in that namespace, `*` any mesh identity, and the ingress
+gateway its service account's identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from compiler.diagnostics import Severity
+from compiler.kinds.access_policy.model import (
+    AccessPolicyDocument,
+    Operation,
+    Rule,
+    Source,
+    path_covers,
+)
+from compiler.kinds.mesh.checks import plaintext_reason
+from compiler.lint.registry import Finding, LintContext, rule
+from compiler.model.graph import decide_call, spiffe_of
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.validate import Intent
+
+Policy = Intent[AccessPolicyDocument]
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedRule:
+    """A rule with the policy it sits in and its index there (for spans and messages)."""
+
+    policy: Policy
+    index: int
+    rule: Rule
+
+    @property
+    def namespace(self) -> str:
+        return self.policy.model.metadata.namespace
+
+    @property
+    def where(self) -> str:
+        name = self.policy.model.metadata.name
+        span = self.policy.span("rules", self.index)
+        return f"rule {self.index + 1} of AccessPolicy {name!r} at {span}"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """What a source matches at runtime: any identity, a namespace, or one SPIFFE ID."""
+
+    kind: Literal["any", "namespace", "id"]
+    value: str
+
+
+def placed_rules(view: ServiceView) -> list[PlacedRule]:
+    return [
+        PlacedRule(policy, index, r)
+        for policy in view.policies
+        for index, r in enumerate(policy.model.spec.rules)
+    ]
+
+
+def gateway_spiffe(model: MeshModel) -> str:
+    gateway = model.settings.ingress_gateway
+    return model.spiffe(gateway.namespace, gateway.service_account)
+
+
+def principal_of(source: Source, namespace: str, model: MeshModel) -> Principal:
+    if source.ingress_gateway:
+        return Principal("id", gateway_spiffe(model))
+    if source.is_wildcard:
+        return Principal("any", "*")
+    if source.service:
+        key = ServiceKey.parse(source.service, namespace)
+        view = model.services.get(key)
+        return Principal("id", view.spiffe_id if view else f"undeclared:{key}")
+    if source.namespace:
+        return Principal("namespace", source.namespace)
+    return Principal("id", spiffe_of(source.identity or "", model))
+
+
+def spiffe_namespace(spiffe: str) -> str | None:
+    parts = spiffe.split("/")
+    # spiffe://<td>/ns/<ns>/sa/<sa> -> ['spiffe:', '', td, 'ns', ns, 'sa', sa]
+    if len(parts) == 7 and parts[3] == "ns" and parts[5] == "sa":
+        return parts[4]
+    return None
+
+
+def principal_covers(outer: Principal, inner: Principal) -> bool:
+    if outer.kind == "any":
+        return True
+    if outer.kind == "namespace":
+        if inner.kind == "namespace":
+            return inner.value == outer.value
+        return inner.kind == "id" and spiffe_namespace(inner.value) == outer.value
+    return inner.kind == "id" and inner.value == outer.value
+
+
+def port_numbers(ports: list[int | str], view: ServiceView) -> set[int | str]:
+    """Port numbers of an operation, with port names resolved through the service."""
+    by_name = {p.name: p.port for p in view.spec.ports}
+    return {by_name.get(p, p) if isinstance(p, str) else p for p in ports}
+
+
+def operation_covers(outer: Operation, inner: Operation, view: ServiceView) -> bool:
+    if outer.ports and not (
+        inner.ports and port_numbers(inner.ports, view) <= port_numbers(outer.ports, view)
+    ):
+        return False
+    if outer.methods and not (inner.methods and set(inner.methods) <= set(outer.methods)):
+        return False
+    return not outer.paths or bool(
+        inner.paths and all(any(path_covers(o, i) for o in outer.paths) for i in inner.paths)
+    )
+
+
+def headers_cover(outer: dict[str, list[str]], inner: dict[str, list[str]]) -> bool:
+    """Whether every request meeting `inner`'s header conditions meets `outer`'s."""
+    lowered = {name.lower(): set(values) for name, values in inner.items()}
+    return all(
+        name.lower() in lowered and lowered[name.lower()] <= set(values)
+        for name, values in outer.items()
+    )
+
+
+def rule_covers(outer: PlacedRule, inner: PlacedRule, view: ServiceView, model: MeshModel) -> bool:
+    """Whether `outer` matches every request that `inner` matches."""
+    outer_principals = [principal_of(s, outer.namespace, model) for s in outer.rule.from_]
+    for source in inner.rule.from_:
+        principal = principal_of(source, inner.namespace, model)
+        if not any(principal_covers(o, principal) for o in outer_principals):
+            return False
+    return operation_covers(outer.rule.to, inner.rule.to, view) and headers_cover(
+        outer.rule.headers, inner.rule.headers
+    )
+
+
+def source_key(source: Source) -> str:
+    """The key the user wrote for this source (for spans)."""
+    if source.ingress_gateway:
+        return "ingressGateway"
+    if source.service:
+        return "service"
+    if source.namespace:
+        return "namespace"
+    return "identity"
+
+
+def iter_sources(model: MeshModel) -> Iterator[tuple[Policy, int, Rule, int, Source]]:
+    for policy in model.policies:
+        for index, r in enumerate(policy.model.spec.rules):
+            for position, source in enumerate(r.from_):
+                yield policy, index, r, position, source
+
+
+def target_of(policy: Policy, model: MeshModel) -> ServiceView | None:
+    return model.service(policy.model.spec.service, policy.model.metadata.namespace)
+
+
+# --- references -------------------------------------------------------------------------
+
+
+@rule("MC202", "unknown-policy-target", Severity.ERROR, istio="IST0101")
+def unknown_policy_target(ctx: LintContext) -> Iterable[Finding]:
+    """An AccessPolicy is written for a service that no Service document declares.
+
+    **What it does.** Resolves `spec.service` of every AccessPolicy (`name` in the policy's
+    namespace, `ns/name` elsewhere) against the declared services.
+
+    **Why is this bad.** A policy for an unknown service protects nothing: it cannot be
+    lowered (there is no selector to apply it to), while the real service stays under the
+    mesh default. Usually a misspelt name or a missing namespace. Istio reports unknown
+    references as IST0101 (ReferencedResourceNotFound).
+
+    **Example.**
+    ```yaml
+    kind: AccessPolicy
+    metadata: {name: reviews, namespace: bookinfo}
+    spec: {service: review, rules: [{from: [{service: productpage}]}]}
+    ```
+
+    **Use instead.** `service: reviews` (or `service: other-ns/reviews`).
+    """
+    for policy in ctx.model.policies:
+        if target_of(policy, ctx.model) is None:
+            key = ServiceKey.parse(policy.model.spec.service, policy.model.metadata.namespace)
+            yield Finding(
+                policy.span("service"),
+                f"AccessPolicy {policy.model.metadata.name!r} is for {key}, which no Service "
+                "declares; it protects nothing",
+                "fix the service name (ns/name for another namespace), or declare the Service",
+            )
+
+
+@rule("MC203", "unknown-source-service", Severity.ERROR, istio="IST0101")
+def unknown_source_service(ctx: LintContext) -> Iterable[Finding]:
+    """A rule's `from.service` names a service that no Service document declares.
+
+    **What it does.** Resolves every `from: [{service: ...}]` (except `*`) against the
+    declared services, relative to the AccessPolicy's namespace.
+
+    **Why is this bad.** meshc matches callers by the identity of the named service; for an
+    unknown service there is no identity, so the rule admits nobody and the caller the
+    author meant is denied. Istio reports unknown references as IST0101.
+
+    **Example.** `from: [{service: productpgae}]`
+
+    **Use instead.** `from: [{service: productpage}]` (or `{service: frontend/web}`).
+    """
+    model = ctx.model
+    for policy, index, _, position, source in iter_sources(model):
+        if not source.service or source.service == "*":
+            continue
+        namespace = policy.model.metadata.namespace
+        if model.service(source.service, namespace) is None:
+            yield Finding(
+                policy.span("rules", index, "from", position, "service"),
+                f"source service {ServiceKey.parse(source.service, namespace)} is not declared "
+                "by any Service, so this source admits nobody",
+                "fix the name (ns/name for another namespace), or declare the Service",
+            )
+
+
+@rule("MC204", "unknown-source-identity", Severity.WARNING, istio="IST0101")
+def unknown_source_identity(ctx: LintContext) -> Iterable[Finding]:
+    """A rule's `from.identity` is not the identity of any declared service.
+
+    **What it does.** Turns every `from: [{identity: ...}]` (`ns/sa` or a SPIFFE ID) into a
+    SPIFFE ID and looks for a declared service running as it (or the ingress gateway).
+
+    **Why is this bad.** Usually a typo in the service account, or the service account of a
+    workload meshc does not know about. A misspelt identity admits nobody; an undeclared
+    workload is invisible to the access graph, the plan and the other rules.
+
+    **Example.** `from: [{identity: bookinfo/bookinfo-productpage-sa}]` when the service
+    runs as `bookinfo-productpage`.
+
+    **Use instead.** `from: [{service: productpage}]`, or the exact identity of a declared
+    service; declare the calling workload as a Service if it is missing.
+    """
+    model = ctx.model
+    known = set(model.identities) | {gateway_spiffe(model)}
+    for policy, index, _, position, source in iter_sources(model):
+        if not source.identity or source.identity == "*":
+            continue
+        spiffe = spiffe_of(source.identity, model)
+        if spiffe not in known:
+            yield Finding(
+                policy.span("rules", index, "from", position, "identity"),
+                f"source identity {spiffe} is not the identity of any declared Service",
+                "check the service account name, or declare the calling Service (spec.identity)",
+            )
+
+
+@rule("MC205", "unknown-source-namespace", Severity.WARNING, istio="IST0101")
+def unknown_source_namespace(ctx: LintContext) -> Iterable[Finding]:
+    """A rule's `from.namespace` names a namespace where no service is declared.
+
+    **What it does.** Checks every `from: [{namespace: ...}]` (except `*`) against the
+    namespaces of the declared services.
+
+    **Why is this bad.** Either the name is misspelt (and the rule admits nobody), or it
+    opens the door to workloads meshc knows nothing about — anything deployed there later
+    is admitted without review. Istio reports unknown namespaces as IST0101.
+
+    **Example.** `from: [{namespace: bookinf}]`
+
+    **Use instead.** Name the calling services: `from: [{service: frontend/web}]`; for the
+    ingress gateway, `from: [{ingressGateway: true}]`.
+    """
+    model = ctx.model
+    namespaces = set(model.namespaces)
+    for policy, index, _, position, source in iter_sources(model):
+        if not source.namespace or source.namespace == "*" or source.namespace in namespaces:
+            continue
+        yield Finding(
+            policy.span("rules", index, "from", position, "namespace"),
+            f"source namespace {source.namespace!r} has no declared Service",
+            "fix the namespace, or name the calling services; use ingressGateway: true for "
+            "the gateway",
+        )
+
+
+@rule("MC207", "unknown-port", Severity.ERROR, istio="IST0101")
+def unknown_port(ctx: LintContext) -> Iterable[Finding]:
+    """A rule's `to.ports` names a port the service does not have.
+
+    **What it does.** Checks each entry of `to.ports` — a port number or a port name —
+    against the `ports` of the target Service.
+
+    **Why is this bad.** A condition on a port the service does not expose never matches: an
+    allow rule admits nothing, a deny rule denies nothing. Writing the container port
+    (`targetPort`) instead of the service port is a common cause.
+
+    **Example.** `to: {ports: [8080]}` on a service with `ports: [{name: http, port: 9080}]`.
+
+    **Use instead.** `to: {ports: [9080]}` or `to: {ports: [http]}`.
+    """
+    model = ctx.model
+    for policy in model.policies:
+        view = target_of(policy, model)
+        if view is None:
+            continue
+        numbers = {p.port for p in view.spec.ports}
+        names = {p.name for p in view.spec.ports}
+        declared = ", ".join(f"{p.name} ({p.port})" for p in view.spec.ports)
+        for index, r in enumerate(policy.model.spec.rules):
+            for position, port in enumerate(r.to.ports):
+                if port in numbers or port in names:
+                    continue
+                if isinstance(port, str) and port.isdigit() and int(port) in numbers:
+                    continue
+                target = [p.port for p in view.spec.ports if p.container_port == port]
+                hint = (
+                    f"write the service port {target[0]}, not the container port"
+                    if target
+                    else f"use one of the service's ports: {declared}"
+                )
+                yield Finding(
+                    policy.span("rules", index, "to", "ports", position),
+                    f"port {port!r} is not a port of {view.key} (it has {declared}), so this "
+                    f"{r.action} rule never matches",
+                    hint,
+                )
+
+
+# --- conflicts --------------------------------------------------------------------------
+
+
+@rule("MC303", "allow-shadowed-by-deny", Severity.WARNING)
+def allow_shadowed_by_deny(ctx: LintContext) -> Iterable[Finding]:
+    """A deny rule covers every source and operation of an allow rule, so the allow is dead.
+
+    **What it does.** For each service, compares every allow rule with every deny rule of all
+    its AccessPolicies in the same mode (several policies for a service are one union). An
+    allow rule is reported when one deny rule matches all its sources (by identity: a
+    namespace covers its services, `*` covers everything), all its ports, methods and paths,
+    and all its header conditions.
+
+    **Why is this bad.** Deny is evaluated first and wins: the allow rule never admits
+    anything. Either the deny is broader than intended (a caller that should work is cut
+    off) or the allow is a leftover that reviewers still read as granting access.
+
+    **Example.**
+    ```yaml
+    rules:
+    - from: [{service: productpage}]
+      to: {methods: [GET], paths: ["/reviews/*"]}
+    - from: [{namespace: bookinfo}]
+      action: deny
+    ```
+
+    **Use instead.** Narrow the deny (e.g. `to: {methods: [DELETE]}`) or remove the dead allow.
+    """
+    model = ctx.model
+    for view in model.services.values():
+        placed = placed_rules(view)
+        for allow in placed:
+            if allow.rule.action != "allow":
+                continue
+            for deny in placed:
+                if deny.rule.action != "deny" or not _same_mode(allow, deny):
+                    continue
+                if rule_covers(deny, allow, view, model):
+                    yield Finding(
+                        allow.policy.span("rules", allow.index),
+                        f"allow rule {allow.index + 1} for {view.key} never takes effect: "
+                        f"deny {deny.where} matches all of its requests",
+                        "narrow the deny rule, or remove the allow rule",
+                    )
+                    break
+
+
+@rule("MC304", "redundant-allow", Severity.WARNING)
+def redundant_allow(ctx: LintContext) -> Iterable[Finding]:
+    """An allow rule is fully covered by another allow rule for the same service.
+
+    **What it does.** For each service, compares the allow rules of all its AccessPolicies in
+    the same mode. A rule is reported when another single allow rule matches all its sources,
+    ports, methods, paths and header conditions (of two identical rules, the later one).
+    A rule with `log: true` covered by one without is kept (it marks matches for audit).
+
+    **Why is this bad.** The covered rule grants nothing on its own, but it looks like it
+    does: tightening it later changes nothing, because the broader rule still admits the
+    same requests.
+
+    **Example.**
+    ```yaml
+    rules:
+    - from: [{service: productpage}]
+      to: {methods: [GET]}
+    - from: [{service: productpage}]
+      to: {methods: [GET], paths: ["/reviews/*"]}
+    ```
+
+    **Use instead.** Keep the rule that states the intended access and remove the other.
+    """
+    model = ctx.model
+    for view in model.services.values():
+        allows = [p for p in placed_rules(view) if p.rule.action == "allow"]
+        for position, inner in enumerate(allows):
+            for other, outer in enumerate(allows):
+                if other == position or not _same_mode(inner, outer):
+                    continue
+                if inner.rule.log and not outer.rule.log:
+                    continue
+                if not rule_covers(outer, inner, view, model):
+                    continue
+                if other > position and rule_covers(inner, outer, view, model):
+                    continue  # identical: report the later of the two only
+                yield Finding(
+                    inner.policy.span("rules", inner.index),
+                    f"allow rule {inner.index + 1} for {view.key} is redundant: allow "
+                    f"{outer.where} already admits all of its requests",
+                    "remove this rule, or narrow the broader one if it admits too much",
+                )
+                break
+
+
+def _same_mode(a: PlacedRule, b: PlacedRule) -> bool:
+    return a.policy.model.spec.mode == b.policy.model.spec.mode
+
+
+# --- security ---------------------------------------------------------------------------
+
+
+@rule("MC403", "wildcard-without-justification", Severity.ERROR)
+def wildcard_without_justification(ctx: LintContext) -> Iterable[Finding]:
+    """An allow rule admits `*` (any mesh identity) without a `justification`.
+
+    **What it does.** Reports allow rules with a `*` source (service, namespace or identity)
+    and no `justification` text.
+
+    **Why is this bad.** `*` admits every authenticated workload in the mesh, present and
+    future — the opposite of zero trust. It is sometimes right (a public health endpoint, a
+    shared auth service), but it must be a reviewed decision with its reason on record.
+
+    **Example.** `- from: [{service: "*"}]`
+
+    **Use instead.** Name the callers (`from: [{service: productpage}]`), or keep the
+    wildcard and say why: `justification: "token introspection, called by every service"`.
+    """
+    for policy, index, r, position, source in iter_sources(ctx.model):
+        if r.action != "allow" or not source.is_wildcard or (r.justification or "").strip():
+            continue
+        key = source_key(source)
+        yield Finding(
+            policy.span("rules", index, "from", position, key),
+            f"rule {index + 1} of AccessPolicy {policy.model.metadata.name!r} admits any mesh "
+            "identity ('*') without a justification",
+            "name the callers, or add 'justification: <why every workload may call this>' to the "
+            "rule",
+        )
+
+
+@rule("MC404", "namespace-wide-source", Severity.WARNING)
+def namespace_wide_source(ctx: LintContext) -> Iterable[Finding]:
+    """An allow rule admits a whole namespace.
+
+    **What it does.** Reports allow rules with a `namespace` source (other than `*`, which
+    MC403 covers); the message says whether it is the service's own namespace or another.
+
+    **Why is this bad.** Every workload in the namespace is admitted, including ones deployed
+    later and ones meshc does not know about; a compromise of any of them reaches this
+    service. Opening *another* team's namespace hands the decision of who may call you to
+    whoever deploys there.
+
+    **Example.** `- from: [{namespace: frontend}]`
+
+    **Use instead.** Name the calling services: `from: [{service: frontend/web}]`.
+    """
+    model = ctx.model
+    for policy, index, r, position, source in iter_sources(model):
+        if r.action != "allow" or not source.namespace or source.namespace == "*":
+            continue
+        view = target_of(policy, model)
+        home = view.key.namespace if view else policy.model.metadata.namespace
+        server = str(view.key) if view else policy.model.spec.service
+        whose = "its own namespace" if source.namespace == home else "another namespace"
+        yield Finding(
+            policy.span("rules", index, "from", position, "namespace"),
+            f"rule admits every workload in {whose} {source.namespace!r} to {server}, "
+            "including ones deployed later",
+            "name the calling services instead (from: [{service: ns/name}])",
+        )
+
+
+@rule("MC405", "policy-on-port-without-protocol", Severity.WARNING, istio="IST0118")
+def policy_on_port_without_protocol(ctx: LintContext) -> Iterable[Finding]:
+    """A service with an AccessPolicy has a port without a `protocol`.
+
+    **What it does.** For every service that has at least one AccessPolicy, reports each port
+    with no `protocol` (http, http2, grpc or tcp), at the port.
+
+    **Why is this bad.** Without a declared protocol Istio must guess (protocol sniffing,
+    IST0118 PortNameIsNotUnderNamingConvention), and on connections it treats as plain TCP
+    the HTTP conditions of an AuthorizationPolicy cannot be evaluated: an allow rule with
+    methods, paths or headers then matches nothing, and a deny rule with them denies the
+    whole connection. Whether a rule works then depends on a guess.
+
+    **Example.** `ports: [{name: web, port: 9080}]` on a service whose policy allows
+    `to: {methods: [GET]}`.
+
+    **Use instead.** `ports: [{name: web, port: 9080, protocol: http}]`.
+    """
+    for view in ctx.model.services.values():
+        if not view.policies:
+            continue
+        http_rules = any(
+            r.to.methods or r.to.paths or r.headers
+            for policy in view.policies
+            for r in policy.model.spec.rules
+        )
+        consequence = (
+            "its policy's methods, paths and headers may not be enforced"
+            if http_rules
+            else "Istio has to guess the protocol its policy applies to"
+        )
+        for index, port in enumerate(view.spec.ports):
+            if port.protocol is not None:
+                continue
+            yield Finding(
+                view.intent.span("ports", index),
+                f"port {port.name!r} ({port.port}) of {view.key} has no protocol, but "
+                f"{view.key} has an AccessPolicy: {consequence}",
+                "declare the protocol: protocol: http, http2, grpc or tcp",
+            )
+
+
+@rule("MC406", "identity-rules-without-strict-mtls", Severity.WARNING)
+def identity_rules_without_strict_mtls(ctx: LintContext) -> Iterable[Finding]:
+    """An AccessPolicy matches callers by identity while its service still accepts plaintext.
+
+    This rule depends on the evaluation time (an exception or permissive period ends).
+
+    **What it does.** Reports every AccessPolicy whose service is not under strict mTLS at the
+    evaluation time: the mesh is permissive (with no `until`, or one still ahead), or the
+    Mesh lists a live mTLS exception for the service.
+
+    **Why is this bad.** Every source meshc knows (service, namespace, identity, `*`, the
+    ingress gateway) is matched on the caller's mTLS identity. A plaintext request has none:
+    allow rules reject it, and — worse — deny rules do not match it, so a plaintext client
+    walks past a deny.
+
+    **Example.** `mtls: {mode: permissive}` in the Mesh together with AccessPolicies that deny
+    a namespace.
+
+    **Use instead.** Finish the migration and make mTLS strict for the service; keep
+    exceptions short and only for services whose policy does not depend on a deny.
+    """
+    model = ctx.model
+    for policy in model.policies:
+        view = target_of(policy, model)
+        if view is None:
+            continue
+        reason = plaintext_reason(model, view, ctx.now)
+        if reason is None:
+            continue
+        denies = any(r.action == "deny" for r in policy.model.spec.rules)
+        effect = (
+            "plaintext requests carry no identity, so its deny rules do not stop them"
+            if denies
+            else "plaintext requests carry no identity, so its rules cannot admit them"
+        )
+        yield Finding(
+            policy.span("service"),
+            f"AccessPolicy {policy.model.metadata.name!r} matches callers of {view.key} by "
+            f"identity, but {reason}: {effect}",
+            "make mTLS strict for this service (end the permissive period or the exception)",
+        )
+
+
+_CALL_HINTS = {
+    "default-deny": "write an AccessPolicy for {server} that allows {client}",
+    "no-rule": "add a rule to {server}'s AccessPolicy: from: [{{service: {short}}}]",
+    "denied": "narrow the deny rule, or remove the call from calls:",
+}
+
+
+@rule("MC407", "declared-call-denied", Severity.ERROR)
+def declared_call_denied(ctx: LintContext) -> Iterable[Finding]:
+    """A service declares a call (`calls:`) that the called service's access rules deny.
+
+    **What it does.** Decides every declared call the way the server's proxy will: default
+    deny with no AccessPolicy, no allow rule admitting the caller, or a deny rule covering
+    the caller; the message says which.
+
+    **Why is this bad.** The client gets a route to the server (it declared the call) and
+    every request is refused with 403 by the server's RBAC filter. The two sides of the
+    intent disagree, and the first to notice is production traffic.
+
+    **Example.** `productpage` declares `calls: [reviews]`, but the AccessPolicy of `reviews`
+    only allows `from: [{service: ratings}]`.
+
+    **Use instead.** Allow the caller in the server's AccessPolicy
+    (`from: [{service: productpage}]`), or remove the call if it is not needed.
+    """
+    model = ctx.model
+    for client in model.services.values():
+        for index, target in enumerate(client.calls):
+            server = model.services.get(target)
+            if server is None:
+                continue
+            decision = decide_call(client, server, model)
+            if decision.allowed:
+                continue
+            template = _CALL_HINTS.get(decision.verdict, "allow the call, or remove it")
+            yield Finding(
+                client.intent.span("calls", index),
+                f"{client.key} calls {server.key}, which will deny it: {decision.reason}",
+                template.format(
+                    server=server.key,
+                    client=client.key,
+                    short=client.key.short(server.key.namespace),
+                ),
+            )
+
+
+@rule("MC408", "unused-allow", Severity.INFO)
+def unused_allow(ctx: LintContext) -> Iterable[Finding]:
+    """An allow rule admits a service that does not declare the call.
+
+    **What it does.** For every allow rule with a `service` source, checks that the named
+    service lists the policy's service in its `calls:`.
+
+    **Why is this bad.** No client uses this allow: a proxy only routes to what its service
+    declares, so the access is unused today — but it stays open, and the allowed graph is
+    wider than the effective one. Often a leftover after a call was removed.
+
+    **Example.** `reviews` allows `from: [{service: details}]`, but `details` has no
+    `calls: [reviews]`.
+
+    **Use instead.** Remove the source, or add the call to the client's `calls:`.
+    """
+    model = ctx.model
+    for policy, index, r, position, source in iter_sources(model):
+        if r.action != "allow" or not source.service or source.service == "*":
+            continue
+        server = target_of(policy, model)
+        client = model.service(source.service, policy.model.metadata.namespace)
+        if server is None or client is None or server.key in client.calls:
+            continue
+        yield Finding(
+            policy.span("rules", index, "from", position, "service"),
+            f"no client uses this allow: {client.key} does not declare a call to {server.key}",
+            f"remove the source, or add {server.key.short(client.key.namespace)} to the "
+            f"calls: of {client.key}",
+        )
+
+
+@rule("MC409", "header-as-authentication", Severity.WARNING)
+def header_as_authentication(ctx: LintContext) -> Iterable[Finding]:
+    """An allow rule with broad sources relies on a request header to decide who may call.
+
+    **What it does.** Reports allow rules with `headers` conditions whose every source is
+    broad — `*`, a namespace, or the ingress gateway (which forwards requests from outside).
+
+    **Why is this bad.** A request header is a value the caller writes. With broad sources
+    the header is the only thing separating the intended callers from everyone else, so any
+    workload in the namespace — or anyone on the internet, through the gateway — can send
+    `x-role: admin` and pass. Headers are fine for routing, not for authentication.
+
+    **Example.**
+    ```yaml
+    - from: [{namespace: bookinfo}]
+      headers: {x-internal: ["true"]}
+    ```
+
+    **Use instead.** Identify the callers by identity (`from: [{service: productpage}]`), or
+    validate a signed token (JWT) at the gateway.
+    """
+    model = ctx.model
+    for policy in model.policies:
+        namespace = policy.model.metadata.namespace
+        for index, r in enumerate(policy.model.spec.rules):
+            if r.action != "allow" or not r.headers:
+                continue
+            broad = all(
+                s.ingress_gateway or principal_of(s, namespace, model).kind != "id"
+                for s in r.from_
+            )
+            if not broad:
+                continue
+            name = sorted(r.headers)[0]
+            yield Finding(
+                policy.key_span("rules", index, "headers", name),
+                f"rule {index + 1} admits broad sources and tells callers apart only by the "
+                f"request header {name!r}, a value the caller controls",
+                "identify callers by identity (from: [{service: ...}]), not by a header",
+            )

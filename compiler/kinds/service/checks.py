@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from compiler.diagnostics import Severity
 from compiler.lint.registry import Finding, LintContext, rule
+from compiler.model.mesh import ServiceKey
 
 
 @rule("MC201", "unknown-service", Severity.ERROR, istio="IST0101")
@@ -37,3 +38,149 @@ def unknown_called_service(ctx: LintContext) -> Iterable[Finding]:
                     f"{view.key} calls {ref!r}, which no Service declares",
                     "declare the Service, or fix the name (use ns/name for another namespace)",
                 )
+
+
+@rule("MC206", "version-contradicts-selector", Severity.ERROR, istio="IST0127")
+def version_contradicts_selector(ctx: LintContext) -> Iterable[Finding]:
+    """A version's labels give a selector key a different value, so the version selects nothing.
+
+    **What it does.** Compares each version's `labels` with the service's `selector` (by
+    default `{app: <name>}`); a key present in both with different values is reported.
+
+    **Why is this bad.** A version's labels are ANDed with the selector: the subset asks for
+    pods labelled `app: reviews` *and* `app: reviews-v2`, and no pod has both. Traffic sent to
+    that version has no endpoint and fails with 503. Istio reports a subset or policy that
+    matches no workload as IST0127 (NoMatchingWorkloadsFound).
+
+    **Example.**
+    ```yaml
+    kind: Service
+    metadata: {name: reviews, namespace: bookinfo}
+    spec:
+      ports: [{name: http, port: 9080, protocol: http}]
+      versions: {v2: {labels: {app: reviews-v2}}}
+    ```
+
+    **Use instead.** Label versions with a key the selector does not use:
+    `versions: {v2: {labels: {version: v2}}}`.
+    """
+    for view in ctx.model.services.values():
+        for version, spec in view.spec.versions.items():
+            for label, value in spec.labels.items():
+                wanted = view.selector.get(label)
+                if wanted is None or wanted == value:
+                    continue
+                yield Finding(
+                    view.intent.span("versions", version, "labels", label),
+                    f"version {version!r} of {view.key}: label {label}={value} contradicts the "
+                    f"selector {label}={wanted}, so the version selects no workload",
+                    f"drop {label!r} from the version's labels (the selector is ANDed in), or "
+                    "tell versions apart with another key such as 'version'",
+                )
+
+
+@rule("MC301", "shared-identity", Severity.WARNING)
+def shared_identity(ctx: LintContext) -> Iterable[Finding]:
+    """Two services run as the same identity (service account).
+
+    **What it does.** Groups services by their SPIFFE identity
+    (`spiffe://<trust-domain>/ns/<namespace>/sa/<identity>`) and reports every service that
+    shares its identity with another.
+
+    **Why is this bad.** Authorization matches callers by the identity in their mTLS
+    certificate, not by service name. A rule `from: [{service: a}]` admits every workload
+    running as `a`'s service account, so allowing one of the services silently allows the
+    other too, and a compromise of one is a compromise of both.
+
+    **Example.**
+    ```yaml
+    kind: Service
+    metadata: {name: reviews, namespace: bookinfo}
+    spec: {identity: bookinfo, ports: [{name: http, port: 9080, protocol: http}]}
+    ---
+    kind: Service
+    metadata: {name: ratings, namespace: bookinfo}
+    spec: {identity: bookinfo, ports: [{name: http, port: 9080, protocol: http}]}
+    ```
+
+    **Use instead.** One service account per service: `identity: bookinfo-reviews` and
+    `identity: bookinfo-ratings`.
+    """
+    model = ctx.model
+    for spiffe, keys in sorted(model.identities.items()):
+        if len(keys) < 2:
+            continue
+        for key in keys:
+            view = model.services[key]
+            others = ", ".join(str(k) for k in keys if k != key)
+            yield Finding(
+                view.intent.span("identity"),
+                f"{key} runs as {spiffe}, the same identity as {others}; a rule that allows one "
+                "of them allows the others",
+                "give each service its own service account in spec.identity",
+            )
+
+
+@rule("MC302", "duplicate-service", Severity.ERROR)
+def duplicate_service(ctx: LintContext) -> Iterable[Finding]:
+    """The same Service (namespace and name) is declared more than once.
+
+    **What it does.** Reports every Service document after the first with the same
+    `metadata.namespace` and `metadata.name`.
+
+    **Why is this bad.** Only the first declaration is used; the ports, versions, identity
+    and calls of the others are ignored, so an edit to the second copy silently does
+    nothing (or a copy-paste left a stale service behind).
+
+    **Example.** Two files both declaring `kind: Service`,
+    `metadata: {name: reviews, namespace: bookinfo}`.
+
+    **Use instead.** One Service document per service; merge the two.
+    """
+    model = ctx.model
+    for duplicate in model.duplicate_services:
+        meta = duplicate.model.metadata
+        first = model.services.get(ServiceKey(meta.namespace, meta.name))
+        where = f" (first declared at {first.intent.doc.span()})" if first else ""
+        yield Finding(
+            duplicate.doc.span("metadata", "name"),
+            f"Service {meta.namespace}/{meta.name} is declared twice{where}; this declaration is "
+            "ignored",
+            "keep one Service document per service and merge the two",
+        )
+
+
+@rule("MC307", "duplicate-version-labels", Severity.ERROR)
+def duplicate_version_labels(ctx: LintContext) -> Iterable[Finding]:
+    """Two versions of one service select exactly the same workloads.
+
+    **What it does.** Compares the full labels of each version (the selector ANDed with the
+    version's own labels) and reports a version whose labels equal an earlier version's.
+
+    **Why is this bad.** Both subsets select the same pods, so a split between them moves no
+    traffic, and a rollout "to v2" keeps serving the v1 pods: the dashboards say one thing and
+    the traffic does another. Usually a version's labels were copied and not edited.
+
+    **Example.**
+    ```yaml
+    versions:
+      v1: {labels: {version: v1}}
+      v2: {labels: {version: v1}}
+    ```
+
+    **Use instead.** Distinct labels per version: `v2: {labels: {version: v2}}`.
+    """
+    for view in ctx.model.services.values():
+        seen: dict[tuple[tuple[str, str], ...], str] = {}
+        for version in view.spec.versions:
+            labels = tuple(sorted(view.version_labels(version).items()))
+            earlier = seen.setdefault(labels, version)
+            if earlier == version:
+                continue
+            shown = ", ".join(f"{k}: {v}" for k, v in labels)
+            yield Finding(
+                view.intent.key_span("versions", version),
+                f"version {version!r} of {view.key} has the same labels as {earlier!r} "
+                f"({{{shown}}}), so both select the same workloads",
+                f"give {version!r} its own label value (e.g. version: {version})",
+            )
