@@ -27,8 +27,9 @@ def render_text(
             console.print(f"[bold]{escape(current_file)}[/bold]")
         style = _STYLE[diag.severity]
         label = diag.severity.label
+        tag = f"[{style}]{label}[{escape(diag.code)}][/{style}]"
         console.print(
-            f"  {escape(str(diag.span))}: [{style}]{label}[{escape(diag.code)}][/{style}] {escape(diag.message)}",
+            f"  {escape(str(diag.span))}: {tag} {escape(diag.message)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -40,13 +41,19 @@ def render_text(
             width = 1
             if diag.span.end_line == diag.span.line and diag.span.end_col > diag.span.col:
                 width = diag.span.end_col - diag.span.col
-            caret = " " * (diag.span.col - 1) + "^" * max(1, min(width, len(text) - diag.span.col + 1))
+            caret = " " * (diag.span.col - 1) + "^" * max(
+                1, min(width, len(text) - diag.span.col + 1)
+            )
             console.print(f"  {'':>5} | [{style}]{caret}[/{style}]", highlight=False)
         if diag.hint:
             console.print(f"  {'':>5} = help: {escape(diag.hint)}", highlight=False, soft_wrap=True)
         if diag.suppressed_reason:
-            console.print(f"  {'':>5} = suppressed: {escape(diag.suppressed_reason)}", highlight=False)
-    counts = {s: sum(1 for d in shown if d.severity == s and not d.suppressed_reason) for s in Severity}
+            console.print(
+                f"  {'':>5} = suppressed: {escape(diag.suppressed_reason)}", highlight=False
+            )
+    counts = {
+        s: sum(1 for d in shown if d.severity == s and not d.suppressed_reason) for s in Severity
+    }
     suppressed = sum(1 for d in diagnostics if d.suppressed_reason)
     summary = (
         f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "

@@ -1,0 +1,96 @@
+"""Machine-readable lint reports: json, sarif, github and junit.
+
+`render` is the one entry point (`meshc lint --format ...` calls it). Every format is
+deterministic: findings are sorted, keys are ordered, and the only time in the output is
+the evaluation time the caller passes in (the time expiries were judged at).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from compiler.diagnostics import Diagnostic
+from compiler.report.common import (
+    region_of,
+    rfc3339,
+    rule_name,
+    sorted_diagnostics,
+    summarize,
+    tool_version,
+)
+from compiler.report.github import render_github
+from compiler.report.junit import render_junit
+from compiler.report.sarif import render_sarif
+
+JSON_REPORT_VERSION = 1
+"""Bumped only on an incompatible change to the json report (see docs/lint-report.md)."""
+
+
+def render(
+    fmt: str,
+    diagnostics: list[Diagnostic],
+    *,
+    lines: Mapping[str, list[str]],
+    root: Path,
+    now: datetime,
+) -> str:
+    """The report for `diagnostics` in format `fmt` (json, sarif, github or junit)."""
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        choices = ", ".join(sorted(_RENDERERS))
+        raise ValueError(f"unknown report format {fmt!r}; choose one of {choices}")
+    return renderer(sorted_diagnostics(diagnostics), lines, root, now)
+
+
+def render_json(
+    diagnostics: list[Diagnostic], lines: Mapping[str, list[str]], root: Path, now: datetime
+) -> str:
+    """The stable json report: `{version, tool, evaluatedAt, summary, findings}`."""
+    del lines, root  # file paths stay relative to the policy root, as in text output
+    summary = summarize(diagnostics)
+    report = {
+        "version": JSON_REPORT_VERSION,
+        "tool": {"name": "meshc", "version": tool_version()},
+        "evaluatedAt": rfc3339(now),
+        "summary": {
+            "error": summary.errors,
+            "warning": summary.warnings,
+            "info": summary.infos,
+            "suppressed": summary.suppressed,
+            "total": summary.total,
+        },
+        "findings": [_json_finding(d) for d in diagnostics],
+    }
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def _json_finding(diag: Diagnostic) -> dict[str, Any]:
+    region = region_of(diag.span)
+    return {
+        "code": diag.code,
+        "name": rule_name(diag.code),
+        "severity": diag.severity.label,
+        "file": diag.span.file,
+        "line": region.line,
+        "column": region.column,
+        "endLine": region.end_line if region.end_line is not None else region.line,
+        "endColumn": region.end_column if region.end_column is not None else region.column,
+        "message": diag.message,
+        "hint": diag.hint,
+        "suppressed": diag.suppressed_reason is not None,
+        "suppressionReason": diag.suppressed_reason,
+    }
+
+
+Renderer = Callable[[list[Diagnostic], Mapping[str, list[str]], Path, datetime], str]
+
+_RENDERERS: dict[str, Renderer] = {
+    "json": render_json,
+    "sarif": render_sarif,
+    "github": render_github,
+    "junit": render_junit,
+}
