@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.config import ProjectConfig, parse_config
-from compiler.diagnostics import Diagnostic, Severity
+from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.kinds import KIND_NAMES, KINDS, load_checks
 from compiler.lint.engine import finalize, run_rules
 from compiler.lint.registry import LintContext
@@ -54,6 +54,20 @@ class FileCache:
 
 
 def build_file(file: str, raw: bytes) -> FileResult:
+    """Parse, classify and validate one file; any input gives a result, never an exception."""
+    try:
+        return _build_file(file, raw)
+    except Exception as exc:  # a loader bug must be a located finding, not a traceback
+        problem = Diagnostic(
+            "MC000",
+            Span(file),
+            f"internal error while reading this file ({type(exc).__name__})",
+            "please report this input to the meshc maintainers",
+        )
+        return FileResult(file, [], [], [], [problem], [])
+
+
+def _build_file(file: str, raw: bytes) -> FileResult:
     parsed = parse_source(file, raw)
     documents, problems, skipped = classify_documents(parsed, KIND_NAMES)
     problems = [*parsed.problems, *problems]
@@ -79,7 +93,9 @@ class Compilation:
     config: ProjectConfig
 
     def blocking(self, threshold: Severity = Severity.WARNING) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity >= threshold and d.suppressed_reason is None]
+        return [
+            d for d in self.diagnostics if d.severity >= threshold and d.suppressed_reason is None
+        ]
 
     @property
     def ok(self) -> bool:

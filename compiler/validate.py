@@ -50,7 +50,15 @@ _MISMATCH = frozenset(
 )
 """Error types meaning "the value is not of this member's form" (not a deeper problem)."""
 _NUMERIC = frozenset(
-    {"int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "finite_number"}
+    {
+        "int_type",
+        "int_parsing",
+        "int_parsing_size",
+        "int_from_float",
+        "float_type",
+        "float_parsing",
+        "finite_number",
+    }
 )
 
 
@@ -242,7 +250,7 @@ def _message(error: dict[str, Any]) -> str:
         return f"{_short(value)} is not valid here (expected the pattern {ctx.get('pattern')})"
     if kind == "literal_error":
         return f"{_short(value)} is not one of {ctx.get('expected')}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
+    if kind in ("int_type", "int_parsing", "int_parsing_size", "int_from_float"):
         return f"expected a whole number, got {_short(value)}"
     if kind in ("float_type", "float_parsing"):
         return f"expected a number, got {_short(value)}"
@@ -305,8 +313,9 @@ def _short(value: Any) -> str:
         return "a list"
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, int) and abs(value) >= 10**30:
-        return f"a {len(str(abs(value)))}-digit number"
+    digits = str(value).lstrip("+-") if isinstance(value, int | str) else ""
+    if len(digits) > 30 and digits.isdigit():
+        return f"a {len(digits)}-digit number"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "...'"
 

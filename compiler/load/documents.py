@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,8 @@ def classify_documents(
     documents: list[Document] = []
     problems: list[Diagnostic] = []
     skipped: list[str] = []
+    if not parsed.documents and not parsed.problems:
+        skipped.append("a file with no YAML documents")
     for doc in parsed.documents:
         positions = doc.positions
         if not isinstance(doc.data, dict):
@@ -49,7 +52,7 @@ def classify_documents(
                 Diagnostic(
                     "MC103",
                     positions.value(()),
-                    f"document is {shape}, expected a mapping with apiVersion, kind, metadata and spec",
+                    f"document is {shape}; expected a mapping (apiVersion, kind, metadata, spec)",
                     "start the document with 'apiVersion: meshc/v1'",
                 )
             )
@@ -80,18 +83,34 @@ def classify_documents(
             )
             continue
         if not isinstance(kind, str) or kind not in known_kinds:
-            where = positions.value(("kind",)) if "kind" in doc.data else positions.value(())
-            problems.append(
-                Diagnostic(
-                    "MC104",
-                    where,
-                    f"unknown meshc kind {kind!r}" if kind is not None else "document has no kind",
-                    "use one of: " + ", ".join(sorted(known_kinds)),
-                )
-            )
+            problems.append(_bad_kind(kind, positions, known_kinds))
             continue
         documents.append(Document(parsed.file, doc.index, kind, doc.data, positions))
     return documents, problems, skipped
+
+
+def _bad_kind(kind: Any, positions: Positions, known_kinds: frozenset[str]) -> Diagnostic:
+    """A meshc document whose kind is missing, not a string, or not one of ours."""
+    choices = "use one of: " + ", ".join(sorted(known_kinds))
+    if kind is None:
+        return Diagnostic("MC104", positions.value(()), "document has no kind", choices)
+    where = positions.value(("kind",))
+    if not isinstance(kind, str):
+        return Diagnostic("MC104", where, f"kind must be a name, but it is {_shape(kind)}", choices)
+    close = difflib.get_close_matches(kind, sorted(known_kinds), n=1, cutoff=0.6)
+    if close:
+        return Diagnostic(
+            "MC104", where, f"unknown meshc kind {kind!r}; did you mean {close[0]!r}?", choices
+        )
+    return Diagnostic("MC104", where, f"unknown meshc kind {kind!r}", choices)
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a boolean" if isinstance(value, bool) else "a number"
 
 
 def _is_ours(api_version: Any) -> bool:
