@@ -44,7 +44,8 @@ spec:
 def rollout(spec: str, *, name: str = "reviews") -> str:
     """A Rollout document in namespace shop; `spec` is the body under `spec:`."""
     body = textwrap.indent(textwrap.dedent(spec), "  ")
-    return f"apiVersion: meshc/v1\nkind: Rollout\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n{body}"
+    head = f"apiVersion: meshc/v1\nkind: Rollout\nmetadata: {{name: {name}, namespace: shop}}\n"
+    return f"{head}spec:\n{body}"
 
 
 def lint(rollout_text: str, *, service: str = SERVICE, policy: str = GET_ONLY) -> Compilation:
@@ -102,10 +103,22 @@ def test_mc222_unknown_versions_in_every_role() -> None:
     found = findings(lint(text), "MC222")
     by_message = {d.message: at(d) for d in found}
     assert by_message == {
-        "shop/reviews: stable version 'v0' is not declared by the Service": ("rollout.yaml", *where(text, "v0\n")),
-        "shop/reviews: split version 'v0' is not declared by the Service": ("rollout.yaml", *where(text, "v0:")),
-        "shop/reviews: split version 'v4' is not declared by the Service": ("rollout.yaml", *where(text, "v4:")),
-        "shop/reviews: match[0] version 'v5' is not declared by the Service": ("rollout.yaml", *where(text, "v5")),
+        "shop/reviews: stable version 'v0' is not declared by the Service": (
+            "rollout.yaml",
+            *where(text, "v0\n"),
+        ),
+        "shop/reviews: split version 'v0' is not declared by the Service": (
+            "rollout.yaml",
+            *where(text, "v0:"),
+        ),
+        "shop/reviews: split version 'v4' is not declared by the Service": (
+            "rollout.yaml",
+            *where(text, "v4:"),
+        ),
+        "shop/reviews: match[0] version 'v5' is not declared by the Service": (
+            "rollout.yaml",
+            *where(text, "v5"),
+        ),
     }
     assert all("v1, v2, v3" in d.hint for d in found)
 
@@ -234,7 +247,10 @@ def test_mc501_split_not_summing_to_100() -> None:
 
 
 def test_mc501_silent_when_split_sums_to_100() -> None:
-    assert findings(lint(rollout("service: reviews\nstable: v1\nsplit: {v1: 95, v3: 5}\n")), "MC501") == []
+    assert (
+        findings(lint(rollout("service: reviews\nstable: v1\nsplit: {v1: 95, v3: 5}\n")), "MC501")
+        == []
+    )
 
 
 def test_mc502_steps_decreasing_and_not_ending_at_100() -> None:
@@ -252,7 +268,10 @@ def test_mc502_steps_decreasing_and_not_ending_at_100() -> None:
     found = findings(lint(text), "MC502")
     messages = {d.message: at(d) for d in found}
     assert messages == {
-        "shop/reviews: step 1 lowers the canary weight from 10 to 5": ("rollout.yaml", *where(text, "5,")),
+        "shop/reviews: step 1 lowers the canary weight from 10 to 5": (
+            "rollout.yaml",
+            *where(text, "5,"),
+        ),
         "shop/reviews: the last step sends 50% to the canary, so the rollout never completes": (
             "rollout.yaml",
             *where(text, "50"),
@@ -269,7 +288,8 @@ def test_mc502_empty_steps() -> None:
 
 def test_mc502_silent_for_progressive_steps() -> None:
     text = rollout(
-        "service: reviews\nstable: v1\ncanary: v3\nsteps: [{weight: 5}, {weight: 5}, {weight: 50}, {weight: 100}]\n"
+        "service: reviews\nstable: v1\ncanary: v3\n"
+        "steps: [{weight: 5}, {weight: 5}, {weight: 50}, {weight: 100}]\n"
     )
     assert findings(lint(text), "MC502") == []
 
@@ -311,7 +331,10 @@ def test_mc504_mirror_to_undeclared_version() -> None:
 
 
 def test_mc504_silent_for_declared_mirror() -> None:
-    assert findings(lint(rollout("service: reviews\nstable: v1\nmirror: {version: v3}\n")), "MC504") == []
+    assert (
+        findings(lint(rollout("service: reviews\nstable: v1\nmirror: {version: v3}\n")), "MC504")
+        == []
+    )
 
 
 def test_mc505_mirror_of_service_accepting_post() -> None:
@@ -333,7 +356,9 @@ def test_mc505_mirror_of_unrestricted_service() -> None:
 def test_mc505_silent_for_get_only_or_opt_in() -> None:
     plain = rollout("service: reviews\nstable: v1\nmirror: {version: v3}\n")
     assert findings(lint(plain, policy=GET_ONLY), "MC505") == []
-    opted = rollout("service: reviews\nstable: v1\nmirror: {version: v3, allowNonIdempotent: true}\n")
+    opted = rollout(
+        "service: reviews\nstable: v1\nmirror: {version: v3, allowNonIdempotent: true}\n"
+    )
     assert findings(lint(opted, policy=WITH_POST), "MC505") == []
 
 
@@ -350,7 +375,9 @@ def test_mc506_silent_in_range() -> None:
 
 
 TCP_SERVICE = SERVICE.replace("protocol: http", "protocol: tcp")
-MATCH = "service: reviews\nstable: v1\nmatch: [{headers: {end-user: {exact: jason}}, version: v2}]\n"
+MATCH = (
+    "service: reviews\nstable: v1\nmatch: [{headers: {end-user: {exact: jason}}, version: v2}]\n"
+)
 
 
 def test_mc507_header_match_on_tcp_only_service() -> None:
@@ -384,6 +411,7 @@ def test_mc508_silent_for_shadow_version() -> None:
     text = rollout("service: reviews\nstable: v1\nsplit: {v1: 100, v3: 0}\nmirror: {version: v3}\n")
     assert findings(lint(text), "MC508") == []
     steps = rollout(
-        "service: reviews\nstable: v1\ncanary: v3\nsteps: [{weight: 10}, {weight: 100}]\nmirror: {version: v2}\n"
+        "service: reviews\nstable: v1\ncanary: v3\n"
+        "steps: [{weight: 10}, {weight: 100}]\nmirror: {version: v2}\n"
     )
     assert findings(lint(steps), "MC508") == []
