@@ -1,0 +1,214 @@
+"""`meshc plan`: what a change does, compiled from Git objects without touching the worktree."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from compiler.cli.common import now_option, resolve_now
+from compiler.plan.ca import CaStatusError, load_ca_status
+from compiler.plan.engine import Plan, Planner, build_plan
+from compiler.plan.markdown import render_markdown
+from compiler.plan.mask import mask_text
+from compiler.plan.report import context_edges, plan_document
+from compiler.plan.source import (
+    WORKTREE,
+    PlanInputError,
+    Revision,
+    open_source,
+    read_commit_tree,
+    read_worktree,
+    resolve_revision,
+)
+from compiler.plan.text import render_text
+
+FORMATS = ("text", "json", "markdown")
+_MAX_STATE_BYTES = 1024 * 1024
+
+
+@click.command("plan")
+@click.option(
+    "--base", "base_ref", required=True, metavar="REF", help="The revision to compare against."
+)
+@click.option(
+    "--head",
+    "head_ref",
+    default=None,
+    metavar="REF",
+    help="The revision to plan (default: the worktree, with uncommitted and untracked edits).",
+)
+@click.option(
+    "--repo",
+    "repo_dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="A directory inside the Git repository; without --path it is also the policy root.",
+)
+@click.option(
+    "--path",
+    "policy_path",
+    default=None,
+    metavar="SUBDIR",
+    help="The policy root, relative to the repository's top level (default: --repo's directory).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when nothing changes, 1 when something does, 2 on error.",
+)
+@click.option(
+    "--rollout-state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="JSON/YAML mapping of Rollout (namespace/name) to its current step (default: step 0).",
+)
+@click.option(
+    "--ca-status",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Keyless CA status (`meshd ca status --format json`); refuse heads that drop live roots.",
+)
+@now_option
+def plan_command(
+    base_ref: str,
+    head_ref: str | None,
+    repo_dir: Path,
+    policy_path: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    rollout_state: Path | None,
+    ca_status: Path | None,
+    now: datetime | None,
+) -> None:
+    """Compare the policy root at --base with --head: resources, meaning and risk flags.
+
+    Exit codes: 2 when head does not compile, --ca-status refuses it, or the input is bad;
+    otherwise 0 (with --detailed-exitcode: 0 no changes, 1 changes). A base that does not
+    compile is reported and head's content is shown as all new.
+    """
+    when = resolve_now(now)
+    state = _read_rollout_state(rollout_state) if rollout_state else {}
+    status = _read_ca_status(ca_status) if ca_status else None
+    plan = compute_plan(
+        repo_dir,
+        base_ref=base_ref,
+        head_ref=head_ref,
+        policy_path=policy_path,
+        now=when,
+        rollout_state=state,
+        ca_status=status,
+    )
+    sys.stdout.write(format_plan(plan, fmt))
+    if plan.failed:
+        reason = "head does not compile" if not plan.head.compiles else "--ca-status refuses head"
+        click.echo(f"meshc plan: {reason}; see the report above", err=True)
+        sys.exit(2)
+    sys.exit(1 if detailed_exitcode and plan.changed else 0)
+
+
+def compute_plan(
+    repo_dir: Path,
+    *,
+    base_ref: str,
+    head_ref: str | None,
+    policy_path: str | None,
+    now: datetime,
+    rollout_state: dict[str, int],
+    ca_status: Any | None,
+    planner: Planner | None = None,
+) -> Plan:
+    """Read both sides from Git (head: the worktree when no ref) and build the plan."""
+    planner = planner if planner is not None else Planner()
+    try:
+        source = open_source(repo_dir, policy_path)
+    except PlanInputError as exc:
+        _fail(str(exc))
+    try:
+        base_rev = resolve_revision(source, base_ref)
+        base_tree = read_commit_tree(source, base_rev, planner.blobs)
+        if head_ref is None:
+            head_rev = Revision(WORKTREE, None, None)
+            head_tree = read_worktree(source)
+        else:
+            head_rev = resolve_revision(source, head_ref)
+            head_tree = read_commit_tree(source, head_rev, planner.blobs)
+    except PlanInputError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # gitpython raises many types for a damaged repository
+        _fail(
+            f"{repo_dir}: cannot read the Git repository ({type(exc).__name__}: {exc}); "
+            "check it with `git fsck`"
+        )
+    finally:
+        source.repo.close()  # type: ignore[attr-defined]
+    base = planner.compile_side(base_rev, base_tree, now=now, rollout_state=rollout_state)
+    head = planner.compile_side(head_rev, head_tree, now=now, rollout_state=rollout_state)
+    return build_plan(base, head, now=now, ca_status=ca_status)
+
+
+def format_plan(plan: Plan, fmt: str) -> str:
+    document = plan_document(plan)
+    if fmt == "json":
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "markdown":
+        text = "\n".join(render_markdown(document, context=context_edges(plan)))
+    else:
+        text = render_text(document)
+    return mask_text(text)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"meshc plan: {mask_text(message)}", err=True)
+    sys.exit(2)
+
+
+def _read_small(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_STATE_BYTES + 1)
+    except OSError as exc:
+        _fail(f"{what} {path}: cannot read it ({exc.strerror}); check the path")
+    if len(raw) > _MAX_STATE_BYTES:
+        _fail(f"{what} {path}: larger than {_MAX_STATE_BYTES} bytes; pass the small status file")
+    return raw
+
+
+def _read_rollout_state(path: Path) -> dict[str, int]:
+    """`{"bookinfo/reviews": 2}`: each progressive Rollout's current step (JSON or YAML)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    raw = _read_small(path, "--rollout-state")
+    try:
+        data = YAML(typ="safe", pure=True).load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, YAMLError) as exc:
+        _fail(
+            f"--rollout-state {path}: not JSON/YAML ({str(exc).splitlines()[0]}); "
+            'write a mapping like {"bookinfo/reviews": 2}'
+        )
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in data.items()
+    ):
+        _fail(
+            f"--rollout-state {path}: expected a mapping of Rollout to step, "
+            'like {"bookinfo/reviews": 2}'
+        )
+    return {str(k): int(v) for k, v in data.items()}
+
+
+def _read_ca_status(path: Path) -> Any:
+    raw = _read_small(path, "--ca-status")
+    try:
+        return load_ca_status(raw, source=f"--ca-status {path}")
+    except CaStatusError as exc:
+        _fail(str(exc))

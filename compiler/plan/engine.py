@@ -1,0 +1,160 @@
+"""Plan: compile two revisions and compare them.
+
+`Planner` keeps the caches that make a re-plan after a one-file change cheap: blob bytes
+by blob id (`BlobCache`), per-file parse/validate results by content (`FileCache`, shared
+by both sides) and whole compiled sides by their content digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from compiler.api import Compilation, FileCache, compile_tree
+from compiler.artifacts import Artifacts
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.load.discover import PolicyTree
+from compiler.plan.ca import ca_refusals
+from compiler.plan.meaning import Meaning, MeaningDiff, diff_meaning, summarise
+from compiler.plan.resources import ResourceChange, diff_artifacts
+from compiler.plan.risk import RiskFlag, risk_flags
+from compiler.plan.source import BlobCache, Revision
+
+_SIDE_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One compiled revision: its model, its lowered objects and its meaning."""
+
+    revision: Revision
+    compilation: Compilation
+    artifacts: Artifacts | None
+    lowering_note: str | None
+    meaning: Meaning | None
+
+    @property
+    def compiles(self) -> bool:
+        return self.compilation.ok
+
+    @property
+    def findings(self) -> list[Diagnostic]:
+        """Unsuppressed findings at warning or above (what a broken side shows)."""
+        return self.compilation.blocking(Severity.WARNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    base: Side
+    head: Side
+    resources: tuple[ResourceChange, ...] | None
+    """None when head does not compile or cannot be lowered."""
+    meaning: MeaningDiff | None
+    """None when head does not compile."""
+    risks: tuple[RiskFlag, ...]
+    refusals: tuple[str, ...]
+    notes: tuple[str, ...]
+    now: datetime
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.resources) or (self.meaning is not None and not self.meaning.empty)
+
+    @property
+    def failed(self) -> bool:
+        """Head must not be applied: it does not compile, or --ca-status refused it."""
+        return not self.head.compiles or bool(self.refusals)
+
+
+@dataclass(slots=True)
+class Planner:
+    """Compiles sides with shared caches; one per process (or per watch session)."""
+
+    files: FileCache = field(default_factory=FileCache)
+    blobs: BlobCache = field(default_factory=BlobCache)
+    sides: OrderedDict[str, tuple[Compilation, Artifacts | None, str | None, Meaning | None]] = (
+        field(default_factory=OrderedDict)
+    )
+
+    def compile_side(
+        self,
+        revision: Revision,
+        tree: PolicyTree,
+        *,
+        now: datetime,
+        rollout_state: Mapping[str, int],
+    ) -> Side:
+        key = side_digest(tree, now=now, rollout_state=rollout_state)
+        hit = self.sides.get(key)
+        if hit is None:
+            compilation = compile_tree(tree, now=now, rollout_state=rollout_state, cache=self.files)
+            artifacts, note = lower_side(compilation) if compilation.ok else (None, None)
+            meaning = summarise(compilation) if compilation.ok else None
+            hit = (compilation, artifacts, note, meaning)
+            self.sides[key] = hit
+            while len(self.sides) > _SIDE_CACHE_SIZE:
+                self.sides.popitem(last=False)
+        else:
+            self.sides.move_to_end(key)
+        return Side(revision, *hit)
+
+
+def side_digest(tree: PolicyTree, *, now: datetime, rollout_state: Mapping[str, int]) -> str:
+    """Everything a compiled side depends on, hashed."""
+    digest = hashlib.sha256()
+    digest.update(now.isoformat().encode())
+    for name, step in sorted(rollout_state.items()):
+        digest.update(f"\0state\0{name}\0{step}".encode())
+    digest.update(b"\0config\0" + (tree.config if tree.config is not None else b"\xff"))
+    for problem in tree.problems:
+        digest.update(f"\0problem\0{problem}".encode())
+    for path, raw in sorted(tree.files.items()):
+        digest.update(f"\0file\0{path}\0{len(raw)}\0".encode())
+        digest.update(hashlib.sha256(raw).digest())
+    return digest.hexdigest()
+
+
+def lower_side(compilation: Compilation) -> tuple[Artifacts | None, str | None]:
+    """Istio objects for a compiling side; a note instead when lowering is unavailable."""
+    try:
+        from compiler.lower import LoweringRefused, lower
+    except ImportError:
+        return None, "the Istio lowering is not available in this build; resources are not compared"
+    try:
+        artifacts: Artifacts = lower(compilation, target="istio")
+    except LoweringRefused as exc:
+        return None, f"lowering refused: {exc}"
+    return artifacts, None
+
+
+def build_plan(base: Side, head: Side, *, now: datetime, ca_status: Any | None = None) -> Plan:
+    """Compare two compiled sides. A base that does not compile counts as empty."""
+    notes: list[str] = []
+    if not base.compiles:
+        notes.append(
+            f"base ({base.revision.label}) does not compile: everything head holds is shown as new"
+        )
+    if not head.compiles:
+        notes.append(
+            f"head ({head.revision.label}) does not compile: nothing can be planned or applied"
+        )
+        return Plan(base, head, None, None, (), (), tuple(notes), now)
+    head_meaning = head.meaning if head.meaning is not None else Meaning()
+    base_meaning = base.meaning if base.compiles and base.meaning is not None else Meaning()
+    meaning = diff_meaning(base_meaning, head_meaning)
+    resources: tuple[ResourceChange, ...] | None = None
+    if head.artifacts is not None and (base.artifacts is not None or not base.compiles):
+        resources = tuple(diff_artifacts(base.artifacts or Artifacts(), head.artifacts))
+    for side in (base, head):
+        if side.lowering_note and side.lowering_note not in notes:
+            notes.append(side.lowering_note)
+    refusals: tuple[str, ...] = ()
+    if ca_status is not None:
+        refusals = tuple(ca_refusals(head.compilation.model.settings, ca_status))
+    return Plan(
+        base, head, resources, meaning, tuple(risk_flags(meaning)), refusals, tuple(notes), now
+    )

@@ -1,0 +1,336 @@
+"""The meaning diff: what a change does to access, traffic, resilience, mTLS and trust.
+
+Each side of a plan is summarised once into a `Meaning` (plain, comparable values);
+the diff between two summaries is what reviewers read instead of YAML.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.api import Compilation
+from compiler.kinds.mesh.anchors import anchor_fingerprints
+from compiler.model.graph import allowed_edges, effective_edges
+from compiler.model.mesh import MeshModel, ServiceView
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class AccessEdge:
+    """One edge of the allowed graph: `source` may call `server` for `operation`."""
+
+    server: str
+    source: str
+    source_kind: str
+    operation: str
+    action: str
+    mode: str
+
+    def text(self, *, qualify: bool) -> str:
+        arrow = "→" if self.action == "allow" else "⊣ (deny)"
+        suffix = "" if self.mode == "enforce" else f" ({self.mode})"
+        return (
+            f"{peer_label(self.source, self.source_kind, qualify=qualify)} {arrow} "
+            f"{service_label(self.server, qualify=qualify)} {self.operation}{suffix}"
+        )
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class CallEdge:
+    """One edge of the effective graph: a declared call the server allows."""
+
+    server: str
+    client: str
+    operation: str
+
+    def text(self, *, qualify: bool) -> str:
+        return (
+            f"{service_label(self.client, qualify=qualify)} → "
+            f"{service_label(self.server, qualify=qualify)} {self.operation}"
+        )
+
+
+def service_label(key: str, *, qualify: bool) -> str:
+    return key if qualify else key.split("/", 1)[-1]
+
+
+def peer_label(value: str, kind: str, *, qualify: bool) -> str:
+    if kind == "service":
+        return service_label(value, qualify=qualify)
+    if kind == "any":
+        return "* (any mesh identity)"
+    if kind == "ingress":
+        return "ingress-gateway"
+    return f"{kind}:{value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """How one service's traffic is shared: percentages per version, or unsplit."""
+
+    shares: tuple[tuple[str, int], ...] | None
+    match: tuple[str, ...] = ()
+    mirror: str | None = None
+
+    def shares_text(self) -> str:
+        if self.shares is None:
+            return "unsplit"
+        return ", ".join(f"{version} {share}%" for version, share in self.shares if share)
+
+    def text(self) -> str:
+        main = self.shares_text()
+        extras = [f"A/B {m}" for m in self.match]
+        if self.mirror:
+            extras.append(f"mirror {self.mirror}")
+        return "; ".join([main, *extras])
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """One side's meaning, as comparable values."""
+
+    allowed: frozenset[AccessEdge] = frozenset()
+    effective: frozenset[CallEdge] = frozenset()
+    traffic: Mapping[str, Traffic] = field(default_factory=dict)
+    resilience: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    mesh: Mapping[str, str] = field(default_factory=dict)
+    anchors: Mapping[str, str] = field(default_factory=dict)
+    issuer: str | None = None
+    namespaces: frozenset[str] = frozenset()
+
+
+def summarise(compilation: Compilation) -> Meaning:
+    """The meaning of one compiled side (call only for a side that compiles)."""
+    model = compilation.model
+    allowed = frozenset(
+        AccessEdge(str(e.server), e.source.value, e.source.kind, e.operation, e.action, e.mode)
+        for e in allowed_edges(model)
+    )
+    effective = frozenset(
+        CallEdge(str(d.server), str(d.client), op)
+        for d in effective_edges(model)
+        if d.allowed
+        for op in d.operations
+    )
+    traffic = {
+        str(key): traffic_of(view, compilation.rollout_state)
+        for key, view in sorted(model.services.items())
+    }
+    resilience = {str(key): resilience_of(view) for key, view in sorted(model.services.items())}
+    mesh, anchors, issuer = mesh_of(model)
+    return Meaning(
+        allowed=allowed,
+        effective=effective,
+        traffic=traffic,
+        resilience={k: v for k, v in resilience.items() if v},
+        mesh=mesh,
+        anchors=anchors,
+        issuer=issuer,
+        namespaces=frozenset(model.namespaces),
+    )
+
+
+def traffic_of(view: ServiceView, rollout_state: Mapping[str, int]) -> Traffic:
+    """Shares at the rollout's current step; no Rollout = the only version or unsplit."""
+    versions = sorted(view.spec.versions)
+    if not view.rollouts:
+        return Traffic(((versions[0], 100),) if len(versions) == 1 else None)
+    rollout = view.rollouts[0].model
+    spec = rollout.spec
+    shares: dict[str, int]
+    if spec.split is not None:
+        shares = dict(spec.split)
+    elif spec.steps:
+        ref = f"{rollout.metadata.namespace}/{rollout.metadata.name}"
+        step = rollout_state.get(ref, rollout_state.get(rollout.metadata.name, 0))
+        step = min(max(int(step), 0), len(spec.steps) - 1)
+        weight = spec.steps[step].weight
+        shares = {spec.stable: 100 - weight}
+        if spec.canary:
+            shares[spec.canary] = shares.get(spec.canary, 0) + weight
+    else:
+        shares = {spec.stable: 100}
+    match = tuple(
+        _match_text(m.model_dump(by_alias=True, exclude_none=True, mode="json")) for m in spec.match
+    )
+    mirror = f"{spec.mirror.version} {spec.mirror.percentage:g}%" if spec.mirror else None
+    return Traffic(tuple(sorted(shares.items())), match, mirror)
+
+
+def _match_text(rule: dict[str, Any]) -> str:
+    conditions = []
+    for kind in ("headers", "cookies"):
+        for name, matcher in sorted(rule.get(kind, {}).items()):
+            how, value = next(iter(matcher.items()))
+            conditions.append(f"{kind[:-1]} {name} {how} {value!r}")
+    return f"{' and '.join(conditions)} → {rule['version']}"
+
+
+def resilience_of(view: ServiceView) -> dict[str, str]:
+    """Flattened Resilience fields (`retries.attempts` -> `3`), per port when scoped."""
+    fields: dict[str, str] = {}
+    for intent in view.resilience:
+        data = intent.model.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+        data.pop("service", None)
+        port = data.pop("port", None)
+        prefix = f"port {port}: " if port is not None else ""
+        for path, value in flatten(data).items():
+            fields[prefix + path] = value
+    return fields
+
+
+def mesh_of(model: MeshModel) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """Mesh settings flattened; the CA's anchors (name -> fingerprint) and issuer apart."""
+    data = model.settings.model_dump(by_alias=True, exclude_none=True, mode="json")
+    ca = data.pop("ca", None)
+    mtls = data.get("mtls", {})
+    exceptions = mtls.pop("exceptions", [])
+    flat = flatten(data)
+    for item in exceptions:
+        flat[f"mtls.exceptions[{item['service']}]"] = f"until {item['until']} ({item['reason']})"
+    anchors: dict[str, str] = {}
+    issuer = None
+    if ca is not None:
+        ca.pop("anchors", None)
+        fingerprints = anchor_fingerprints(model.settings.ca)  # type: ignore[arg-type]
+        for name, fingerprint in fingerprints.items():
+            anchors[name] = fingerprint or "pem (not a usable certificate)"
+        issuer = ca.pop("issuer", None)
+        for path, value in flatten(ca).items():
+            flat[f"ca.{path}"] = value
+    return flat, anchors, issuer
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested mappings to dotted paths; leaves (and lists) as compact JSON-ish text."""
+    out: dict[str, str] = {}
+    if isinstance(data, dict) and data:
+        for key in sorted(data):
+            out.update(flatten(data[key], f"{prefix}{key}."))
+        return out
+    out[prefix.rstrip(".")] = _leaf_text(data)
+    return out
+
+
+def _leaf_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+
+# --------------------------------------------------------------------------- the diff
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field that changed (`None` = absent on that side)."""
+
+    subject: str
+    field: str
+    before: str | None
+    after: str | None
+
+    def text(self) -> str:
+        before = "(unset)" if self.before is None else self.before
+        after = "(unset)" if self.after is None else self.after
+        return f"{self.subject}: {self.field} {before} → {after}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficChange:
+    service: str
+    before: Traffic | None
+    after: Traffic | None
+
+    def text(self, *, qualify: bool) -> str:
+        """Only what moved: shares, then A/B rules and mirroring when those changed."""
+        name = service_label(self.service, qualify=qualify)
+        if self.before is None or self.after is None:
+            before = self.before.text() if self.before else "(no service)"
+            after = self.after.text() if self.after else "(no service)"
+            return f"{name}: {before} → {after}"
+        parts = []
+        if self.before.shares != self.after.shares:
+            parts.append(f"{self.before.shares_text()} → {self.after.shares_text()}")
+        if self.before.match != self.after.match:
+            parts.append(
+                f"A/B [{'; '.join(self.before.match) or 'none'}] → "
+                f"[{'; '.join(self.after.match) or 'none'}]"
+            )
+        if self.before.mirror != self.after.mirror:
+            parts.append(f"mirror {self.before.mirror or 'none'} → {self.after.mirror or 'none'}")
+        return f"{name}: " + "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class MeaningDiff:
+    allowed_added: tuple[AccessEdge, ...]
+    allowed_removed: tuple[AccessEdge, ...]
+    effective_added: tuple[CallEdge, ...]
+    effective_removed: tuple[CallEdge, ...]
+    traffic: tuple[TrafficChange, ...]
+    resilience: tuple[FieldChange, ...]
+    mesh: tuple[FieldChange, ...]
+    trust: tuple[FieldChange, ...]
+    qualify: bool
+    """Whether service names need their namespace (the mesh spans several namespaces)."""
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            (
+                self.allowed_added,
+                self.allowed_removed,
+                self.effective_added,
+                self.effective_removed,
+                self.traffic,
+                self.resilience,
+                self.mesh,
+                self.trust,
+            )
+        )
+
+
+def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
+    traffic = tuple(
+        TrafficChange(service, base.traffic.get(service), head.traffic.get(service))
+        for service in sorted(base.traffic.keys() | head.traffic.keys())
+        if base.traffic.get(service) != head.traffic.get(service)
+    )
+    resilience: list[FieldChange] = []
+    for service in sorted(base.resilience.keys() | head.resilience.keys()):
+        resilience.extend(
+            _field_changes(
+                service, base.resilience.get(service, {}), head.resilience.get(service, {})
+            )
+        )
+    trust = _field_changes(
+        "ca",
+        {f"anchor {k}": v for k, v in base.anchors.items()},
+        {f"anchor {k}": v for k, v in head.anchors.items()},
+    )
+    if base.issuer != head.issuer:
+        trust.append(FieldChange("ca", "issuer", base.issuer, head.issuer))
+    return MeaningDiff(
+        allowed_added=tuple(sorted(head.allowed - base.allowed)),
+        allowed_removed=tuple(sorted(base.allowed - head.allowed)),
+        effective_added=tuple(sorted(head.effective - base.effective)),
+        effective_removed=tuple(sorted(base.effective - head.effective)),
+        traffic=traffic,
+        resilience=tuple(resilience),
+        mesh=tuple(_field_changes("mesh", base.mesh, head.mesh)),
+        trust=tuple(trust),
+        qualify=len(base.namespaces | head.namespaces) > 1,
+    )
+
+
+def _field_changes(
+    subject: str, before: Mapping[str, str], after: Mapping[str, str]
+) -> list[FieldChange]:
+    return [
+        FieldChange(subject, name, before.get(name), after.get(name))
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ]
