@@ -1,1 +1,579 @@
-"""Lint rules for this kind (see compiler/lint/registry.py for how a rule is written)."""
+"""Lint rules about Resilience documents (and the durations/percentages of Rollouts)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from compiler.diagnostics import Severity
+from compiler.kinds.common import duration_ms
+from compiler.kinds.resilience.model import (
+    RETRY_AFTER_UPSTREAM,
+    RETRY_ON_TOKENS,
+    HashLoadBalancer,
+    ResilienceDocument,
+)
+from compiler.kinds.rollout.model import RolloutDocument
+from compiler.lint.registry import Finding, LintContext, rule
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.model.methods import is_unrestricted, non_idempotent_methods
+from compiler.validate import Intent
+
+ResilienceIntent = Intent[ResilienceDocument]
+Path = tuple[str | int, ...]
+
+STATUS_CODE = re.compile(r"^[1-5][0-9][0-9]$")
+"""Istio accepts HTTP status codes in `retryOn` (they become retriable status codes)."""
+
+ISTIO_DEFAULT_RETRY_ON = (
+    "connect-failure",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+    "retriable-status-codes",
+)
+"""What Istio retries on when a retry policy gives no `retryOn`."""
+
+MAX_CHAIN_EXPANSIONS = 200_000
+"""Bound on the call-graph walk of MC603, so a dense graph cannot stall lint."""
+
+
+def resolved_resilience(model: MeshModel) -> Iterator[tuple[ResilienceIntent, ServiceView]]:
+    """Every Resilience whose service exists, with that service (the others are MC221's)."""
+    for intent in model.resilience:
+        view = model.service(intent.model.spec.service, intent.model.metadata.namespace)
+        if view is not None:
+            yield intent, view
+
+
+def format_ms(ms: float) -> str:
+    """A duration in the unit a human would write it in (`250ms`, `1.5s`, `2m`)."""
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size:
+            return f"{ms / size:g}{unit}"
+    return f"{ms:g}ms"
+
+
+def _subject(intent: ResilienceIntent, view: ServiceView) -> str:
+    port = intent.model.spec.port
+    return f"{view.key} port {port}" if port is not None else str(view.key)
+
+
+@rule("MC221", "resilience-unknown-service", Severity.ERROR, istio="IST0101")
+def resilience_unknown_service(ctx: LintContext) -> Iterable[Finding]:
+    """A Resilience names a service that no Service document declares.
+
+    **What it does.** Resolves `spec.service` of every Resilience (`name` in its namespace,
+    `ns/name` elsewhere) against the declared services.
+
+    **Why is this bad.** Nothing is lowered for it: the timeouts, retries and circuit
+    breakers the author relies on are not in force. Istio reports references to missing
+    hosts as IST0101 (ReferencedResourceNotFound).
+
+    **Example.** `spec: {service: rating, timeout: 2s}`
+
+    **Use instead.** `spec: {service: ratings, timeout: 2s}`
+    """
+    model = ctx.model
+    for intent in model.resilience:
+        spec = intent.model.spec
+        namespace = intent.model.metadata.namespace
+        if model.service(spec.service, namespace) is None:
+            yield Finding(
+                intent.span("service"),
+                f"Resilience {namespace}/{intent.model.metadata.name}: "
+                f"service {spec.service!r} is not declared",
+                "declare the Service, or fix the name (use ns/name for another namespace)",
+            )
+
+
+@rule("MC223", "resilience-unknown-port", Severity.ERROR, istio="IST0101")
+def resilience_unknown_port(ctx: LintContext) -> Iterable[Finding]:
+    """A Resilience `port` is not a port of its service.
+
+    **What it does.** Checks `spec.port` against the service's `ports[].port` (the service
+    port, not the container's `targetPort`).
+
+    **Why is this bad.** The per-port settings are emitted for a port nobody calls, so they
+    never apply.
+
+    **Example.** `spec: {service: ratings, port: 8080}` while ratings listens on 9080.
+
+    **Use instead.** `port: 9080`, or drop `port` to apply to every port.
+    """
+    for intent, view in resolved_resilience(ctx.model):
+        port = intent.model.spec.port
+        ports = [p.port for p in view.spec.ports]
+        if port is None or port in ports:
+            continue
+        targets = [p.target_port for p in view.spec.ports if p.target_port == port]
+        hint = (
+            f"{port} is a targetPort; write the service port instead"
+            if targets
+            else "use one of its ports: "
+            + ", ".join(f"{p.port} ({p.name})" for p in view.spec.ports)
+        )
+        yield Finding(
+            intent.span("port"), f"{view.key}: port {port} is not a port of the service", hint
+        )
+
+
+@rule("MC322", "duplicate-resilience", Severity.ERROR)
+def duplicate_resilience(ctx: LintContext) -> Iterable[Finding]:
+    """Two Resilience documents configure the same service and port (or both the whole service).
+
+    **What it does.** Reports every Resilience after the first (in file order) for the same
+    service and `port` (no `port` meaning service-wide).
+
+    **Why is this bad.** Only one timeout and one retry policy can apply to a route; which
+    document wins would depend on file order, and a reviewer reading one of them is misled.
+
+    **Example.** `ratings.yaml` and `ratings-retries.yaml` both with `service: ratings`, no port.
+
+    **Use instead.** One Resilience per service (or per service port) holding all its settings.
+    """
+    for view in ctx.model.services.values():
+        seen: dict[int | None, ResilienceIntent] = {}
+        for intent in view.resilience:
+            port = intent.model.spec.port
+            first = seen.setdefault(port, intent)
+            if first is intent:
+                continue
+            scope = f"port {port}" if port is not None else "the whole service"
+            yield Finding(
+                intent.span("port") if port is not None else intent.span("service"),
+                f"{view.key}: a second Resilience for {scope} (the first is {first.ref})",
+                "merge both into one Resilience",
+            )
+
+
+@rule("MC601", "retry-non-idempotent", Severity.WARNING)
+def retry_non_idempotent(ctx: LintContext) -> Iterable[Finding]:
+    """Retries may repeat non-idempotent requests that already reached the server.
+
+    **What it does.** Reports retries whose `retryOn` holds a condition that fires after the
+    upstream received the request (`5xx`, `reset`, `gateway-error`, a status code such as
+    `503`, gRPC `unavailable` ...; an empty `retryOn` means Istio's default, which has some)
+    when POST, PATCH or CONNECT can reach the service per its AccessPolicies (or no enforced
+    AccessPolicy restricts its methods), unless `retries.nonIdempotent: true` opts in.
+
+    **Why is this bad.** The proxy retries whatever the method: a POST that timed out after
+    the server created the order is sent again and creates a second order.
+
+    **Example.**
+    ```yaml
+    retries: {attempts: 3, retryOn: [5xx, reset]}   # the service accepts POST /orders
+    ```
+
+    **Use instead.** Retry only before the request is sent
+    (`retryOn: [connect-failure, refused-stream, reset-before-request]`), or, when the handlers
+    are idempotent (idempotency keys), say so with `nonIdempotent: true`.
+    """
+    model = ctx.model
+    for intent, view in resolved_resilience(model):
+        retries = intent.model.spec.retries
+        if retries is None or retries.attempts <= 0 or retries.non_idempotent:
+            continue
+        methods = non_idempotent_methods(view, model)
+        if not methods:
+            continue
+        tokens = retries.retry_on or list(ISTIO_DEFAULT_RETRY_ON)
+        unsafe = [t for t in tokens if t in RETRY_AFTER_UPSTREAM or STATUS_CODE.match(t)]
+        if not unsafe:
+            continue
+        path: Path = (
+            ("retries", "retryOn", retries.retry_on.index(unsafe[0]))
+            if retries.retry_on
+            else ("retries",)
+        )
+        why = (
+            "no enforced AccessPolicy restricts its methods"
+            if is_unrestricted(view)
+            else "its AccessPolicies allow " + ", ".join(sorted(methods))
+        )
+        default = "" if retries.retry_on else " (Istio's default retryOn)"
+        yield Finding(
+            intent.span(*path),
+            f"{_subject(intent, view)}: retrying on {', '.join(unsafe)}{default} may repeat "
+            f"non-idempotent requests that already reached the server ({why})",
+            "retry only on connect-failure, refused-stream or reset-before-request, or set "
+            "retries.nonIdempotent: true if the handlers are idempotent",
+        )
+
+
+@rule("MC602", "per-try-timeout-exceeds-timeout", Severity.WARNING)
+def per_try_timeout_exceeds_timeout(ctx: LintContext) -> Iterable[Finding]:
+    """`perTryTimeout × (attempts + 1)` is longer than the overall `timeout`.
+
+    **What it does.** Compares the time all tries may take with the route's `timeout`, which
+    bounds the whole request including its retries.
+
+    **Why is this bad.** The overall timeout fires first, so the last retries are never made
+    (or are cut off half-way): the retry policy promises more than it delivers.
+
+    **Example.** `timeout: 1s` with `retries: {attempts: 3, perTryTimeout: 500ms}` (4 × 500ms = 2s).
+
+    **Use instead.** `timeout: 2s`, or `perTryTimeout: 250ms`, or fewer attempts.
+    """
+    for intent, view in resolved_resilience(ctx.model):
+        spec = intent.model.spec
+        retries = spec.retries
+        if (
+            spec.timeout is None
+            or retries is None
+            or retries.per_try_timeout is None
+            or retries.attempts < 0
+        ):
+            continue
+        tries = retries.attempts + 1
+        per_try = duration_ms(retries.per_try_timeout)
+        total, timeout = per_try * tries, duration_ms(spec.timeout)
+        if total > timeout:
+            yield Finding(
+                intent.span("retries", "perTryTimeout"),
+                f"{_subject(intent, view)}: {tries} tries × {retries.per_try_timeout} = "
+                f"{format_ms(total)} "
+                f"exceed the timeout of {spec.timeout}, so the last retries are cut off",
+                f"raise timeout to at least {format_ms(total)}, or lower perTryTimeout or attempts",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryHop:
+    """The most attempts a call to one service may make, and the document that says so."""
+
+    factor: int
+    intent: ResilienceIntent
+
+
+def retry_hops(model: MeshModel) -> dict[ServiceKey, RetryHop]:
+    """Per service, the largest `attempts + 1` of its Resilience documents (when above 1)."""
+    hops: dict[ServiceKey, RetryHop] = {}
+    for intent, view in resolved_resilience(model):
+        retries = intent.model.spec.retries
+        if retries is None or retries.attempts <= 0:
+            continue
+        best = hops.get(view.key)
+        if best is None or retries.attempts + 1 > best.factor:
+            hops[view.key] = RetryHop(retries.attempts + 1, intent)
+    return hops
+
+
+@dataclass(frozen=True, slots=True)
+class AmplifiedChain:
+    path: tuple[ServiceKey, ...]
+    factors: tuple[int, ...]
+
+    @property
+    def product(self) -> int:
+        return math.prod(self.factors)
+
+
+def amplified_chains(
+    model: MeshModel, hops: dict[ServiceKey, RetryHop], budget: int
+) -> Iterator[AmplifiedChain]:
+    """Minimal call chains whose retries multiply beyond `budget`.
+
+    A chain is walked along declared `calls:` without revisiting a service (cycles end the
+    walk) and stops as soon as its product exceeds the budget; it is reported only if
+    dropping its first hop brings it within budget, so each excess is reported once, at its
+    shortest chain, rather than for every caller upstream of it.
+    """
+    expansions = 0
+    for start in sorted(model.services):
+        stack: list[tuple[tuple[ServiceKey, ...], tuple[int, ...]]] = [((start,), ())]
+        while stack:
+            path, factors = stack.pop()
+            callees = model.services[path[-1]].calls
+            for callee in reversed(callees):
+                if callee in path or callee not in model.services:
+                    continue
+                expansions += 1
+                if expansions > MAX_CHAIN_EXPANSIONS:
+                    return
+                hop = hops.get(callee)
+                chain = AmplifiedChain((*path, callee), (*factors, hop.factor if hop else 1))
+                if chain.product <= budget:
+                    stack.append((chain.path, chain.factors))
+                elif math.prod(chain.factors[1:]) <= budget:
+                    yield chain
+
+
+@rule("MC603", "retry-amplification", Severity.WARNING)
+def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
+    """Retries at several hops of a call chain multiply beyond the mesh's retry budget.
+
+    **What it does.** Walks the declared `calls:` graph (cycle-safe) and multiplies
+    `attempts + 1` of the Resilience of every service called along a chain. A chain whose
+    product exceeds `Mesh.spec.retryBudget` (default 10) is reported at the retries of its
+    last hop, with the chain and the arithmetic.
+
+    **Why is this bad.** When the deepest service is slow or down, every layer retries every
+    retry of the layer below: 4 attempts at two hops are 16 requests for one user click,
+    exactly when the service is least able to take them (a retry storm).
+
+    **Example.**
+    ```yaml
+    # frontend calls api, api calls db
+    kind: Resilience
+    spec: {service: api, retries: {attempts: 3}}
+    ---
+    kind: Resilience
+    spec: {service: db, retries: {attempts: 3}}    # frontend → api → db: 4 × 4 = 16 attempts
+    ```
+
+    **Use instead.** Retry at one layer only (usually the one nearest the failing service),
+    lower `attempts`, or raise `retryBudget` in the Mesh if the load is truly acceptable.
+    """
+    model = ctx.model
+    budget = model.settings.retry_budget
+    hops = retry_hops(model)
+    for chain in amplified_chains(model, hops, budget):
+        start = chain.path[0]
+        names = " → ".join(key.short(start.namespace) for key in chain.path)
+        shown = [str(f) for f in chain.factors if f > 1]
+        last = hops[chain.path[-1]].intent
+        yield Finding(
+            last.span("retries", "attempts"),
+            f"retry amplification {names}: {' × '.join(shown)} = {chain.product} attempts "
+            f"exceed the mesh retry budget of {budget}",
+            "retry at one hop of the chain only, lower attempts, or raise Mesh spec.retryBudget",
+        )
+
+
+@rule("MC604", "unknown-retry-on", Severity.ERROR)
+def unknown_retry_on(ctx: LintContext) -> Iterable[Finding]:
+    """A `retryOn` token is not a retry condition Istio/Envoy know.
+
+    **What it does.** Checks every `retries.retryOn` entry against Envoy's HTTP and gRPC
+    retry conditions (`5xx`, `gateway-error`, `reset`, `connect-failure`,
+    `retriable-4xx`, `refused-stream`, `unavailable`, ...) and HTTP status codes (`503`),
+    which Istio also accepts, and suggests the closest valid token.
+
+    **Why is this bad.** Envoy ignores conditions it does not know, so a misspelt token
+    means the retries the author expects never happen.
+
+    **Example.** `retryOn: [5XX, connect-failures]`
+
+    **Use instead.** `retryOn: [5xx, connect-failure]`
+    """
+    known = sorted(RETRY_ON_TOKENS)
+    for intent, view in resolved_resilience(ctx.model):
+        retries = intent.model.spec.retries
+        if retries is None:
+            continue
+        for i, token in enumerate(retries.retry_on):
+            if token in RETRY_ON_TOKENS or STATUS_CODE.match(token):
+                continue
+            if "," in token:
+                hint = (
+                    "write one condition per list item: ["
+                    + ", ".join(t.strip() for t in token.split(","))
+                    + "]"
+                )
+            else:
+                close = difflib.get_close_matches(token.lower(), known, n=1, cutoff=0.6)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "valid: " + ", ".join(known) + ", or a status code"
+                )
+            yield Finding(
+                intent.span("retries", "retryOn", i),
+                f"{_subject(intent, view)}: unknown retryOn condition {token!r}",
+                hint,
+            )
+
+
+def _resilience_durations(intent: ResilienceIntent) -> Iterator[tuple[Path, str]]:
+    spec = intent.model.spec
+    if spec.timeout is not None:
+        yield ("timeout",), spec.timeout
+    if spec.retries is not None and spec.retries.per_try_timeout is not None:
+        yield ("retries", "perTryTimeout"), spec.retries.per_try_timeout
+    breaker = spec.circuit_breaker
+    if breaker is not None:
+        if breaker.interval is not None:
+            yield ("circuitBreaker", "interval"), breaker.interval
+        if breaker.base_ejection_time is not None:
+            yield ("circuitBreaker", "baseEjectionTime"), breaker.base_ejection_time
+    if spec.local_rate_limit is not None:
+        yield ("localRateLimit", "per"), spec.local_rate_limit.per
+    balancer = spec.load_balancer
+    if isinstance(balancer, HashLoadBalancer):
+        cookie = balancer.consistent_hash.cookie
+        # ttl 0 is meaningful (a session cookie); only a positive sub-millisecond ttl is wrong
+        if cookie is not None and cookie.ttl is not None and duration_ms(cookie.ttl) > 0:
+            yield ("loadBalancer", "consistentHash", "cookie", "ttl"), cookie.ttl
+
+
+def _rollout_durations(intent: Intent[RolloutDocument]) -> Iterator[tuple[Path, str]]:
+    for i, step in enumerate(intent.model.spec.steps or []):
+        if step.pause is not None:
+            yield ("steps", i, "pause"), step.pause
+        if step.analysis is not None:
+            if step.analysis.max_latency is not None:
+                yield ("steps", i, "analysis", "maxLatency"), step.analysis.max_latency
+            yield ("steps", i, "analysis", "interval"), step.analysis.interval
+
+
+def _dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
+    return out
+
+
+@rule("MC605", "duration-below-1ms", Severity.ERROR)
+def duration_below_1ms(ctx: LintContext) -> Iterable[Finding]:
+    """A duration in a Resilience or Rollout is shorter than 1 ms (including `0s`).
+
+    **What it does.** Checks timeouts, per-try timeouts, outlier-detection intervals and
+    ejection times, rate-limit windows, cookie TTLs (0 is allowed there: a session cookie),
+    and the pauses and analysis windows of rollout steps.
+
+    **Why is this bad.** Istio's CRDs reject these durations below 1 ms (their CEL rules say
+    "must be a valid duration greater than 1ms"), so the compiled objects would not apply;
+    in rollout steps a zero pause or window is almost always a missing unit or a typo.
+
+    **Example.** `timeout: 0s`, `perTryTimeout: 0.5ms`
+
+    **Use instead.** `timeout: 2s`; leave a field out to keep the default.
+    """
+    model = ctx.model
+    found: list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]] = []
+    found.extend(
+        (i, path, value) for i in model.resilience for path, value in _resilience_durations(i)
+    )
+    found.extend((i, path, value) for i in model.rollouts for path, value in _rollout_durations(i))
+    for intent, path, value in found:
+        if duration_ms(value) < 1:
+            meta = intent.model.metadata
+            yield Finding(
+                intent.span(*path),
+                f"{intent.doc.kind} {meta.namespace}/{meta.name}: "
+                f"{_dotted(path)} {value} is below 1ms",
+                "write a duration of at least 1ms, or leave the field out",
+            )
+
+
+@rule("MC606", "percentage-out-of-range", Severity.ERROR)
+def percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
+    """A percentage (`maxEjectionPercent`, an analysis `successRate`) is outside 0-100.
+
+    **What it does.** Checks `circuitBreaker.maxEjectionPercent` of Resilience and
+    `steps[].analysis.successRate` of Rollouts (mirror percentages are MC506).
+
+    **Why is this bad.** Ejecting more than 100 % of hosts, or requiring more than 100 %
+    successful responses, has no meaning: Istio rejects the first, and the second makes every
+    analysis fail so the rollout always aborts.
+
+    **Example.** `maxEjectionPercent: 150`, `analysis: {successRate: 995}`
+
+    **Use instead.** `maxEjectionPercent: 50`, `analysis: {successRate: 99.5}`
+    """
+    model = ctx.model
+    for intent in model.resilience:
+        breaker = intent.model.spec.circuit_breaker
+        value = breaker.max_ejection_percent if breaker else None
+        if value is not None and not 0 <= value <= 100:
+            yield Finding(
+                intent.span("circuitBreaker", "maxEjectionPercent"),
+                f"Resilience {intent.model.metadata.namespace}/{intent.model.metadata.name}: "
+                f"maxEjectionPercent {value} is outside 0-100",
+                "write a percentage of hosts between 0 and 100",
+            )
+    for rollout in model.rollouts:
+        for i, step in enumerate(rollout.model.spec.steps or []):
+            rate = step.analysis.success_rate if step.analysis else None
+            if rate is not None and not 0 <= rate <= 100:
+                yield Finding(
+                    rollout.span("steps", i, "analysis", "successRate"),
+                    f"Rollout {rollout.model.metadata.namespace}/{rollout.model.metadata.name}: "
+                    f"step {i} successRate {rate:g} is outside 0-100",
+                    "write the minimum % of non-5xx responses, e.g. 99.5",
+                )
+
+
+@rule("MC607", "target-cannot-express", Severity.WARNING)
+def target_cannot_express(ctx: LintContext) -> Iterable[Finding]:
+    """A Resilience field has no form in one of the targets (e.g. `localRateLimit` on Istio).
+
+    **What it does.** Reports fields that only the Envoy (xDS) target lowers. Today that is
+    `localRateLimit`: Istio v1 has no API field for a local rate limit (only an EnvoyFilter,
+    which meshc does not emit).
+
+    **Why is this bad.** On Istio the setting silently does nothing: the service is not
+    protected by the limit its owners reviewed.
+
+    **Example.** `localRateLimit: {requests: 100, per: 1s}` in a mesh deployed with Istio.
+
+    **Use instead.** Keep it only for the Envoy target, or protect the service with circuit
+    breaker limits (`maxRequests`, `maxPendingRequests`), which both targets express; or
+    suppress with a reason when the Istio target is not used.
+    """
+    for intent, view in resolved_resilience(ctx.model):
+        if intent.model.spec.local_rate_limit is not None:
+            yield Finding(
+                intent.key_span("localRateLimit"),
+                f"{_subject(intent, view)}: localRateLimit is used by the Envoy target only; "
+                "on Istio it is not applied",
+                "use circuitBreaker.maxRequests/maxPendingRequests for a limit both targets apply, "
+                "or suppress with a reason if only the Envoy target is used",
+            )
+
+
+_AT_LEAST_ONE = ("maxConnections", "maxPendingRequests", "maxRequests", "maxRetries")
+"""Istio reads 0 in these int32 fields as unset, i.e. its default (effectively unlimited)."""
+_NOT_NEGATIVE = ("maxRequestsPerConnection", "consecutive5xx", "consecutiveGatewayErrors")
+"""0 is meaningful here: unlimited requests per connection; ejection on that error disabled."""
+
+
+@rule("MC608", "non-positive-count", Severity.ERROR)
+def non_positive_count(ctx: LintContext) -> Iterable[Finding]:
+    """A count is negative, or zero where Istio reads zero as "unset".
+
+    **What it does.** Checks `retries.attempts` (≥ 0), the connection-pool limits
+    `maxConnections`, `maxPendingRequests`, `maxRequests` and `maxRetries` (≥ 1), and
+    `maxRequestsPerConnection`, `consecutive5xx` and `consecutiveGatewayErrors` (≥ 0).
+
+    **Why is this bad.** Negative counts are rejected by Istio and Envoy. Worse, a zero
+    connection-pool limit is indistinguishable from "not set" in Istio's API and becomes the
+    default of 2³²-1: `maxConnections: 0`, meant to shut traffic off, removes the limit.
+
+    **Example.** `circuitBreaker: {maxConnections: 0}`, `retries: {attempts: -1}`
+
+    **Use instead.** `maxConnections: 1` (or a real limit), `attempts: 0` to disable retries.
+    """
+    for intent, view in resolved_resilience(ctx.model):
+        spec = intent.model.spec
+        if spec.retries is not None and spec.retries.attempts < 0:
+            yield Finding(
+                intent.span("retries", "attempts"),
+                f"{_subject(intent, view)}: retries.attempts {spec.retries.attempts} is negative",
+                "write the number of retries after the first try; 0 disables retries",
+            )
+        breaker = spec.circuit_breaker
+        if breaker is None:
+            continue
+        values = breaker.model_dump(by_alias=True)
+        for field in _AT_LEAST_ONE:
+            value = values.get(field)
+            if value is not None and value < 1:
+                yield Finding(
+                    intent.span("circuitBreaker", field),
+                    f"{_subject(intent, view)}: circuitBreaker.{field} {value} is below 1 "
+                    "(Istio reads 0 as unset, i.e. unlimited)",
+                    "write a limit of at least 1, or leave the field out for no limit",
+                )
+        for field in _NOT_NEGATIVE:
+            value = values.get(field)
+            if value is not None and value < 0:
+                yield Finding(
+                    intent.span("circuitBreaker", field),
+                    f"{_subject(intent, view)}: circuitBreaker.{field} {value} is negative",
+                    "write 0 or more",
+                )

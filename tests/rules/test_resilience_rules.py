@@ -1,0 +1,409 @@
+"""Resilience lint rules (MC221, MC223, MC322, MC601-MC608): each fires on the mistake it
+names, at the offending node, and stays silent on the corrected input."""
+
+from __future__ import annotations
+
+import textwrap
+
+from compiler.api import Compilation
+from compiler.diagnostics import Diagnostic
+from tests.helpers import compile_files, findings
+
+SERVICE = """\
+apiVersion: meshc/v1
+kind: Service
+metadata: {name: ratings, namespace: shop}
+spec:
+  ports: [{name: http, port: 9080, targetPort: 8080, protocol: http}]
+  versions: {v1: {labels: {version: v1}}}
+"""
+
+GET_ONLY = """\
+apiVersion: meshc/v1
+kind: AccessPolicy
+metadata: {name: ratings, namespace: shop}
+spec:
+  service: ratings
+  rules:
+  - from: [{namespace: shop}]
+    to: {methods: [GET, PUT]}
+"""
+
+WITH_POST = """\
+apiVersion: meshc/v1
+kind: AccessPolicy
+metadata: {name: ratings, namespace: shop}
+spec:
+  service: ratings
+  rules:
+  - from: [{namespace: shop}]
+    to: {methods: [GET]}
+  - from: [{namespace: shop}]
+    to: {methods: [POST, PATCH], paths: ["/ratings/*"]}
+"""
+
+
+def resilience(spec: str, *, name: str = "ratings") -> str:
+    """A Resilience document in namespace shop; `spec` is the body under `spec:`."""
+    body = textwrap.indent(textwrap.dedent(spec), "  ")
+    head = f"apiVersion: meshc/v1\nkind: Resilience\nmetadata: {{name: {name}, namespace: shop}}\n"
+    return f"{head}spec:\n{body}"
+
+
+def lint(text: str, *, policy: str = GET_ONLY) -> Compilation:
+    return compile_files({"svc.yaml": SERVICE + "---\n" + policy, "res.yaml": text})
+
+
+def where(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
+    """1-based line and column of the `occurrence`-th `needle` in `text`."""
+    offset = -1
+    for _ in range(occurrence):
+        offset = text.index(needle, offset + 1)
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+def only(compilation: Compilation, code: str) -> Diagnostic:
+    found = findings(compilation, code)
+    assert len(found) == 1, [str(d.span) + " " + d.message for d in compilation.diagnostics]
+    return found[0]
+
+
+def at(diag: Diagnostic) -> tuple[str, int, int]:
+    return diag.span.file, diag.span.line, diag.span.col
+
+
+def test_mc221_resilience_for_undeclared_service() -> None:
+    text = resilience("service: rating\ntimeout: 2s\n")
+    diag = only(lint(text), "MC221")
+    assert at(diag) == ("res.yaml", *where(text, "rating\n"))
+    assert "service 'rating' is not declared" in diag.message
+
+
+def test_mc221_silent_for_declared_service() -> None:
+    assert findings(lint(resilience("service: shop/ratings\ntimeout: 2s\n")), "MC221") == []
+
+
+def test_mc223_port_not_of_the_service() -> None:
+    text = resilience("service: ratings\nport: 9090\ntimeout: 2s\n")
+    diag = only(lint(text), "MC223")
+    assert at(diag) == ("res.yaml", *where(text, "9090"))
+    assert "port 9090 is not a port of the service" in diag.message
+    assert "9080 (http)" in diag.hint
+
+
+def test_mc223_target_port_is_explained() -> None:
+    diag = only(lint(resilience("service: ratings\nport: 8080\n")), "MC223")
+    assert "8080 is a targetPort" in diag.hint
+
+
+def test_mc223_silent_for_service_port() -> None:
+    assert findings(lint(resilience("service: ratings\nport: 9080\n")), "MC223") == []
+
+
+def test_mc322_two_service_wide_resilience_documents() -> None:
+    second = resilience("service: ratings\ntimeout: 3s\n", name="ratings-b")
+    compilation = compile_files(
+        {
+            "svc.yaml": SERVICE + "---\n" + GET_ONLY,
+            "a.yaml": resilience("service: ratings\ntimeout: 2s\n", name="ratings-a"),
+            "b.yaml": second,
+        }
+    )
+    diag = only(compilation, "MC322")
+    assert at(diag) == ("b.yaml", *where(second, "ratings\n"))
+    assert "second Resilience for the whole service" in diag.message
+    assert "a.yaml#Resilience/shop/ratings-a" in diag.message
+
+
+def test_mc322_same_port_twice() -> None:
+    second = resilience("service: ratings\nport: 9080\ntimeout: 3s\n", name="b")
+    compilation = compile_files(
+        {
+            "svc.yaml": SERVICE + "---\n" + GET_ONLY,
+            "a.yaml": resilience("service: ratings\nport: 9080\n", name="a"),
+            "b.yaml": second,
+        }
+    )
+    diag = only(compilation, "MC322")
+    assert at(diag) == ("b.yaml", *where(second, "9080"))
+    assert "for port 9080" in diag.message
+
+
+def test_mc322_silent_for_service_wide_plus_port() -> None:
+    compilation = compile_files(
+        {
+            "svc.yaml": SERVICE + "---\n" + GET_ONLY,
+            "a.yaml": resilience("service: ratings\ntimeout: 2s\n", name="a"),
+            "b.yaml": resilience("service: ratings\nport: 9080\ntimeout: 1s\n", name="b"),
+        }
+    )
+    assert findings(compilation, "MC322") == []
+
+
+def test_mc601_retries_on_5xx_for_service_accepting_post() -> None:
+    text = resilience("service: ratings\nretries: {attempts: 2, retryOn: [connect-failure, 5xx]}\n")
+    diag = only(lint(text, policy=WITH_POST), "MC601")
+    assert at(diag) == ("res.yaml", *where(text, "5xx"))
+    assert "retrying on 5xx may repeat non-idempotent requests" in diag.message
+    assert "AccessPolicies allow PATCH, POST" in diag.message
+    assert "nonIdempotent: true" in diag.hint
+
+
+def test_mc601_default_retry_on_and_no_restriction() -> None:
+    shadow = GET_ONLY.replace("service: ratings\n", "service: ratings\n  mode: shadow\n")
+    text = resilience("service: ratings\nretries: {attempts: 2}\n")
+    diag = only(lint(text, policy=shadow), "MC601")
+    assert "(Istio's default retryOn)" in diag.message
+    assert "no enforced AccessPolicy restricts its methods" in diag.message
+
+
+def test_mc601_status_code_token_is_after_upstream() -> None:
+    text = resilience("service: ratings\nretries: {attempts: 2, retryOn: ['503']}\n")
+    diag = only(lint(text, policy=WITH_POST), "MC601")
+    assert "retrying on 503" in diag.message
+
+
+def test_mc601_silent_when_safe() -> None:
+    before_upstream = resilience(
+        "service: ratings\nretries: {attempts: 2, retryOn: [connect-failure, refused-stream]}\n"
+    )
+    assert findings(lint(before_upstream, policy=WITH_POST), "MC601") == []
+    opted = resilience(
+        "service: ratings\nretries: {attempts: 2, retryOn: [5xx], nonIdempotent: true}\n"
+    )
+    assert findings(lint(opted, policy=WITH_POST), "MC601") == []
+    idempotent_only = resilience("service: ratings\nretries: {attempts: 2, retryOn: [5xx]}\n")
+    assert findings(lint(idempotent_only, policy=GET_ONLY), "MC601") == []
+
+
+def test_mc602_tries_exceed_timeout() -> None:
+    text = resilience(
+        "service: ratings\ntimeout: 1s\nretries: {attempts: 3, perTryTimeout: 500ms}\n"
+    )
+    diag = only(lint(text), "MC602")
+    assert at(diag) == ("res.yaml", *where(text, "500ms"))
+    assert "4 tries × 500ms = 2s exceed the timeout of 1s" in diag.message
+    assert "at least 2s" in diag.hint
+
+
+def test_mc602_silent_when_tries_fit() -> None:
+    text = resilience(
+        "service: ratings\ntimeout: 2s\nretries: {attempts: 3, perTryTimeout: 500ms}\n"
+    )
+    assert findings(lint(text), "MC602") == []
+
+
+def chain_files(*, db_attempts: int, budget: str = "") -> dict[str, str]:
+    """frontend → api → db, plus db → api (a cycle the walk must survive)."""
+
+    def service(name: str, calls: str) -> str:
+        return (
+            f"apiVersion: meshc/v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\n"
+            f"spec: {{ports: [{{name: http, port: 80}}], calls: [{calls}]}}\n"
+        )
+
+    mesh = f"apiVersion: meshc/v1\nkind: Mesh\nmetadata: {{name: m}}\nspec: {{{budget}}}\n"
+    return {
+        "mesh.yaml": mesh,
+        "svc.yaml": "---\n".join(
+            [service("frontend", "api"), service("api", "db"), service("db", "api")]
+        ),
+        "api.yaml": resilience(
+            "service: api\nretries: {attempts: 3, retryOn: [connect-failure]}\n"
+        ),
+        "db.yaml": resilience(
+            f"service: db\nretries: {{attempts: {db_attempts}, retryOn: [connect-failure]}}\n"
+        ),
+    }
+
+
+def test_mc603_retry_amplification_along_chain() -> None:
+    files = chain_files(db_attempts=3)
+    found = findings(compile_files(files), "MC603")
+    # a call into api may be tried 4 times, each of which calls db up to 4 times; the
+    # cycle db → api → db ends the walk (db → api alone is 4 attempts, within budget)
+    assert [d.message for d in found] == [
+        "retry amplification frontend → api → db: 4 × 4 = 16 attempts "
+        "exceed the mesh retry budget of 10"
+    ]
+    assert at(found[0]) == ("db.yaml", *where(files["db.yaml"], "3,"))
+    assert "retryBudget" in found[0].hint
+
+
+def test_mc603_silent_within_budget() -> None:
+    files = chain_files(db_attempts=1)  # frontend → api → db: 4 × 2 = 8 ≤ 10
+    assert findings(compile_files(files), "MC603") == []
+    files = chain_files(db_attempts=3, budget="retryBudget: 20")
+    assert findings(compile_files(files), "MC603") == []
+
+
+def test_mc604_unknown_retry_on_tokens() -> None:
+    text = resilience(
+        "service: ratings\nretries: {attempts: 1, retryOn: [5XX, connect-failures, '503']}\n"
+    )
+    found = findings(lint(text), "MC604")
+    assert {d.message: (at(d), d.hint) for d in found} == {
+        "shop/ratings: unknown retryOn condition '5XX'": (
+            ("res.yaml", *where(text, "5XX")),
+            "did you mean '5xx'?",
+        ),
+        "shop/ratings: unknown retryOn condition 'connect-failures'": (
+            ("res.yaml", *where(text, "connect-failures")),
+            "did you mean 'connect-failure'?",
+        ),
+    }
+
+
+def test_mc604_comma_joined_tokens() -> None:
+    text = resilience("service: ratings\nretries: {attempts: 1, retryOn: ['5xx,reset']}\n")
+    diag = only(lint(text), "MC604")
+    assert "one condition per list item: [5xx, reset]" in diag.hint
+
+
+def test_mc604_silent_for_valid_tokens() -> None:
+    text = resilience(
+        "service: ratings\n"
+        "retries: {attempts: 1, retryOn: [5xx, gateway-error, unavailable, '429']}\n"
+    )
+    assert findings(lint(text), "MC604") == []
+
+
+def test_mc605_durations_below_1ms() -> None:
+    text = resilience(
+        """\
+        service: ratings
+        timeout: 0s
+        retries: {attempts: 1, perTryTimeout: 0.5ms}
+        circuitBreaker: {consecutive5xx: 5, baseEjectionTime: 30s}
+        """
+    )
+    found = findings(lint(text), "MC605")
+    assert {d.message: at(d) for d in found} == {
+        "Resilience shop/ratings: timeout 0s is below 1ms": ("res.yaml", *where(text, "0s")),
+        "Resilience shop/ratings: retries.perTryTimeout 0.5ms is below 1ms": (
+            "res.yaml",
+            *where(text, "0.5ms"),
+        ),
+    }
+
+
+def test_mc605_rollout_step_durations() -> None:
+    rollout = (
+        "apiVersion: meshc/v1\nkind: Rollout\nmetadata: {name: ratings, namespace: shop}\n"
+        "spec:\n  service: ratings\n  stable: v1\n  canary: v1\n"
+        "  steps: [{weight: 50, pause: 0ms, analysis: {maxLatency: 0s}}, {weight: 100}]\n"
+    )
+    compilation = compile_files({"svc.yaml": SERVICE, "r.yaml": rollout})
+    messages = sorted(d.message for d in findings(compilation, "MC605"))
+    assert messages == [
+        "Rollout shop/ratings: steps[0].analysis.maxLatency 0s is below 1ms",
+        "Rollout shop/ratings: steps[0].pause 0ms is below 1ms",
+    ]
+
+
+def test_mc605_silent_for_real_durations_and_session_cookie() -> None:
+    text = resilience(
+        """\
+        service: ratings
+        timeout: 1ms
+        circuitBreaker: {interval: 10s, baseEjectionTime: 30s}
+        loadBalancer: {consistentHash: {cookie: {name: user, ttl: 0s}}}
+        """
+    )
+    assert findings(lint(text), "MC605") == []
+
+
+def test_mc606_percentages_outside_0_100() -> None:
+    text = resilience(
+        "service: ratings\ncircuitBreaker: {consecutive5xx: 5, maxEjectionPercent: 150}\n"
+    )
+    diag = only(lint(text), "MC606")
+    assert at(diag) == ("res.yaml", *where(text, "150"))
+    assert "maxEjectionPercent 150 is outside 0-100" in diag.message
+    rollout = (
+        "apiVersion: meshc/v1\nkind: Rollout\nmetadata: {name: ratings, namespace: shop}\n"
+        "spec: {service: ratings, stable: v1, canary: v1,"
+        " steps: [{weight: 100, analysis: {successRate: 995}}]}\n"
+    )
+    compilation = compile_files({"svc.yaml": SERVICE, "r.yaml": rollout})
+    diag = only(compilation, "MC606")
+    assert at(diag) == ("r.yaml", *where(rollout, "995"))
+    assert "step 0 successRate 995 is outside 0-100" in diag.message
+
+
+def test_mc606_silent_in_range() -> None:
+    text = resilience("service: ratings\ncircuitBreaker: {maxEjectionPercent: 100}\n")
+    assert findings(lint(text), "MC606") == []
+
+
+def test_mc607_local_rate_limit_has_no_istio_form() -> None:
+    text = resilience("service: ratings\nlocalRateLimit: {requests: 100, per: 1s}\n")
+    diag = only(lint(text), "MC607")
+    assert at(diag) == ("res.yaml", *where(text, "localRateLimit"))
+    assert "used by the Envoy target only; on Istio it is not applied" in diag.message
+    assert diag.severity.label == "warning"
+
+
+def test_mc607_silent_without_local_rate_limit() -> None:
+    text = resilience("service: ratings\ncircuitBreaker: {maxRequests: 100}\n")
+    assert findings(lint(text), "MC607") == []
+
+
+UNSET = "(Istio reads 0 as unset, i.e. unlimited)"
+
+
+def test_mc608_non_positive_counts() -> None:
+    text = resilience(
+        """\
+        service: ratings
+        retries: {attempts: -1}
+        circuitBreaker: {maxConnections: 0, maxRetries: 0, consecutive5xx: -2}
+        """
+    )
+    found = findings(lint(text), "MC608")
+    assert {d.message: at(d) for d in found} == {
+        "shop/ratings: retries.attempts -1 is negative": ("res.yaml", *where(text, "-1")),
+        f"shop/ratings: circuitBreaker.maxConnections 0 is below 1 {UNSET}": (
+            "res.yaml",
+            *where(text, "0,"),
+        ),
+        f"shop/ratings: circuitBreaker.maxRetries 0 is below 1 {UNSET}": (
+            "res.yaml",
+            *where(text, "0,", 2),
+        ),
+        "shop/ratings: circuitBreaker.consecutive5xx -2 is negative": (
+            "res.yaml",
+            *where(text, "-2"),
+        ),
+    }
+
+
+def test_mc608_silent_for_meaningful_counts() -> None:
+    text = resilience(
+        """\
+        service: ratings
+        retries: {attempts: 0}
+        circuitBreaker: {maxConnections: 1, maxRequestsPerConnection: 0, consecutive5xx: 0,
+                         consecutiveGatewayErrors: 3}
+        """
+    )
+    assert findings(lint(text), "MC608") == []
+
+
+def test_mc603_reports_the_shortest_chain_only() -> None:
+    files = chain_files(db_attempts=3)
+    edge = (
+        "apiVersion: meshc/v1\nkind: Service\nmetadata: {name: edge, namespace: shop}\n"
+        "spec: {ports: [{name: http, port: 80}], calls: [frontend]}\n"
+    )
+    files["edge.yaml"] = edge
+    files["frontend.yaml"] = resilience("service: frontend\nretries: {attempts: 1}\n")
+    found = findings(compile_files(files), "MC603")
+    # edge → frontend → api → db (2 × 4 × 4) contains frontend → api → db (already over):
+    # only the shortest chain is reported, at the hop that crosses the budget
+    assert [d.message for d in found] == [
+        "retry amplification frontend → api → db: 4 × 4 = 16 attempts "
+        "exceed the mesh retry budget of 10"
+    ]
