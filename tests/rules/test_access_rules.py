@@ -286,11 +286,13 @@ def test_mc406_live_exception_with_deny_rules() -> None:
 
 
 def test_mc406_mesh_wide_permissive() -> None:
-    found = findings(lint(GOOD, extra=_mesh("  mtls: {mode: permissive}\n")), "MC406")
+    permissive = _mesh("  mtls: {mode: permissive, until: 2027-01-31}\n")
+    found = findings(lint(GOOD, extra=permissive), "MC406")
     # Both policies (reviews in policy.yaml, ratings in services.yaml) are affected.
     assert sorted(where(d) for d in found) == [("policy.yaml", 5, 12), ("services.yaml", 30, 12)]
     diag = found[0]
-    assert "mTLS is permissive mesh-wide with no end date" in diag.message
+    assert "mTLS is permissive mesh-wide until 2027-01-31" in diag.message
+    assert "evaluated at 2026-11-25T12:00:00Z" in diag.message
     assert "cannot admit them" in diag.message
 
 
@@ -300,6 +302,8 @@ def test_mc406_silent_when_strict_or_exception_expired() -> None:
         "  mtls:\n    exceptions: [{service: bookinfo/reviews, until: 2026-01-31, reason: x}]\n"
     )
     assert findings(lint(GOOD, extra=expired), "MC406") == []
+    # Permissive without `until` is not lowered (the mesh stays strict); MC401 reports it.
+    assert findings(lint(GOOD, extra=_mesh("  mtls: {mode: permissive}\n")), "MC406") == []
     permissive = _mesh("  mtls: {mode: permissive, until: 2026-12-01}\n")
     later = lint(GOOD, extra=permissive, now=datetime(2026, 12, 2, tzinfo=UTC))
     assert findings(later, "MC406") == []
@@ -351,13 +355,19 @@ def test_mc409_header_as_the_only_check_on_a_broad_source() -> None:
     rules = GOOD + "  - from: [{namespace: bookinfo}]\n    headers: {x-internal: ['true']}\n"
     diag = only(lint(rules), "MC409")
     assert where(diag) == ("policy.yaml", 10, 15)
-    assert "tells callers apart only by the request header 'x-internal'" in diag.message
+    assert "admits every workload in namespace 'bookinfo'" in diag.message
+    assert "tells them apart only by the request header 'x-internal'" in diag.message
     assert "a value the caller controls" in diag.message
 
 
 def test_mc409_ingress_gateway_counts_as_broad() -> None:
-    rules = GOOD + "  - from: [{ingressGateway: true}]\n    headers: {x-admin: ['yes']}\n"
-    assert len(findings(lint(rules), "MC409")) == 1
+    rules = (
+        GOOD
+        + "  - from: [{service: productpage}, {ingressGateway: true}]\n"
+        + "    headers: {x-admin: ['yes']}\n"
+    )
+    diag = only(lint(rules), "MC409")
+    assert "admits the ingress gateway (requests from outside the mesh)" in diag.message
 
 
 def test_mc409_silent_for_identified_callers() -> None:

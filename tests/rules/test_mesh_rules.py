@@ -88,7 +88,8 @@ def test_mc401_permissive_without_until() -> None:
     text = mesh("  mtls:\n    mode: permissive\n")
     diag = only(compile_files({"mesh.yaml": text}), "MC401")
     assert where(diag) == ("mesh.yaml", 6, 11)
-    assert "permissive with no 'until' date" in diag.message
+    assert "permissive has no 'until' date, so it is not lowered" in diag.message
+    assert "the mesh stays strict" in diag.message
 
 
 def test_mc401_permissive_past_until_states_the_evaluation_time() -> None:

@@ -21,7 +21,7 @@ from compiler.kinds.access_policy.model import (
     Source,
     path_covers,
 )
-from compiler.kinds.mesh.checks import plaintext_reason
+from compiler.kinds.mesh.checks import evaluated_at, plaintext_reason
 from compiler.lint.registry import Finding, LintContext, rule
 from compiler.model.graph import decide_call, spiffe_of
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
@@ -540,16 +540,16 @@ def identity_rules_without_strict_mtls(ctx: LintContext) -> Iterable[Finding]:
     This rule depends on the evaluation time (an exception or permissive period ends).
 
     **What it does.** Reports every AccessPolicy whose service is not under strict mTLS at the
-    evaluation time: the mesh is permissive (with no `until`, or one still ahead), or the
-    Mesh lists a live mTLS exception for the service.
+    evaluation time: the mesh is permissive until a date still ahead, or the Mesh lists a
+    live mTLS exception for the service.
 
     **Why is this bad.** Every source meshc knows (service, namespace, identity, `*`, the
     ingress gateway) is matched on the caller's mTLS identity. A plaintext request has none:
     allow rules reject it, and — worse — deny rules do not match it, so a plaintext client
     walks past a deny.
 
-    **Example.** `mtls: {mode: permissive}` in the Mesh together with AccessPolicies that deny
-    a namespace.
+    **Example.** `mtls: {mode: permissive, until: 2027-01-31}` in the Mesh together with
+    AccessPolicies that deny a namespace.
 
     **Use instead.** Finish the migration and make mTLS strict for the service; keep
     exceptions short and only for services whose policy does not depend on a deny.
@@ -571,7 +571,7 @@ def identity_rules_without_strict_mtls(ctx: LintContext) -> Iterable[Finding]:
         yield Finding(
             policy.span("service"),
             f"AccessPolicy {policy.model.metadata.name!r} matches callers of {view.key} by "
-            f"identity, but {reason}: {effect}",
+            f"identity, but {reason} ({evaluated_at(ctx.now)}): {effect}",
             "make mTLS strict for this service (end the permissive period or the exception)",
         )
 
@@ -658,8 +658,8 @@ def unused_allow(ctx: LintContext) -> Iterable[Finding]:
 def header_as_authentication(ctx: LintContext) -> Iterable[Finding]:
     """An allow rule with broad sources relies on a request header to decide who may call.
 
-    **What it does.** Reports allow rules with `headers` conditions whose every source is
-    broad — `*`, a namespace, or the ingress gateway (which forwards requests from outside).
+    **What it does.** Reports allow rules with `headers` conditions and at least one broad
+    source — `*`, a namespace, or the ingress gateway (which forwards requests from outside).
 
     **Why is this bad.** A request header is a value the caller writes. With broad sources
     the header is the only thing separating the intended callers from everyone else, so any
@@ -681,16 +681,25 @@ def header_as_authentication(ctx: LintContext) -> Iterable[Finding]:
         for index, r in enumerate(policy.model.spec.rules):
             if r.action != "allow" or not r.headers:
                 continue
-            broad = all(
-                s.ingress_gateway or principal_of(s, namespace, model).kind != "id"
-                for s in r.from_
-            )
+            broad = [b for b in (_broadness(s, namespace, model) for s in r.from_) if b]
             if not broad:
                 continue
             name = sorted(r.headers)[0]
             yield Finding(
                 policy.key_span("rules", index, "headers", name),
-                f"rule {index + 1} admits broad sources and tells callers apart only by the "
-                f"request header {name!r}, a value the caller controls",
+                f"rule {index + 1} admits {broad[0]} and tells them apart only by the request "
+                f"header {name!r}, a value the caller controls",
                 "identify callers by identity (from: [{service: ...}]), not by a header",
             )
+
+
+def _broadness(source: Source, namespace: str, model: MeshModel) -> str | None:
+    """How a broad source reads in a message; None for a source naming one identity."""
+    if source.ingress_gateway:
+        return "the ingress gateway (requests from outside the mesh)"
+    principal = principal_of(source, namespace, model)
+    if principal.kind == "any":
+        return "any mesh identity"
+    if principal.kind == "namespace":
+        return f"every workload in namespace {principal.value!r}"
+    return None

@@ -39,13 +39,12 @@ def exception_key(mesh: Intent[MeshDocument], exception: MtlsException) -> Servi
 def plaintext_reason(model: MeshModel, view: ServiceView, now: datetime) -> str | None:
     """Why `view` still accepts plaintext at `now` (None when mTLS is strict for it).
 
-    Mesh-wide permissive mode counts while its `until` lies ahead (or is missing); an
-    exception counts while its `until` lies ahead — expired ones are no longer lowered.
+    Mirrors the Istio lowering: mesh-wide permissive mode and exceptions count only while
+    their `until` lies ahead; permissive mode without `until` is not lowered at all.
     """
     mtls = model.settings.mtls
-    if mtls.mode == "permissive" and (mtls.until is None or mtls.until > now):
-        ending = f" until {format_time(mtls.until)}" if mtls.until else " with no end date"
-        return f"mTLS is permissive mesh-wide{ending}"
+    if mtls.mode == "permissive" and mtls.until is not None and mtls.until > now:
+        return f"mTLS is permissive mesh-wide until {format_time(mtls.until)}"
     if model.mesh is None:
         return None
     for exception in mtls.exceptions:
@@ -162,10 +161,11 @@ def permissive_mtls(ctx: LintContext) -> Iterable[Finding]:
     date in the future.
 
     **Why is this bad.** Permissive mode accepts plaintext from anything that can reach a
-    pod: no identity, no encryption, and identity-based rules cannot hold. It is meant as a
-    short migration step, never a steady state. Without `until` it silently becomes
-    permanent. Once `until` has passed meshc lowers strict mTLS again, so the setting in Git
-    no longer describes what is deployed and should be removed.
+    pod: no identity, no encryption, and identity-based rules cannot hold. meshc allows it
+    only as a time-boxed migration step, so it lowers permissive mode only while `until`
+    lies ahead. Without `until` the setting is not lowered at all (the mesh stays strict and
+    the clients it was meant for are refused); once `until` has passed the mesh is strict
+    again. Either way the setting in Git does not describe what is deployed.
 
     **Example.**
     ```yaml
@@ -183,10 +183,10 @@ def permissive_mtls(ctx: LintContext) -> Iterable[Finding]:
     if mtls.until is None:
         yield Finding(
             mesh.span("mtls", "mode"),
-            "mesh-wide mTLS is permissive with no 'until' date: plaintext is accepted everywhere "
-            "with no end in sight",
-            "use mode: strict, or time-box the migration with 'until: <date>' (better: a "
-            "per-service exception)",
+            "mesh-wide mTLS mode permissive has no 'until' date, so it is not lowered: the mesh "
+            "stays strict and clients that still send plaintext are refused",
+            "time-box the migration with 'until: <date>' (better: a per-service exception), "
+            "or use mode: strict",
         )
     elif mtls.until <= ctx.now:
         yield Finding(
