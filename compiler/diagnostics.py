@@ -45,8 +45,13 @@ class Span:
     def from_marks(cls, file: str, start: Any, end: Any | None = None) -> Span:
         """Build from ruamel marks (0-based line/column)."""
         if end is None:
-            return cls(file, start.line + 1, start.column + 1, start.line + 1, start.column + 1)
-        return cls(file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+            return cls.from_zero_based(file, start.line, start.column, start.line, start.column)
+        return cls.from_zero_based(file, start.line, start.column, end.line, end.column)
+
+    @classmethod
+    def from_zero_based(cls, file: str, line: int, col: int, end_line: int, end_col: int) -> Span:
+        """Build from 0-based positions (as ruamel marks and the loader's packed spans hold them)."""
+        return cls(file, line + 1, col + 1, end_line + 1, end_col + 1)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
