@@ -19,7 +19,7 @@ from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.kinds import KIND_NAMES, KINDS, load_checks
 from compiler.lint.engine import finalize, run_rules
 from compiler.lint.registry import LintContext
-from compiler.load.discover import CONFIG_FILE, PolicyTree, discover_tree
+from compiler.load.discover import PolicyTree, discover_tree, read_config
 from compiler.load.documents import Document, classify_documents
 from compiler.load.yamlnodes import parse_source
 from compiler.model.mesh import MeshModel, resolve_model
@@ -105,11 +105,10 @@ class Compilation:
 
 def load_tree(root: Path) -> PolicyTree:
     """Read the policy root from disk, honouring meshc.yaml's excludes."""
-    config_path = root / CONFIG_FILE
     excludes: list[str] = []
-    if root.is_dir() and config_path.is_file():
-        config, _ = parse_config(config_path.read_bytes())
-        excludes = config.excludes
+    if root.is_dir():
+        raw, _ = read_config(root)  # a problem is reported again by discover_tree
+        excludes = parse_config(raw)[0].excludes
     return discover_tree(root, excludes=excludes)
 
 

@@ -50,9 +50,9 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
         _read_into(tree, root, root.name, root.parent.resolve())
         return tree
     resolved_root = root.resolve()
-    config = root / CONFIG_FILE
-    if config.is_file():
-        tree.config = config.read_bytes()[: MAX_FILE_BYTES + 1]
+    tree.config, problem = read_config(root)
+    if problem is not None:
+        tree.problems.append(problem)
     for directory, subdirs, names in os.walk(root, followlinks=False):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(names):
@@ -73,6 +73,40 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
     return tree
 
 
+def read_config(root: Path) -> tuple[bytes | None, Diagnostic | None]:
+    """The bytes of `meshc.yaml` at the root (None when absent), or why it cannot be read."""
+    config = root / CONFIG_FILE
+    try:
+        if not config.exists():
+            return None, None
+        if not config.is_file():
+            return None, _unreadable(CONFIG_FILE, "not a regular file", "make meshc.yaml a file")
+        with config.open("rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1), None
+    except OSError as exc:
+        reason = f"cannot read file: {exc.strerror}"
+        return None, _unreadable(CONFIG_FILE, reason, "check its permissions")
+
+
+def _unreadable(relative: str, problem: str, remedy: str) -> Diagnostic:
+    return Diagnostic("MC107", Span(relative), problem, remedy)
+
+
+def _link_problem(full: Path, relative: str, root: Path) -> Diagnostic | None:
+    """Why a symbolic link under the root cannot be read: broken, a loop, or leaving the root."""
+    try:
+        target = full.resolve(strict=True)
+    except FileNotFoundError:
+        return _unreadable(
+            relative, "broken symbolic link: its target does not exist", "fix or remove the link"
+        )
+    except (OSError, RuntimeError):
+        return _unreadable(relative, "symbolic link loop", "remove the link")
+    if not target.is_relative_to(root):
+        return _outside(relative)
+    return None
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root)
@@ -91,18 +125,19 @@ def _outside(relative: str) -> Diagnostic:
 
 
 def _read_into(tree: PolicyTree, full: Path, relative: str, root: Path) -> None:
-    if full.is_symlink() and not _inside(full, root):
-        tree.problems.append(_outside(relative))
+    problem = _link_problem(full, relative, root) if full.is_symlink() else None
+    if problem is not None:
+        tree.problems.append(problem)
         return
     try:
         if not full.is_file():
             tree.problems.append(
-                Diagnostic("MC107", Span(relative), "not a regular file", "remove it from the policy root")
+                _unreadable(relative, "not a regular file", "remove it from the policy root")
             )
             return
         with full.open("rb") as handle:
             tree.files[relative] = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         tree.problems.append(
-            Diagnostic("MC107", Span(relative), f"cannot read file: {exc.strerror}", "check permissions")
+            _unreadable(relative, f"cannot read file: {exc.strerror}", "check its permissions")
         )
