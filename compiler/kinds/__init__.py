@@ -25,6 +25,7 @@ KIND_NAMES = frozenset(KINDS)
 def load_checks() -> None:
     """Import every kind's checks so their rules register (idempotent)."""
     from compiler.kinds.access_policy import checks as _access  # noqa: F401
+    from compiler.kinds.mesh import ca_checks as _mesh_ca  # noqa: F401
     from compiler.kinds.mesh import checks as _mesh  # noqa: F401
     from compiler.kinds.resilience import checks as _resilience  # noqa: F401
     from compiler.kinds.rollout import checks as _rollout  # noqa: F401

@@ -1,0 +1,1 @@
+"""meshd: the reconciler — effects around the pure compiler (source, targets, CA, loop)."""

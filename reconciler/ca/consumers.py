@@ -1,0 +1,78 @@
+"""Trust-bundle consumers: who must report the new root before leaves are issued from it.
+
+A consumer is anything that validates peers with our bundle (an xDS proxy fleet, the
+Kubernetes `istio-ca-root-cert` ConfigMaps). Gate 1 of a rotation holds once every
+consumer reports the new root. The file-based acknowledgement is built now (tests and the
+CLI: `meshd ca ack NAME`); the xDS and Kubernetes consumers come with those targets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from compiler.kinds.mesh.anchors import normalize_fingerprint
+from reconciler.ca.errors import CAError
+from reconciler.ca.fsutil import atomic_write, ensure_private_dir
+
+CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class Consumer(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def trusted_fingerprints(self) -> frozenset[str]:
+        """The root fingerprints this consumer currently validates peers with."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileConsumer:
+    name: str
+    fingerprints: frozenset[str]
+
+    def trusted_fingerprints(self) -> frozenset[str]:
+        return self.fingerprints
+
+
+def read_file_consumers(directory: Path) -> list[Consumer]:
+    """Every `<name>.json` in `directory` is one consumer: `{"roots": ["sha256:..."]}`."""
+    if not directory.is_dir():
+        return []
+    consumers: list[Consumer] = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CAError(
+                f"acknowledgement is not valid JSON ({exc})",
+                path=path,
+                remedy="rewrite it with `meshd ca ack NAME`",
+            ) from None
+        roots = data.get("roots") if isinstance(data, dict) else None
+        if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+            raise CAError(
+                'acknowledgement needs "roots": a list of fingerprints',
+                path=path,
+                remedy="rewrite it with `meshd ca ack NAME`",
+            )
+        prints = frozenset(normalize_fingerprint(r) for r in roots)
+        consumers.append(FileConsumer(path.stem, prints))
+    return consumers
+
+
+def write_file_ack(directory: Path, name: str, fingerprints: list[str]) -> Path:
+    if not CONSUMER_NAME.match(name):
+        raise CAError(
+            f"consumer name {name!r} is not a simple name",
+            remedy="use letters, digits, '.', '_' or '-'",
+        )
+    ensure_private_dir(directory)
+    path = directory / f"{name}.json"
+    body = {"consumer": name, "roots": sorted(fingerprints)}
+    atomic_write(path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode())
+    return path

@@ -1,0 +1,18 @@
+"""Crash points for the resume tests.
+
+`MESHD_CA_CRASH_AT=<point>` makes the process die (like `kill -9`) when it reaches that
+checkpoint, so a test can prove that every phase resumes after a crash between any two
+writes. Unset in production: `checkpoint` is then a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV = "MESHD_CA_CRASH_AT"
+
+
+def checkpoint(point: str) -> None:
+    target = os.environ.get(ENV)
+    if target and (target == point or (target.endswith("*") and point.startswith(target[:-1]))):
+        os._exit(137)

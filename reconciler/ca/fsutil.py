@@ -1,0 +1,95 @@
+"""Key-custody file primitives: private directories, atomic writes, permission checks."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from reconciler.ca.errors import CAError
+from reconciler.ca.faults import checkpoint
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create `path` (and parents) as 0700; refuse an existing one open to others."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for part in reversed(missing):  # parents too: mkdir(parents=True) ignores `mode` for them
+        part.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise CAError(
+            f"directory is accessible to group/others (mode {mode:04o})",
+            path=path,
+            remedy=f"run `chmod 700 {path}`",
+        )
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
+    """Write via a temporary file in the same directory, fsync, then rename: a crash leaves
+    either the old file or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        checkpoint(f"before-rename:{path.name}")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_private_file(path: Path) -> None:
+    """Refuse a key file that is missing, not a regular file, or readable by others."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise CAError(
+            "private key file is missing",
+            path=path,
+            remedy="restore it from backup; without it this CA cannot sign (rotate to a new root)",
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CAError(
+            "private key is not a regular file (symlinks are refused)",
+            path=path,
+            remedy="replace it with the key file itself",
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise CAError(
+            f"private key file is accessible to group/others (mode {mode:04o})",
+            path=path,
+            remedy=f"run `chmod 600 {path}` (and consider the key exposed if others could read it)",
+        )
+
+
+def read_file(path: Path, *, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CAError(
+            f"{what} is missing",
+            path=path,
+            remedy="restore it, or re-create the store with `meshd ca init`",
+        ) from None
+    except OSError as exc:
+        raise CAError(f"cannot read {what}: {exc.strerror}", path=path) from None
