@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.representer import SafeRepresenter
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -36,7 +38,12 @@ class ObjectKey:
         api_version = str(obj.get("apiVersion", ""))
         group = api_version.split("/", 1)[0] if "/" in api_version else ""
         meta = obj.get("metadata", {})
-        return cls(group, str(obj.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
+        return cls(
+            group,
+            str(obj.get("kind", "")),
+            str(meta.get("namespace", "")),
+            str(meta.get("name", "")),
+        )
 
     @property
     def filename(self) -> str:
@@ -82,7 +89,31 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+_YAML11_IMPLICIT = re.compile(
+    r"""^(?:[yY]|[nN]|yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
+    |~|null|Null|NULL|=|<<
+    |[-+]?(?:0b[0-1_]+|0[0-7_]+|(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|[1-9][0-9_]*(?::[0-5]?[0-9])+)
+    |[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
+    |[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ].*)?)$""",
+    re.VERBOSE,
+)
+"""Plain scalars a YAML 1.1 reader (Kubernetes' sigs.k8s.io/yaml, PyYAML) would not read as
+strings: `yes`, `on`, `0755`, `1:30`, dates. ruamel writes YAML 1.2, where they are plain
+strings, so such strings are quoted explicitly."""
+
+
+class _Representer(SafeRepresenter):
+    def represent_str(self, data: str) -> Any:
+        if _YAML11_IMPLICIT.match(data):
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style="'")
+        return super().represent_str(data)
+
+
+_Representer.add_representer(str, _Representer.represent_str)
+
 _YAML = YAML(typ="safe", pure=True)
+_YAML.Representer = _Representer
 _YAML.default_flow_style = False
 _YAML.sort_base_mapping_type_on_output = True  # type: ignore[assignment]
 _YAML.width = 4096

@@ -1,0 +1,177 @@
+"""`meshc render`: compile the policy root and print (or write) the emitted objects.
+
+Refuses (exit 1, findings printed) when the tree does not compile or the user's CRDs
+reject an object; bad flags or files exit 2 with a located message. Output is the same
+bytes for the same tree, time and rollout state.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from compiler.api import Compilation, compile_tree, load_tree
+from compiler.artifacts import Artifacts, ObjectKey, to_yaml, to_yaml_stream
+from compiler.cli.common import now_option, resolve_now
+from compiler.lower import TARGETS, LoweringRefused, lower
+from compiler.lower.istio.common import MANAGED_BY
+from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
+
+
+@click.command("render")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(TARGETS), default="istio", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write one file per object under DIR (rendered-manifests layout) instead of stdout.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(("yaml", "json")), default="yaml", show_default=True
+)
+@click.option(
+    "--crds",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Validate the output against these CustomResourceDefinition files (repeatable).",
+)
+@now_option
+@click.option(
+    "--rollout-state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML/JSON mapping '<namespace>/<rollout>: <step index>' (missing = step 0).",
+)
+def render_command(
+    path: Path | None,
+    target: str,
+    out: Path | None,
+    fmt: str,
+    crds: tuple[Path, ...],
+    now: datetime | None,
+    rollout_state: Path | None,
+) -> None:
+    """Render the policy root at PATH (default: .) to the target's objects."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    root = path if path is not None else Path(".")
+    if not root.exists():
+        raise click.BadParameter(f"{root}: no such file or directory", param_hint="PATH")
+    state = read_state(rollout_state)
+    compilation = compile_tree(load_tree(root), now=resolve_now(now), rollout_state=state)
+    for note in compilation.notes:
+        err.print(f"note: {note}")
+    try:
+        artifacts = lower(compilation, target=target)
+    except LoweringRefused as refused:
+        report_findings(compilation, refused.diagnostics, err)
+        err.print(f"meshc render: {refused}")
+        sys.exit(1)
+    if crds and not validate_crds(compilation, artifacts, crds, err):
+        sys.exit(1)
+    if out is not None:
+        written = write_tree(artifacts, out, fmt=fmt)
+        err.print(f"wrote {written} object(s) under {out}")
+    else:
+        sys.stdout.write(render_stream(artifacts, fmt=fmt))
+
+
+def read_state(path: Path | None) -> dict[str, int]:
+    if path is None:
+        return {}
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(
+            f"{path}: cannot read: {exc.strerror}", param_hint="--rollout-state"
+        ) from None
+    try:
+        return parse_rollout_state(str(path), raw)
+    except RolloutStateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rollout-state") from None
+
+
+def report_findings(compilation: Compilation, diagnostics: list[Any], err: Console) -> None:
+    from compiler.report.text import render_text
+
+    lines = {f: r.lines for f, r in compilation.files.items()}
+    render_text(diagnostics, lines, err)
+
+
+def validate_crds(
+    compilation: Compilation, artifacts: Artifacts, files: tuple[Path, ...], err: Console
+) -> bool:
+    from compiler.lower.istio.crd_validation import (
+        CrdLoadError,
+        check_artifacts,
+        crd_diagnostics,
+        load_crd_files,
+    )
+
+    try:
+        crd_set = load_crd_files(list(files))
+    except CrdLoadError as exc:
+        raise click.BadParameter(str(exc), param_hint="--crds") from None
+    report = check_artifacts(artifacts, crd_set)
+    for kind in sorted(report.unchecked_kinds):
+        err.print(f"note: --crds: no CRD for {kind}; not checked")
+    for rule, reason in sorted(report.cel_gaps.items()):
+        err.print(f"note: --crds: CEL rule not evaluated ({reason}): {rule}")
+    if not report.problems:
+        return True
+    report_findings(compilation, crd_diagnostics(report, compilation), err)
+    err.print(
+        f"meshc render: {len(report.problems)} object field(s) rejected by the given CRDs; "
+        "nothing written"
+    )
+    return False
+
+
+def render_stream(artifacts: Artifacts, *, fmt: str) -> str:
+    objects = [obj for _, obj in artifacts]
+    if fmt == "json":
+        listing = {"apiVersion": "v1", "kind": "List", "items": objects}
+        return json.dumps(listing, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return to_yaml_stream(objects)
+
+
+def object_path(key: ObjectKey, *, fmt: str) -> str:
+    name = key.filename
+    return name[: -len(".yaml")] + ".json" if fmt == "json" else name
+
+
+def write_tree(artifacts: Artifacts, out: Path, *, fmt: str) -> int:
+    """One file per object; files meshc wrote earlier for objects that are gone are removed."""
+    wanted: dict[Path, str] = {}
+    for key, obj in artifacts:
+        text = (
+            json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+            if fmt == "json"
+            else to_yaml(obj)
+        )
+        wanted[out / object_path(key, fmt=fmt)] = text
+    if out.exists():
+        for stale in sorted(out.rglob("*")):
+            if stale.is_file() and stale not in wanted and _written_by_meshc(stale):
+                stale.unlink()
+    for file, text in wanted.items():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if not file.exists() or file.read_text(encoding="utf-8") != text:
+            file.write_text(text, encoding="utf-8")
+    return len(wanted)
+
+
+def _written_by_meshc(file: Path) -> bool:
+    if file.suffix not in (".yaml", ".json"):
+        return False
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return f"{MANAGED_BY}: meshc" in text or f'"{MANAGED_BY}": "meshc"' in text

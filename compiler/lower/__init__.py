@@ -1,0 +1,40 @@
+"""Stage 4: lower a compiled model to a backend's objects.
+
+`lower` is the one entry point the CLI, the plan and the reconciler use. It refuses a
+compilation that has blocking errors — nothing is emitted (or applied) from a revision
+that does not compile.
+"""
+
+from __future__ import annotations
+
+from compiler.api import Compilation
+from compiler.artifacts import Artifacts
+from compiler.diagnostics import Diagnostic, Severity
+
+TARGETS = ("istio",)
+
+
+class LoweringRefused(Exception):
+    """The compilation has errors; `diagnostics` are the blocking ones."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        count = len(diagnostics)
+        super().__init__(
+            f"policy tree does not compile: {count} error{'s' if count != 1 else ''}; "
+            "fix them (meshc lint lists them) before rendering"
+        )
+
+
+def lower(compilation: Compilation, *, target: str = "istio") -> Artifacts:
+    """The artifacts of an `ok` compilation for `target` (only "istio" so far)."""
+    if target not in TARGETS:
+        raise ValueError(f"target {target!r}: unknown; choose one of {', '.join(TARGETS)}")
+    if not compilation.ok:
+        raise LoweringRefused(compilation.blocking(Severity.ERROR))
+    from compiler.lower.istio import lower_istio
+
+    objects = lower_istio(
+        compilation.model, now=compilation.now, rollout_state=compilation.rollout_state
+    )
+    return Artifacts.of(objects)

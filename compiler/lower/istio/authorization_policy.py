@@ -1,0 +1,258 @@
+"""Mesh + AccessPolicy → AuthorizationPolicy.
+
+- default action deny: an allow-nothing policy (`spec: {}`) in every namespace with services;
+- each AccessPolicy: one object per Istio action it needs (ALLOW, DENY, and AUDIT for the
+  rules marked `log: true`), selecting the service's workload;
+- shadow mode (DESIGN.md §2): while no enforced policy restricts the service, its workload
+  allows every authenticated caller, and the policy's objects carry `istio.io/dry-run: "true"`
+  so Istio only counts and logs what they would deny.
+
+Where a rule names something that does not resolve, lowering fails closed: an allow loses
+the unresolved source or port (never widening access), a deny drops the port restriction
+(denying more). The model's lint rules report those references; this is the backstop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.kinds.access_policy.model import AccessPolicyDocument, Operation, Rule, Source
+from compiler.lower.istio.common import (
+    DRY_RUN,
+    SECURITY,
+    LowerContext,
+    Obj,
+    gateway_principal,
+    identity_principal,
+    new_object,
+    principal,
+    resolve_service,
+)
+from compiler.model.mesh import ServiceView
+from compiler.validate import Intent
+
+ALLOW_NOTHING = "meshc-allow-nothing"
+ACTIONS = {"allow": "ALLOW", "deny": "DENY"}
+ACTION_ORDER = ("ALLOW", "DENY", "AUDIT")
+
+
+def lower_authorization_policies(ctx: LowerContext) -> list[Obj]:
+    out: list[Obj] = []
+    if ctx.model.settings.default_action == "deny":
+        out.extend(allow_nothing(ctx, namespace) for namespace in ctx.model.namespaces)
+    for key in sorted(ctx.model.services):
+        out.extend(for_service(ctx, ctx.model.services[key]))
+    return out
+
+
+def allow_nothing(ctx: LowerContext, namespace: str) -> Obj:
+    """Zero trust: an ALLOW policy with no rules denies whatever no other policy allows."""
+    obj = new_object(
+        ctx,
+        api_version=SECURITY,
+        kind="AuthorizationPolicy",
+        name=ALLOW_NOTHING,
+        namespace=namespace,
+        source=ctx.mesh_source,
+    )
+    obj["spec"] = {}
+    return obj
+
+
+def for_service(ctx: LowerContext, view: ServiceView) -> list[Obj]:
+    policies = sorted(view.policies, key=lambda p: p.ref)
+    if not policies:
+        return []
+    out: list[Obj] = []
+    enforced = [p for p in policies if p.model.spec.mode == "enforce"]
+    if not enforced:
+        out.append(shadow_allow_all(ctx, view, policies[0]))
+    for policy in policies:
+        out.extend(for_policy(ctx, view, policy))
+    if enforced and ctx.model.settings.default_action == "allow" and not _has_allow(enforced):
+        out.append(workload_allow_nothing(ctx, view, enforced[0]))
+    return out
+
+
+def _has_allow(policies: list[Intent[AccessPolicyDocument]]) -> bool:
+    return any(rule.action == "allow" for p in policies for rule in p.model.spec.rules)
+
+
+def _selector(view: ServiceView) -> dict[str, Any]:
+    return {"matchLabels": dict(sorted(view.selector.items()))}
+
+
+def shadow_allow_all(
+    ctx: LowerContext, view: ServiceView, policy: Intent[AccessPolicyDocument]
+) -> Obj:
+    """The live decision of a shadow-only service: any authenticated mesh caller."""
+    obj = new_object(
+        ctx,
+        api_version=SECURITY,
+        kind="AuthorizationPolicy",
+        name=f"{view.key.name}-shadow-allow-all",
+        namespace=view.key.namespace,
+        source=policy.ref,
+    )
+    obj["spec"] = {
+        "selector": _selector(view),
+        "action": "ALLOW",
+        "rules": [{"from": [{"source": {"principals": ["*"]}}]}],
+    }
+    return obj
+
+
+def workload_allow_nothing(
+    ctx: LowerContext, view: ServiceView, policy: Intent[AccessPolicyDocument]
+) -> Obj:
+    """With a default-allow mesh, a service whose policies only deny still denies the rest."""
+    obj = new_object(
+        ctx,
+        api_version=SECURITY,
+        kind="AuthorizationPolicy",
+        name=f"{view.key.name}-allow-nothing",
+        namespace=view.key.namespace,
+        source=policy.ref,
+    )
+    obj["spec"] = {"selector": _selector(view), "action": "ALLOW"}
+    return obj
+
+
+def policy_object_name(view: ServiceView, policy: Intent[AccessPolicyDocument], action: str) -> str:
+    """`<policy>-<action>`; a policy from another namespace is prefixed `<ns>.` (no clash)."""
+    meta = policy.model.metadata
+    base = meta.name if meta.namespace == view.key.namespace else f"{meta.namespace}.{meta.name}"
+    return f"{base}-{action.lower()}"
+
+
+def for_policy(
+    ctx: LowerContext, view: ServiceView, policy: Intent[AccessPolicyDocument]
+) -> list[Obj]:
+    spec = policy.model.spec
+    namespace = policy.model.metadata.namespace
+    buckets: dict[str, list[Obj]] = {action: [] for action in ACTION_ORDER}
+    wanted: set[str] = set()
+    for rule in spec.rules:
+        action = ACTIONS[rule.action]
+        wanted.add(action)
+        lowered = lower_rule(ctx, view, rule, namespace=namespace)
+        if lowered is None:
+            continue
+        buckets[action].append(lowered)
+        if rule.log:
+            wanted.add("AUDIT")
+            buckets["AUDIT"].append(lowered)
+    out = []
+    for action in ACTION_ORDER:
+        if action not in wanted or (action != "ALLOW" and not buckets[action]):
+            continue
+        obj = new_object(
+            ctx,
+            api_version=SECURITY,
+            kind="AuthorizationPolicy",
+            name=policy_object_name(view, policy, action),
+            namespace=view.key.namespace,
+            source=policy.ref,
+        )
+        if spec.mode == "shadow" and action != "AUDIT":
+            obj["metadata"]["annotations"][DRY_RUN] = "true"
+        body: Obj = {"selector": _selector(view), "action": action}
+        if buckets[action]:
+            body["rules"] = _dedupe(buckets[action])
+        obj["spec"] = body
+        out.append(obj)
+    return out
+
+
+def _dedupe(rules: list[Obj]) -> list[Obj]:
+    seen: list[Obj] = []
+    for rule in rules:
+        if rule not in seen:
+            seen.append(rule)
+    return seen
+
+
+def lower_rule(ctx: LowerContext, view: ServiceView, rule: Rule, *, namespace: str) -> Obj | None:
+    """One intent rule as one Istio rule; None when nothing of an allow rule resolves."""
+    allow = rule.action == "allow"
+    sources = lower_sources(ctx, rule.from_, namespace=namespace, allow=allow)
+    if not sources:
+        return None
+    out: Obj = {"from": sources}
+    operation = lower_operation(view, rule.to, allow=allow)
+    if operation is None:
+        return None
+    if operation:
+        out["to"] = [{"operation": operation}]
+    if rule.headers:
+        out["when"] = [
+            {"key": f"request.headers[{name}]", "values": list(values)}
+            for name, values in sorted(rule.headers.items())
+        ]
+    return out
+
+
+def lower_sources(
+    ctx: LowerContext, sources: list[Source], *, namespace: str, allow: bool
+) -> list[Obj]:
+    principals: set[str] = set()
+    namespaces: set[str] = set()
+    for source in sources:
+        if source.ingress_gateway:
+            principals.add(gateway_principal(ctx))
+        elif source.is_wildcard:
+            principals.add("*")
+        elif source.service:
+            found = source_principal(ctx, source.service, namespace=namespace, allow=allow)
+            if found is not None:
+                principals.add(found)
+        elif source.namespace:
+            namespaces.add(source.namespace)
+        elif source.identity:
+            principals.add(identity_principal(ctx, source.identity))
+    out: list[Obj] = []
+    if principals:
+        out.append({"source": {"principals": sorted(principals)}})
+    if namespaces:
+        out.append({"source": {"namespaces": sorted(namespaces)}})
+    return out
+
+
+def source_principal(ctx: LowerContext, ref: str, *, namespace: str, allow: bool) -> str | None:
+    """A calling service's identity; an unknown service is left out of allows (fail closed)
+    and denied by its default identity (`<ns>/<name>`) in denies."""
+    view = resolve_service(ctx, ref, namespace)
+    if view is not None:
+        return principal(ctx, view.key.namespace, view.service_account)
+    if allow:
+        return None
+    ns, _, name = ref.rpartition("/")
+    return principal(ctx, ns or namespace, name)
+
+
+def target_port(view: ServiceView, port: int | str) -> int | None:
+    """A service port (number or name) as the container port Envoy's inbound sees."""
+    for candidate in view.spec.ports:
+        if port in (candidate.port, candidate.name):
+            return int(candidate.container_port)
+    for candidate in view.spec.ports:
+        if port == candidate.container_port:
+            return int(candidate.container_port)
+    return None
+
+
+def lower_operation(view: ServiceView, op: Operation, *, allow: bool) -> Obj | None:
+    """methods, paths and target ports; None when an allow's ports all fail to resolve."""
+    out: Obj = {}
+    if op.methods:
+        out["methods"] = sorted(set(op.methods))
+    if op.paths:
+        out["paths"] = sorted(set(op.paths))
+    if op.ports:
+        resolved = [target_port(view, port) for port in op.ports]
+        known = sorted({p for p in resolved if p is not None})
+        if allow and not known:
+            return None
+        if allow or None not in resolved:
+            out["ports"] = [str(p) for p in known]
+    return out

@@ -1,0 +1,345 @@
+"""Validate emitted objects against CustomResourceDefinitions, as a strict API server would.
+
+The user's own CRD files (their Istio version) are the truth: each served version's
+`openAPIV3Schema` is made strict (unknown fields are errors, like `kubectl apply
+--validate=strict`: `additionalProperties: false` wherever `properties` is given and
+unknown fields are not preserved), checked with `jsonschema`, and the CRDs'
+`x-kubernetes-validations` CEL rules are evaluated with cel-python. Rules cel-python
+cannot evaluate (e.g. Kubernetes CEL extensions it lacks) are reported as gaps, never
+counted as passed. Findings point back at the intent document (and, where a field name
+matches, the intent line) through the `meshc.io/source` annotation.
+
+Entry points: `load_crd_files(paths)` → `CrdSet`; `check_artifacts(artifacts, crds)` →
+`CrdReport`; `crd_diagnostics(report, compilation)` → located `Diagnostic`s (what
+`meshc render --crds` prints, and what `meshc lint --crds` can reuse).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from compiler.artifacts import Artifacts, ObjectKey
+from compiler.diagnostics import Diagnostic, Span
+from compiler.lower.istio.common import SOURCE
+
+if TYPE_CHECKING:
+    from compiler.api import Compilation
+    from compiler.validate import Intent
+
+CODE = "MC190"
+"""Diagnostic code of an emitted object the user's CRDs reject."""
+
+Path_ = tuple[str | int, ...]
+
+
+class CrdLoadError(Exception):
+    """A CRD file that cannot be read or parsed; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class CelRule:
+    """One `x-kubernetes-validations` rule and the schema location it applies at."""
+
+    rule: str
+    message: str
+
+
+@dataclass(slots=True)
+class ServedVersion:
+    group: str
+    version: str
+    kind: str
+    origin: str
+    schema: dict[str, Any]
+    validator: Any
+
+
+@dataclass(slots=True)
+class CrdSet:
+    """The served versions of every CRD read, keyed by (group, version, kind)."""
+
+    versions: dict[tuple[str, str, str], ServedVersion] = field(default_factory=dict)
+    kinds: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def add(self, crd: Any, *, origin: str) -> None:
+        spec = crd.get("spec") if isinstance(crd, dict) else None
+        if not isinstance(spec, dict):
+            raise CrdLoadError(
+                f"{origin}: CustomResourceDefinition without spec; is this a CRD file?"
+            )
+        group = str(spec.get("group", ""))
+        kind = str((spec.get("names") or {}).get("kind", ""))
+        for version in spec.get("versions") or []:
+            if not isinstance(version, dict) or not version.get("served", False):
+                continue
+            raw = ((version.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"}
+            schema = strict_schema(raw)
+            name = str(version.get("name", ""))
+            validator = jsonschema.Draft7Validator(schema)
+            self.versions[(group, name, kind)] = ServedVersion(
+                group, name, kind, origin, schema, validator
+            )
+            self.kinds.setdefault((group, kind), []).append(name)
+
+
+def parse_crd_documents(documents: Iterable[Any], *, origin: str) -> CrdSet:
+    crds = CrdSet()
+    for doc in documents:
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+            crds.add(doc, origin=origin)
+        elif isinstance(doc, dict) and doc.get("kind") == "List":
+            for item in doc.get("items") or []:
+                if isinstance(item, dict) and item.get("kind") == "CustomResourceDefinition":
+                    crds.add(item, origin=origin)
+    return crds
+
+
+def load_crd_files(paths: Sequence[Path]) -> CrdSet:
+    """Read CRD YAML files; a missing or malformed file raises `CrdLoadError`."""
+    loader = YAML(typ="safe", pure=True)
+    crds = CrdSet()
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CrdLoadError(
+                f"{path}: cannot read CRD file: {exc}; pass a readable YAML file"
+            ) from None
+        try:
+            documents = list(loader.load_all(text))
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+            raise CrdLoadError(
+                f"{where}: not valid YAML: {exc.problem}; fix the CRD file"
+            ) from None
+        except YAMLError as exc:
+            raise CrdLoadError(f"{path}: not valid YAML: {exc}; fix the CRD file") from None
+        found = parse_crd_documents(documents, origin=str(path))
+        if not found.versions:
+            raise CrdLoadError(
+                f"{path}: no served CustomResourceDefinition found; pass Istio's CRD file"
+            )
+        crds.versions.update(found.versions)
+        for key, names in found.kinds.items():
+            crds.kinds.setdefault(key, []).extend(names)
+    return crds
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy in which unknown fields are errors; the root also admits the object envelope."""
+    out = copy.deepcopy(schema)
+    _make_strict(out)
+    props = out.setdefault("properties", {})
+    props.setdefault("apiVersion", {"type": "string"})
+    props.setdefault("kind", {"type": "string"})
+    props.setdefault("metadata", {"type": "object"})
+    out["additionalProperties"] = False
+    return out
+
+
+def _make_strict(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _make_strict(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if (
+        "properties" in node
+        and "additionalProperties" not in node
+        and node.get("x-kubernetes-preserve-unknown-fields") is not True
+    ):
+        node["additionalProperties"] = False
+    for key in ("properties", "patternProperties", "definitions"):
+        for child in (node.get(key) or {}).values():
+            _make_strict(child)
+    for key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+        if key in node:
+            _make_strict(node[key])
+
+
+@dataclass(frozen=True, slots=True)
+class CrdProblem:
+    """One reason an emitted object would be rejected."""
+
+    key: ObjectKey
+    path: Path_
+    message: str
+    source: str
+
+    def __str__(self) -> str:
+        where = ".".join(str(p) for p in self.path) or "(object)"
+        return f"{self.key} {where}: {self.message}"
+
+
+@dataclass(slots=True)
+class CrdReport:
+    problems: list[CrdProblem] = field(default_factory=list)
+    checked: int = 0
+    unchecked_kinds: set[str] = field(default_factory=set)
+    cel_evaluated: int = 0
+    cel_gaps: dict[str, str] = field(default_factory=dict)
+    """CEL rule → why cel-python could not evaluate it (not counted as passed)."""
+
+
+def check_artifacts(artifacts: Artifacts, crds: CrdSet) -> CrdReport:
+    report = CrdReport()
+    for key, obj in artifacts:
+        check_object(key, obj, crds, report)
+    report.problems.sort(key=lambda p: (p.key, [str(s) for s in p.path], p.message))
+    return report
+
+
+def check_object(key: ObjectKey, obj: dict[str, Any], crds: CrdSet, report: CrdReport) -> None:
+    api_version = str(obj.get("apiVersion", ""))
+    group, _, version = api_version.rpartition("/")
+    source = str(((obj.get("metadata") or {}).get("annotations") or {}).get(SOURCE, ""))
+    served = crds.versions.get((group, version, key.kind))
+    if served is None:
+        known = crds.kinds.get((group, key.kind))
+        if known:
+            report.problems.append(
+                CrdProblem(
+                    key,
+                    ("apiVersion",),
+                    f"{api_version} is not served by the given CRDs "
+                    f"(served: {', '.join(sorted(known))}); "
+                    "upgrade Istio or lower Mesh.spec.istioVersion",
+                    source,
+                )
+            )
+        else:
+            report.unchecked_kinds.add(f"{key.kind} ({api_version})")
+        return
+    report.checked += 1
+    for error in sorted(
+        served.validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path]
+    ):
+        report.problems.append(
+            CrdProblem(key, tuple(error.absolute_path), _schema_message(error), source)
+        )
+    for path, rule, value in cel_sites(served.schema, obj):
+        outcome = evaluate_cel(rule.rule, value)
+        if isinstance(outcome, str):
+            report.cel_gaps.setdefault(rule.rule, outcome)
+            continue
+        report.cel_evaluated += 1
+        if not outcome:
+            report.problems.append(
+                CrdProblem(key, path, f"{rule.message} (CEL rule: {rule.rule})", source)
+            )
+
+
+def _schema_message(error: Any) -> str:
+    if error.validator == "additionalProperties":
+        return f"unknown field: {error.message}; this Istio version does not know it"
+    return str(error.message)
+
+
+def cel_sites(
+    schema: dict[str, Any], value: Any, path: Path_ = ()
+) -> Iterator[tuple[Path_, CelRule, Any]]:
+    """Every (location, rule, value) where a CEL rule applies to a present value."""
+    for raw in schema.get("x-kubernetes-validations") or []:
+        text = str(raw.get("rule", ""))
+        if "oldSelf" in text:
+            continue  # transition rules need a previous object; creation has none
+        yield path, CelRule(text, str(raw.get("message") or f"failed rule: {text}")), value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for name, child in value.items():
+            sub = props.get(name)
+            if sub is None and isinstance(extra, dict):
+                sub = extra
+            if isinstance(sub, dict):
+                yield from cel_sites(sub, child, (*path, name))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, child in enumerate(value):
+            yield from cel_sites(schema["items"], child, (*path, index))
+
+
+_PROGRAMS: dict[str, Any] = {}
+
+
+def evaluate_cel(rule: str, value: Any) -> bool | str:
+    """True/False, or the reason cel-python could not evaluate the rule."""
+    import celpy
+
+    program = _PROGRAMS.get(rule)
+    if program is None:
+        env = celpy.Environment()
+        try:
+            program = env.program(env.compile(rule))
+        except Exception as exc:  # cel-python's parser raises several types
+            return f"cel-python cannot compile it: {type(exc).__name__}: {exc}"
+        _PROGRAMS[rule] = program
+    try:
+        result = program.evaluate({"self": celpy.adapter.json_to_cel(value)})
+    except Exception as exc:  # an unsupported function or overload
+        return f"cel-python cannot evaluate it: {type(exc).__name__}: {exc}"
+    if isinstance(result, (celpy.celtypes.BoolType, bool)):
+        return bool(result)
+    return f"cel-python returned {type(result).__name__} ({result!r}), not a boolean"
+
+
+def crd_diagnostics(report: CrdReport, compilation: Compilation) -> list[Diagnostic]:
+    """Each problem as a Diagnostic located at the intent that produced the field."""
+    intents = {
+        intent.ref: intent for result in compilation.files.values() for intent in result.intents
+    }
+    out = []
+    for problem in report.problems:
+        intent = intents.get(problem.source)
+        span = (
+            locate(intent, problem.path)
+            if intent is not None
+            else Span(problem.source.split("#")[0] or "-")
+        )
+        where = ".".join(str(p) for p in problem.path) or "object"
+        out.append(
+            Diagnostic(
+                CODE,
+                span,
+                f"{problem.key} {where}: {problem.message}",
+                "set Mesh.spec.istioVersion to the Istio you run, "
+                "or pass that version's CRDs with --crds",
+            )
+        )
+    return sorted(out, key=Diagnostic.sort_key)
+
+
+def locate(intent: Intent[Any], path: Path_) -> Span:
+    """The intent line behind an emitted field: the deepest field name of `path` that the
+    intent document spells too (Istio and meshc share many names), else the spec."""
+    for segment in reversed(path):
+        if isinstance(segment, str):
+            found = _find_key(intent.doc.data.get("spec"), segment, ("spec",))
+            if found is not None:
+                return intent.doc.key_span(*found)
+    return intent.doc.span("spec") if "spec" in intent.doc.data else intent.doc.span()
+
+
+def _find_key(node: Any, name: str, path: Path_) -> Path_ | None:
+    if isinstance(node, dict):
+        if name in node:
+            return (*path, name)
+        for key, child in node.items():
+            found = _find_key(child, name, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found = _find_key(child, name, (*path, index))
+            if found is not None:
+                return found
+    return None

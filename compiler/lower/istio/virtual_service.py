@@ -1,0 +1,207 @@
+"""Rollout + Resilience → exactly one VirtualService per host.
+
+Routes, in the order Envoy evaluates them: the A/B `match` rules first (each to its
+version), then the default route carrying the weighted split at the rollout's current
+step, the mirror, the timeout and the retries. A Resilience scoped to one port gets its
+own block of the same routes, restricted to that port and placed before the general one.
+Istio merges several VirtualServices for one host unpredictably, hence one per host.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from compiler.kinds.resilience.model import ResilienceSpec, Retries
+from compiler.kinds.rollout.model import MatchRule, RolloutDocument, RolloutSpec, StringMatch
+from compiler.lower.istio.common import (
+    NETWORKING,
+    LowerContext,
+    Obj,
+    host,
+    istio_duration,
+    new_object,
+)
+from compiler.lower.istio.destination_rule import port_resilience, service_resilience
+from compiler.model.mesh import ServiceView
+from compiler.validate import Intent
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    """What a block of routes carries besides its destinations."""
+
+    timeout: str | None
+    retries: Retries | None
+
+
+def lower_virtual_services(ctx: LowerContext) -> list[Obj]:
+    out = []
+    for key in sorted(ctx.model.services):
+        obj = virtual_service(ctx, ctx.model.services[key])
+        if obj is not None:
+            out.append(obj)
+    return out
+
+
+def current_rollout(view: ServiceView) -> Intent[RolloutDocument] | None:
+    """The service's Rollout (lint rejects a second one; the first by file wins)."""
+    rollouts = sorted(view.rollouts, key=lambda r: r.ref)
+    return rollouts[0] if rollouts else None
+
+
+def _settings(spec: ResilienceSpec | None, fallback: RouteSettings | None = None) -> RouteSettings:
+    timeout = spec.timeout if spec is not None else None
+    retries = spec.retries if spec is not None else None
+    if fallback is not None:
+        timeout = timeout if timeout is not None else fallback.timeout
+        retries = retries if retries is not None else fallback.retries
+    return RouteSettings(timeout, retries)
+
+
+def virtual_service(ctx: LowerContext, view: ServiceView) -> Obj | None:
+    rollout = current_rollout(view)
+    general = _settings(service_resilience(view))
+    per_port = {
+        port: _settings(spec, general)
+        for port, spec in port_resilience(view).items()
+        if spec.timeout is not None or spec.retries is not None
+    }
+    if rollout is None and general == RouteSettings(None, None) and not per_port:
+        return None
+    source = rollout.ref if rollout is not None else _resilience_ref(view)
+    obj = new_object(
+        ctx,
+        api_version=NETWORKING,
+        kind="VirtualService",
+        name=view.key.name,
+        namespace=view.key.namespace,
+        source=source,
+    )
+    spec = rollout.model.spec if rollout is not None else None
+    key = f"{rollout.model.metadata.namespace}/{rollout.model.metadata.name}" if rollout else ""
+    routes: list[Obj] = []
+    for port, settings in per_port.items():
+        routes.extend(route_block(ctx, view, spec, settings, port=port, state_key=key))
+    routes.extend(route_block(ctx, view, spec, general, port=None, state_key=key))
+    obj["spec"] = {"hosts": [host(ctx, view.key)], "http": routes}
+    return obj
+
+
+def _resilience_ref(view: ServiceView) -> str:
+    return sorted(r.ref for r in view.resilience)[0]
+
+
+def route_block(
+    ctx: LowerContext,
+    view: ServiceView,
+    rollout: RolloutSpec | None,
+    settings: RouteSettings,
+    *,
+    port: int | None,
+    state_key: str,
+) -> list[Obj]:
+    prefix = f"port-{port}-" if port is not None else ""
+    port_match: Obj = {"port": port} if port is not None else {}
+    fqdn = host(ctx, view.key)
+    routes: list[Obj] = []
+    for index, rule in enumerate(rollout.match if rollout is not None else []):
+        route: Obj = {
+            "name": f"{prefix}match-{index}",
+            "match": [{**match_conditions(rule), **port_match}],
+            "route": [{"destination": {"host": fqdn, "subset": rule.version}}],
+        }
+        routes.append(_with_settings(route, settings))
+    default: Obj = {"name": f"{prefix}default"}
+    if port_match:
+        default["match"] = [port_match]
+    default["route"] = weighted_destinations(ctx, fqdn, rollout, state_key)
+    if rollout is not None and rollout.mirror is not None:
+        default["mirror"] = {"host": fqdn, "subset": rollout.mirror.version}
+        default["mirrorPercentage"] = {"value": float(rollout.mirror.percentage)}
+    routes.append(_with_settings(default, settings))
+    return routes
+
+
+def _with_settings(route: Obj, settings: RouteSettings) -> Obj:
+    if settings.timeout is not None:
+        route["timeout"] = istio_duration(settings.timeout)
+    if settings.retries is not None:
+        route["retries"] = retry_policy(settings.retries)
+    return route
+
+
+def retry_policy(retries: Retries) -> Obj:
+    out: Obj = {"attempts": retries.attempts}
+    if retries.per_try_timeout is not None:
+        out["perTryTimeout"] = istio_duration(retries.per_try_timeout)
+    if retries.retry_on:
+        out["retryOn"] = ",".join(retries.retry_on)
+    return out
+
+
+def current_weights(ctx: LowerContext, rollout: RolloutSpec, state_key: str) -> dict[str, int]:
+    """The split in force now: fixed, or the progressive step the rollout state names."""
+    if rollout.split is not None:
+        return dict(rollout.split)
+    if rollout.steps and rollout.canary is not None:
+        index = min(max(ctx.rollout_state.get(state_key, 0), 0), len(rollout.steps) - 1)
+        canary = rollout.steps[index].weight
+        if rollout.canary == rollout.stable:
+            return {rollout.stable: 100}
+        return {rollout.stable: 100 - canary, rollout.canary: canary}
+    return {rollout.stable: 100}
+
+
+def weighted_destinations(
+    ctx: LowerContext, fqdn: str, rollout: RolloutSpec | None, state_key: str
+) -> list[Obj]:
+    if rollout is None:
+        return [{"destination": {"host": fqdn}}]
+    weights = current_weights(ctx, rollout, state_key)
+    live = sorted((version, weight) for version, weight in weights.items() if weight > 0)
+    if not live:
+        live = [(rollout.stable, 100)]
+    return [
+        {"destination": {"host": fqdn, "subset": version}, "weight": weight}
+        for version, weight in live
+    ]
+
+
+def match_conditions(rule: MatchRule) -> Obj:
+    headers: Obj = {name: string_match(match) for name, match in sorted(rule.headers.items())}
+    if rule.cookies:
+        headers["cookie"] = {"regex": cookie_regex(rule.cookies)}
+    return {"headers": headers}
+
+
+def string_match(match: StringMatch) -> Obj:
+    if match.exact is not None:
+        return {"exact": match.exact}
+    if match.prefix is not None:
+        return {"prefix": match.prefix}
+    return {"regex": match.regex}
+
+
+def _cookie_value(match: StringMatch) -> str:
+    if match.exact is not None:
+        return re.escape(match.exact)
+    if match.prefix is not None:
+        return re.escape(match.prefix) + "[^;]*"
+    pattern = (match.regex or "").removeprefix("^").removesuffix("$")
+    return f"(?:{pattern})"
+
+
+def cookie_regex(cookies: dict[str, StringMatch]) -> str:
+    """Istio has no cookie match: the `cookie` header must contain every named cookie.
+
+    RE2 has no lookahead, so several cookies are matched in any order by alternating
+    over their orders (a handful of cookies at most in practice).
+    """
+    parts = [f"{re.escape(name)}={_cookie_value(match)}" for name, match in sorted(cookies.items())]
+    orders = [
+        "(?:^|.*;\\s*)" + "(?:;.*;\\s*|;\\s*)".join(order) + "(?:;.*)?$"
+        for order in itertools.permutations(parts)
+    ]
+    return orders[0] if len(orders) == 1 else "(?:" + "|".join(orders) + ")"
