@@ -485,8 +485,8 @@ def namespace_wide_source(ctx: LintContext) -> Iterable[Finding]:
         whose = "its own namespace" if source.namespace == home else "another namespace"
         yield Finding(
             policy.span("rules", index, "from", position, "namespace"),
-            f"rule admits every workload in {whose} {source.namespace!r} to {server}, "
-            "including ones deployed later",
+            f"rule {index + 1} admits every workload in {whose} {source.namespace!r} to "
+            f"{server}, including ones deployed later",
             "name the calling services instead (from: [{service: ns/name}])",
         )
 
