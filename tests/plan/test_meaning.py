@@ -1,0 +1,229 @@
+"""The meaning diff and risk flags, over in-memory trees (no Git needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.plan.engine import Plan, Planner, build_plan
+from compiler.plan.report import plan_document
+from compiler.plan.source import Revision
+from tests.helpers import NOW, REPO, tree
+
+BOOKINFO = {p.name: p.read_text() for p in sorted((REPO / "policies").glob("*.yaml"))}
+
+
+def plan_of(
+    base: dict[str, str],
+    head: dict[str, str],
+    *,
+    state: dict[str, int] | None = None,
+    ca_status: Any | None = None,
+) -> Plan:
+    planner = Planner()
+    sides = [
+        planner.compile_side(
+            Revision(label, None, None), tree(files), now=NOW, rollout_state=state or {}
+        )
+        for label, files in (("base", base), ("head", head))
+    ]
+    return build_plan(sides[0], sides[1], now=NOW, ca_status=ca_status)
+
+
+def changed(**edits: tuple[str, str]) -> dict[str, str]:
+    files = dict(BOOKINFO)
+    for name, (old, new) in edits.items():
+        file = name.replace("_", ".").replace(".yaml", "") + ".yaml"
+        assert old in files[file], (file, old)
+        files[file] = files[file].replace(old, new, 1)
+    return files
+
+
+def texts(plan: Plan, section: str, side: str = "added") -> list[str]:
+    doc = plan_document(plan)
+    return [e["text"] for e in doc["meaning"][section][side]]
+
+
+def flags(plan: Plan) -> list[tuple[str, str]]:
+    return [(f.code, f.message) for f in plan.risks]
+
+
+def test_no_change_is_empty() -> None:
+    plan = plan_of(BOOKINFO, BOOKINFO)
+    assert plan.meaning is not None and plan.meaning.empty and not plan.changed and not plan.risks
+
+
+def test_effective_edge_needs_a_declared_call_and_an_allow() -> None:
+    head = changed(
+        details_yaml=(
+            "  - from: [{service: productpage}]",
+            "  - from: [{service: productpage}, {service: reviews}]",
+        ),
+        reviews_yaml=("calls: [ratings]", "calls: [ratings, details]"),
+    )
+    plan = plan_of(BOOKINFO, head)
+    assert texts(plan, "allowed") == ["reviews → details GET /details/*"]
+    assert texts(plan, "effective") == ["reviews → details GET /details/*"]
+    assert [c for c, _ in flags(plan)] == ["access-widened"]
+
+
+def test_removed_access_is_not_a_risk() -> None:
+    head = changed(ratings_yaml=('paths: ["/ratings/*"]', 'paths: ["/ratings/v2/*"]'))
+    plan = plan_of(BOOKINFO, head)
+    assert texts(plan, "allowed", "removed") == ["reviews → ratings GET /ratings/*"]
+    assert texts(plan, "effective", "removed") == ["reviews → ratings GET /ratings/*"]
+    assert texts(plan, "effective") == ["reviews → ratings GET /ratings/v2/*"]
+    assert [c for c, _ in flags(plan)] == [
+        "access-widened"
+    ]  # the new, narrower path is still new access
+
+
+def test_wildcard_identity_is_flagged() -> None:
+    head = changed(
+        ratings_yaml=(
+            "  - from: [{service: reviews}]",
+            "  - from: [{service: '*'}]\n    justification: health checks from every team",
+        )
+    )
+    plan = plan_of(BOOKINFO, head)
+    codes = {c for c, _ in flags(plan)}
+    assert "wildcard-identity" in codes and "access-widened" in codes
+    assert any("ratings now admits any mesh identity" in m for _, m in flags(plan))
+
+
+def test_namespace_opened_to_another_namespace() -> None:
+    head = changed(
+        ratings_yaml=(
+            "  - from: [{service: reviews}]",
+            "  - from: [{service: reviews}, {namespace: shop}]",
+        )
+    )
+    plan = plan_of(BOOKINFO, head)
+    messages = [m for c, m in flags(plan) if c == "namespace-opened"]
+    assert messages == [
+        "bookinfo/ratings is opened to every workload of another namespace, shop: "
+        "namespace:shop → ratings GET /ratings/*"
+    ]
+
+
+def test_mtls_weakened_and_default_deny_removed() -> None:
+    head = changed(
+        mesh_yaml=(
+            "    mode: strict\n  defaultAction: deny",
+            "    mode: permissive\n    until: 2026-12-01\n  defaultAction: allow",
+        )
+    )
+    plan = plan_of(BOOKINFO, head)
+    codes = [c for c, _ in flags(plan)]
+    assert "mtls-weakened" in codes and "default-deny-removed" in codes
+    mesh = {(c.field, c.before, c.after) for c in plan.meaning.mesh}  # type: ignore[union-attr]
+    assert ("mtls.mode", "strict", "permissive") in mesh
+    assert ("defaultAction", "deny", "allow") in mesh
+
+
+def test_shadow_mode_widens_access() -> None:
+    head = changed(
+        reviews_yaml=(
+            "  service: reviews\n  rules:",
+            "  service: reviews\n  mode: shadow\n  rules:",
+        )
+    )
+    plan = plan_of(BOOKINFO, head)
+    assert "* (any mesh identity) → reviews * (shadow)" in texts(plan, "allowed")
+    assert "access-widened" in {c for c, _ in flags(plan)}
+
+
+def test_resilience_changes_are_field_level() -> None:
+    head = changed(
+        ratings_yaml=(
+            "  timeout: 2s\n  retries: {attempts: 3,",
+            "  timeout: 3s\n  retries: {attempts: 2,",
+        )
+    )
+    plan = plan_of(BOOKINFO, head)
+    assert [c.text() for c in plan.meaning.resilience] == [  # type: ignore[union-attr]
+        "bookinfo/ratings: retries.attempts 3 → 2",
+        "bookinfo/ratings: timeout 2s → 3s",
+    ]
+    assert not plan.risks
+
+
+def test_traffic_without_rollout_and_with_steps() -> None:
+    steps = (
+        "  steps: [{weight: 20, pause: 5m}, {weight: 60, pause: 5m}, {weight: 100}]\n  canary: v3\n"
+    )
+    head = changed(reviews_yaml=("  split: {v1: 90, v3: 10}\n", steps))
+    assert [c.text(qualify=False) for c in plan_of(BOOKINFO, head).meaning.traffic] == [  # type: ignore[union-attr]
+        "reviews: v1 90%, v3 10% → v1 80%, v3 20%"
+    ]
+    later = plan_of(BOOKINFO, head, state={"bookinfo/reviews": 1})
+    assert [c.text(qualify=False) for c in later.meaning.traffic] == [  # type: ignore[union-attr]
+        "reviews: v1 90%, v3 10% → v1 40%, v3 60%"
+    ]
+    no_rollout = {
+        k: v.split("---\napiVersion: meshc/v1\nkind: Rollout")[0] for k, v in BOOKINFO.items()
+    }
+    plan = plan_of(no_rollout, BOOKINFO)
+    assert [c.text(qualify=False) for c in plan.meaning.traffic] == [  # type: ignore[union-attr]
+        "reviews: unsplit → v1 90%, v3 10%; A/B [none] → [header end-user exact 'jason' → v2]"
+    ]
+
+
+_ANCHOR_A = "sha256:" + ":".join(["AA"] * 32)
+_ANCHOR_B = "sha256:" + ":".join(["BB"] * 32)
+
+
+def _ca(*anchors: tuple[str, str], issuer: str) -> tuple[str, str]:
+    listed = "".join(f"      - {{name: {n}, fingerprint: '{f}'}}\n" for n, f in anchors)
+    return (
+        "  monitoringNamespace: monitoring",
+        f"  monitoringNamespace: monitoring\n  ca:\n    issuer: {issuer}\n    anchors:\n{listed}",
+    )
+
+
+def test_trust_anchor_removal_is_flagged_and_refused_with_ca_status() -> None:
+    base = changed(mesh_yaml=_ca(("old", _ANCHOR_A), ("new", _ANCHOR_B), issuer="new"))
+    head = changed(mesh_yaml=_ca(("new", _ANCHOR_B), issuer="new"))
+    plan = plan_of(base, head)
+    assert [c.text() for c in plan.meaning.trust] == [f"ca: anchor old {_ANCHOR_A} → (unset)"]  # type: ignore[union-attr]
+    assert [c for c, _ in flags(plan)] == ["trust-anchor-removed"]
+    assert not plan.failed
+    status = {
+        "version": 1,
+        "roots": [
+            {
+                "fingerprint": _ANCHOR_A.lower(),
+                "liveLeaves": 4,
+                "maxLeafNotAfter": "2026-11-26T12:00:00Z",
+            },
+            {"fingerprint": _ANCHOR_B, "liveLeaves": 9, "maxLeafNotAfter": "2026-11-26T12:00:00Z"},
+        ],
+    }
+    refused = plan_of(base, head, ca_status=status)
+    assert refused.failed
+    [reason] = refused.refusals
+    assert reason.startswith(f"root {_ANCHOR_A}: 4 live leaf certificates still chain to it")
+    safe = plan_of(
+        base,
+        head,
+        ca_status={
+            "version": 1,
+            "roots": [
+                {"fingerprint": _ANCHOR_A, "liveLeaves": 0, "maxLeafNotAfter": None},
+                {
+                    "fingerprint": _ANCHOR_B,
+                    "liveLeaves": 9,
+                    "maxLeafNotAfter": "2026-11-26T12:00:00Z",
+                },
+            ],
+        },
+    )
+    assert not safe.failed and safe.refusals == ()
+
+
+def test_plan_document_is_deterministic() -> None:
+    import json
+
+    head = changed(reviews_yaml=("split: {v1: 90, v3: 10}", "split: {v1: 50, v3: 50}"))
+    first = json.dumps(plan_document(plan_of(BOOKINFO, head)))
+    second = json.dumps(plan_document(plan_of(BOOKINFO, head)))
+    assert first == second
