@@ -20,6 +20,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, g
 from pydantic import BaseModel, ValidationError
 
 from compiler.diagnostics import Diagnostic, Span
+from compiler.kinds.common import DNS_LABEL, DURATION_RE, Ref
 from compiler.load.documents import Document
 
 M = TypeVar("M", bound=BaseModel)
@@ -247,7 +248,8 @@ def _message(error: dict[str, Any]) -> str:
     value = error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "string_pattern_mismatch":
-        return f"{_short(value)} is not valid here (expected the pattern {ctx.get('pattern')})"
+        pattern = str(ctx.get("pattern"))
+        return f"{_short(value)} is not {_PATTERNS.get(pattern, f'of the form {pattern}')}"
     if kind == "literal_error":
         return f"{_short(value)} is not one of {ctx.get('expected')}"
     if kind in ("int_type", "int_parsing", "int_parsing_size", "int_from_float"):
@@ -291,6 +293,24 @@ def _hint(error: dict[str, Any]) -> str:
         if close:
             return f"did you mean {close!r}?"
     return "see the schema in schemas/ for the allowed values"
+
+
+def _pattern_of(annotated: Any) -> str:
+    """The regular expression inside an `Annotated[str, Field(pattern=...)]` alias."""
+    for extra in get_args(annotated)[1:]:
+        for item in getattr(extra, "metadata", []):
+            pattern = getattr(item, "pattern", None)
+            if isinstance(pattern, str):
+                return pattern
+    return ""
+
+
+_PATTERNS = {
+    DURATION_RE.pattern: "a duration with a unit ms, s, m, h or d (e.g. 500ms, 2s, 1m30s)",
+    DNS_LABEL: "a valid name: lowercase letters, digits and '-' (e.g. 'reviews-v2')",
+    _pattern_of(Ref): "a service reference: 'name' or 'namespace/name' in lowercase",
+}
+"""What the shared patterns mean, in words users can act on."""
 
 
 def _lower_first(text: str) -> str:
