@@ -87,7 +87,6 @@ def _blocks(doc: dict[str, Any], context: list[dict[str, str]]) -> list[str]:
         meaning["allowed"]["added"],
         meaning["allowed"]["removed"],
         context,
-        qualify=meaning["qualified"],
     )
     if graph is not None:
         blocks.append(

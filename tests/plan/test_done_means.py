@@ -98,8 +98,9 @@ def test_markdown_is_a_pr_comment_with_the_graph(widened: tuple[Path, str, str])
     assert summary_at < out.index("Risk flags (1)") < out.index("```mermaid")
     assert "> - `access-widened` new allowed access: ratings → reviews GET /reviews/\\*" in out
     mermaid = out.split("```mermaid\n", 1)[1].split("```", 1)[0]
-    assert '["ratings"]' in mermaid and '["reviews"]' in mermaid
-    assert '-->|"+ GET /reviews/*"|' in mermaid
+    assert '["bookinfo/ratings"]' in mermaid and '["bookinfo/reviews"]' in mermaid
+    assert '==>|"+ GET /reviews/*"|' in mermaid
+    assert '-->|"GET /ratings/*"|' in mermaid  # unchanged context edge between the two
     assert "+ ratings → reviews GET /reviews/*" in out
     assert "- reviews: v1 90%, v3 10% → v1 50%, v3 50%" in out
     assert out.count("<details") == out.count("</details>")
