@@ -173,8 +173,14 @@ def decide_call(client: ServiceView, server: ServiceView, model: MeshModel) -> C
     rules = matching_rules(server, client, model)
     for policy, rule in rules:
         if rule.action == "deny" and rule.to.is_any and not rule.headers:
+            number = next(i for i, r in enumerate(policy.model.spec.rules) if r is rule) + 1
             return CallDecision(
-                client.key, server.key, False, f"denied by {policy.ref}", (), "denied"
+                client.key,
+                server.key,
+                False,
+                f"deny rule {number} of {policy.ref} matches every request from {client.key}",
+                (),
+                "denied",
             )
     allows = sorted({describe_operation(r.to) for _, r in rules if r.action == "allow"})
     if not allows:

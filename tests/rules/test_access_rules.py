@@ -334,7 +334,10 @@ def test_mc407_default_deny_without_policy() -> None:
 def test_mc407_explicitly_denied() -> None:
     rules = GOOD + "  - from: [{namespace: bookinfo}]\n    action: deny\n"
     diag = only(lint(rules), "MC407")
-    assert "denied by policy.yaml#AccessPolicy/bookinfo/reviews" in diag.message
+    assert (
+        "deny rule 2 of policy.yaml#AccessPolicy/bookinfo/reviews matches every request from "
+        "bookinfo/productpage" in diag.message
+    )
     assert "narrow the deny rule" in diag.hint
 
 
