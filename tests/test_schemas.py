@@ -81,7 +81,7 @@ def test_example_policies_validate_against_all_schema(path: Path) -> None:
 
 
 def test_unknown_field_is_rejected() -> None:
-    document = {
+    document: dict[str, Any] = {
         "apiVersion": "meshc/v1",
         "kind": "Service",
         "metadata": {"name": "reviews", "namespace": "bookinfo"},
@@ -111,7 +111,7 @@ def test_kind_selects_the_right_schema() -> None:
 
 
 def test_timestamps_accept_a_date_or_a_time() -> None:
-    mesh = {
+    mesh: dict[str, Any] = {
         "apiVersion": "meshc/v1",
         "kind": "Mesh",
         "metadata": {"name": "m"},

@@ -11,7 +11,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from compiler.cli import cli
 from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.kinds import load_checks
 from compiler.lint.registry import REGISTRY
@@ -277,7 +279,7 @@ def test_junit_one_testcase_per_file_and_failures_per_finding() -> None:
     (suite,) = suites.findall("testsuite")
     assert suite.get("tests") == "3" and suite.get("failures") == "2"
     assert suite.get("timestamp") == "2026-11-25T12:00:00Z"
-    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    cases = {c.get("name", ""): c for c in suite.findall("testcase")}
     assert sorted(cases) == ["policies/a.yaml", "policies/b.yaml", "policies/c.yaml"]
     failures = cases["policies/a.yaml"].findall("failure")
     assert [f.get("type") for f in failures] == ["MC201 unknown-service"] * 2
@@ -308,13 +310,12 @@ def test_junit_escapes_xml_hostile_characters() -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "sarif", "github", "junit"])
 def test_cli_formats_on_the_example_repo(fmt: str) -> None:
-    result = run_cli(
-        "meshc", "lint", "policies", "--format", fmt, "--now", "2026-11-25T12:00:00Z", cwd=REPO
-    )
-    assert result.returncode == 0, result.stderr
-    again = run_cli(
-        "meshc", "lint", "policies", "--format", fmt, "--now", "2026-11-25T12:00:00Z", cwd=REPO
-    )
+    args = ["lint", "policies", "--format", fmt, "--now", "2026-11-25T12:00:00Z"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(REPO)
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        again = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
     assert result.stdout == again.stdout
     if fmt == "json":
         assert json.loads(result.stdout)["summary"]["total"] == 0
@@ -325,3 +326,11 @@ def test_cli_formats_on_the_example_repo(fmt: str) -> None:
     else:
         names = [c.get("name") for c in ET.fromstring(result.stdout).iter("testcase")]
         assert "policies/mesh.yaml" in names
+
+
+def test_cli_sarif_in_a_subprocess_names_files_from_the_working_directory() -> None:
+    result = run_cli("meshc", "lint", "policies", "--format", "sarif", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    log = json.loads(result.stdout)
+    assert log["runs"][0]["results"] == []
+    assert log["runs"][0]["properties"]["evaluatedAt"].endswith("Z")
