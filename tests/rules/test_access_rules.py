@@ -450,3 +450,16 @@ def test_random_policies_never_break_a_rule_and_lint_deterministically(
     for diag in first.diagnostics:
         assert diag.span.file in ("policy.yaml", "services.yaml", "mesh.yaml"), diag
         assert diag.span.line >= 1 and diag.message
+
+
+def test_findings_sit_on_the_line_a_suppression_names() -> None:
+    rules = (
+        "  - from: [{namespace: bookinfo}]  "
+        "# meshc: ignore[MC404] reason: batch jobs in bookinfo are short-lived and unnamed\n"
+    )
+    compilation = lint(rules)
+    assert findings(compilation, "MC404") == []
+    suppressed = [d for d in compilation.diagnostics if d.code == "MC404"]
+    assert [d.suppressed_reason for d in suppressed] == [
+        "batch jobs in bookinfo are short-lived and unnamed"
+    ]
