@@ -20,11 +20,13 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_jso
 from pydantic_core import core_schema
 
 from compiler.kinds import KINDS
+from compiler.report.formats import JSON_REPORT_SCHEMA
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_URI = "https://raw.githubusercontent.com/meshc/meshc/main/schemas/"
 API_VERSION = "meshc/v1"
 ALL_FILE = "all.schema.json"
+LINT_REPORT_FILE = "lint-report.schema.json"
 REGENERATE = "meshc schema --out schemas"
 TIMESTAMP_PATTERN = (
     r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
@@ -114,8 +116,14 @@ def render_schema(schema: Mapping[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
+def lint_report_schema() -> dict[str, Any]:
+    """The contract of `meshc lint --format json`, for consumers of the report."""
+    return {"$schema": DIALECT, "$id": BASE_URI + LINT_REPORT_FILE, **JSON_REPORT_SCHEMA}
+
+
 def schema_files() -> dict[str, str]:
     """file name -> content for the whole `schemas/` directory."""
     files = {kind_file(k): render_schema(kind_schema(k, m)) for k, m in KINDS.items()}
     files[ALL_FILE] = render_schema(all_kinds_schema())
+    files[LINT_REPORT_FILE] = render_schema(lint_report_schema())
     return dict(sorted(files.items()))

@@ -27,7 +27,78 @@ from compiler.report.junit import render_junit
 from compiler.report.sarif import render_sarif
 
 JSON_REPORT_VERSION = 1
-"""Bumped only on an incompatible change to the json report (see docs/lint-report.md)."""
+"""Bumped only on an incompatible change to the json report (schemas/lint-report.schema.json)."""
+
+_COUNT = {"type": "integer", "minimum": 0}
+_POSITION = {"type": "integer", "minimum": 1}
+
+JSON_REPORT_SCHEMA: dict[str, Any] = {
+    "title": "meshc lint report",
+    "description": (
+        "The output of `meshc lint --format json`. Findings are sorted by file, line, column, "
+        "code and message; `file` is relative to the policy root; columns are 1-based "
+        "Unicode code points and `endColumn` is exclusive (a point finding has end = start). "
+        "Fields are only ever added within one `version`."
+    ),
+    "type": "object",
+    "required": ["version", "tool", "evaluatedAt", "summary", "findings"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": JSON_REPORT_VERSION},
+        "tool": {
+            "type": "object",
+            "required": ["name", "version"],
+            "properties": {"name": {"const": "meshc"}, "version": {"type": "string"}},
+        },
+        "evaluatedAt": {
+            "type": "string",
+            "description": "the time expiries were judged at (RFC 3339)",
+        },
+        "summary": {
+            "type": "object",
+            "description": "unsuppressed findings per severity, suppressed ones, and all",
+            "required": ["error", "warning", "info", "suppressed", "total"],
+            "additionalProperties": False,
+            "properties": {k: _COUNT for k in ("error", "warning", "info", "suppressed", "total")},
+        },
+        "findings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [
+                    "code",
+                    "name",
+                    "severity",
+                    "file",
+                    "line",
+                    "column",
+                    "endLine",
+                    "endColumn",
+                    "message",
+                    "hint",
+                    "suppressed",
+                    "suppressionReason",
+                ],
+                "properties": {
+                    "code": {"type": "string", "pattern": "^MC[0-9]{3}$"},
+                    "name": {"type": "string", "description": "the rule's name; see meshc rules"},
+                    "severity": {"enum": ["error", "warning", "info"]},
+                    "file": {"type": "string"},
+                    "line": _POSITION,
+                    "column": _POSITION,
+                    "endLine": _POSITION,
+                    "endColumn": _POSITION,
+                    "message": {"type": "string", "description": "the problem"},
+                    "hint": {"type": "string", "description": "the remedy (may be empty)"},
+                    "suppressed": {"type": "boolean"},
+                    "suppressionReason": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+}
+"""The json report's contract, published as schemas/lint-report.schema.json."""
 
 
 def render(

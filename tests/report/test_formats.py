@@ -130,6 +130,19 @@ def test_json_is_sorted_and_deterministic() -> None:
     assert report["summary"]["suppressed"] == 1 and report["summary"]["error"] == 2
 
 
+def test_json_report_validates_against_the_published_schema() -> None:
+    schema = json.loads((REPO / "schemas" / "lint-report.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    text, _ = _broken_report("json")
+    validator.validate(json.loads(text))
+    point = Diagnostic("MC101", Span("x.yaml", 1, 1), "bad", severity=Severity.WARNING)
+    report = json.loads(_render("json", [point, _diag(suppressed="fine")]))
+    validator.validate(report)
+    assert (report["findings"][1]["endLine"], report["findings"][1]["endColumn"]) == (1, 1)
+    report["findings"][0]["colour"] = "red"
+    assert not validator.is_valid(report)
+
+
 def test_json_round_trips_hostile_messages() -> None:
     report = json.loads(_render("json", [_diag(message=HOSTILE)]))
     assert report["findings"][0]["message"] == HOSTILE
