@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from cryptography import x509
 
-from compiler.cli.common import NowType, resolve_now
 from compiler.kinds.common import DURATION_RE
 from reconciler.ca import meshfile
 from reconciler.ca.consumers import Consumer, read_file_consumers, write_file_ack
@@ -30,6 +29,26 @@ from reconciler.ca.status import ca_status_snapshot, metrics_text, render_text, 
 from reconciler.ca.store import KeyStore, create_store, open_store, read_passphrase, ttl
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NowType(click.ParamType[datetime]):
+    """An RFC 3339 time (naive = UTC): `--now` for tests and demos."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not a time; use RFC 3339, e.g. 2026-11-25T12:00:00Z")
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def resolve_now(now: datetime | None) -> datetime:
+    """The clock is read once per command, here, and passed down."""
+    return now if now is not None else datetime.now(UTC).replace(microsecond=0)
 
 
 def _common(function: F) -> F:

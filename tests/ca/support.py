@@ -1,0 +1,109 @@
+"""Shared helpers for the CA tests: in-process stores, the real `meshd` CLI, chain checks."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from reconciler.ca.consumers import write_file_ack
+from reconciler.ca.issue import KeyAlgorithm, verify_svid
+from reconciler.ca.leaves import IssuedLeaf, issue_leaf
+from reconciler.ca.state import Settings
+from reconciler.ca.store import KeyStore, create_store, open_store
+from tests.helpers import NOW, run_cli
+
+TD = "cluster.local"
+SPIFFE_A = f"spiffe://{TD}/ns/shop/sa/web"
+SPIFFE_B = f"spiffe://{TD}/ns/shop/sa/cart"
+NOW_ARG = ("--now", NOW.isoformat())
+
+MESH_YAML = """\
+# The mesh settings (this comment must survive edits)
+apiVersion: meshc/v1
+kind: Mesh
+metadata: {name: shop}
+spec:
+  trustDomain: cluster.local   # our SPIFFE trust domain
+  defaultAction: deny
+"""
+
+
+def new_store(
+    path: Path,
+    *,
+    now: datetime = NOW,
+    settings: Settings | None = None,
+    algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256,
+) -> KeyStore:
+    return create_store(
+        path,
+        trust_domain=TD,
+        algorithm=algorithm,
+        settings=settings or Settings(),
+        root_name="root-1",
+        passphrase=None,
+        now=now,
+    )
+
+
+def reopen(store: KeyStore) -> KeyStore:
+    return open_store(store.path, passphrase=store.passphrase)
+
+
+def issue(
+    store: KeyStore,
+    spiffe_id: str = SPIFFE_A,
+    *,
+    now: datetime = NOW,
+    lifetime: timedelta | None = None,
+) -> IssuedLeaf:
+    return issue_leaf(store, spiffe_id=spiffe_id, now=now, lifetime=lifetime)
+
+
+def ack_all(store: KeyStore, *names: str) -> None:
+    prints = [store.state.root(n).fingerprint for n in store.state.trusted]
+    for name in names:
+        write_file_ack(store.acks_dir, name, prints)
+
+
+def verifies(leaf: IssuedLeaf, roots: list[x509.Certificate], now: datetime = NOW) -> bool:
+    """Whether a peer trusting `roots` accepts the leaf (its chain minus the root)."""
+    from cryptography.x509.verification import VerificationError
+
+    try:
+        verify_svid(leaf.certificate, intermediates=list(leaf.chain[:-1]), roots=roots, now=now)
+    except VerificationError:
+        return False
+    return True
+
+
+def meshd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `meshd` executable, as a subprocess (slow: use for end-to-end checks)."""
+    return run_cli("meshd", *args, env=env)
+
+
+def meshd_inproc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`meshd` in this process through click's runner (same error handling, no start-up)."""
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    result = CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
+    return subprocess.CompletedProcess(
+        ["meshd", *args], result.exit_code, result.stdout, result.stderr
+    )
+
+
+def assert_clean_failure(
+    result: subprocess.CompletedProcess[str], code: int, *needles: str
+) -> None:
+    """Failed with `code`, a one-line `meshd:` message containing every needle, no traceback."""
+    output = result.stdout + result.stderr
+    assert result.returncode == code, output
+    assert "Traceback" not in output, output
+    assert result.stderr.startswith("meshd: "), output
+    for needle in needles:
+        assert needle in result.stderr, (needle, result.stderr)
