@@ -14,8 +14,9 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.lint.registry import Rule
@@ -123,10 +124,7 @@ def _result(diag: Diagnostic, rule_index: int, root: Path, fingerprint: str) -> 
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": {
-                        "uri": artifact_path(root, diag.span.file),
-                        "uriBaseId": SRCROOT,
-                    },
+                    "artifactLocation": artifact_location(root, diag.span.file),
                     "region": sarif_region,
                 }
             }
@@ -136,6 +134,14 @@ def _result(diag: Diagnostic, rule_index: int, root: Path, fingerprint: str) -> 
     if diag.suppressed_reason is not None:
         result["suppressions"] = [{"kind": "inSource", "justification": diag.suppressed_reason}]
     return result
+
+
+def artifact_location(root: Path, file: str) -> dict[str, str]:
+    """A percent-encoded URI relative to %SRCROOT%, or a file: URI outside the working tree."""
+    path = artifact_path(root, file)
+    if PurePosixPath(path).is_absolute():
+        return {"uri": "file://" + quote(path)}
+    return {"uri": quote(path), "uriBaseId": SRCROOT}
 
 
 def normalized_line(diag: Diagnostic, lines: Mapping[str, list[str]]) -> str:

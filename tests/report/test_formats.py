@@ -347,3 +347,21 @@ def test_cli_sarif_in_a_subprocess_names_files_from_the_working_directory() -> N
     log = json.loads(result.stdout)
     assert log["runs"][0]["results"] == []
     assert log["runs"][0]["properties"]["evaluatedAt"].endswith("Z")
+
+
+def test_sarif_uris_are_percent_encoded_and_absolute_outside_the_working_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "repo").mkdir()
+    inside = json.loads(_render("sarif", [_diag(file="my policy%.yaml")], root=tmp_path / "repo"))
+    location = inside["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {
+        "uri": "repo/my%20policy%25.yaml",
+        "uriBaseId": "%SRCROOT%",
+    }
+    monkeypatch.chdir(tmp_path / "repo")
+    outside = json.loads(_render("sarif", [_diag()], root=tmp_path))
+    location = outside["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": (tmp_path / "a.yaml").as_uri()}
+    jsonschema.Draft4Validator(_sarif_schema()).validate(outside)
