@@ -8,19 +8,29 @@ No tag other than YAML's core schema is ever constructed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.tag import Tag
 
 from compiler.diagnostics import Diagnostic, Span
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES_PER_FILE = 1_000_000
 MAX_ALIAS_EXPANSION = 10_000
+MAX_EXPANDED_NODES = 100_000
+"""Nodes walked again through aliases; bounds the work a few anchors can cause."""
 MAX_DEPTH = 64
+FAST_PATH_STARTS = 2_000
+"""Up to this many characters that can open a collection (`[{-?:`), nesting cannot get deep
+enough to overflow the C stack of ruamel's composer (it recurses per level, and crashes
+the process somewhere past 10,000 levels); above it, parser events are checked first."""
 
 Path = tuple[str | int, ...]
 
@@ -28,23 +38,32 @@ _CORE = "tag:yaml.org,2002:"
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
 
+Packed = tuple[int, int, int, int]
+"""A node's 0-based (line, column, end line, end column), turned into a `Span` on lookup.
+
+The walk records one of these per node; building `Span` objects only for the few nodes a
+finding points at keeps the hot path cheap (a 1,000-service tree has ~250,000 nodes)."""
+
+
 @dataclass(slots=True)
 class Positions:
     """Where each value (and each mapping key) of one document sits in its file."""
 
     file: str
-    values: dict[Path, Span] = field(default_factory=dict)
-    keys: dict[Path, Span] = field(default_factory=dict)
+    values: dict[Path, Packed] = field(default_factory=dict)
+    keys: dict[Path, Packed] = field(default_factory=dict)
 
     def value(self, path: Path) -> Span:
         """The span of the value at `path`, or of its nearest ancestor that exists."""
         while path not in self.values and path:
             path = path[:-1]
-        return self.values.get(path, Span(self.file))
+        packed = self.values.get(path)
+        return Span(self.file) if packed is None else Span.from_zero_based(self.file, *packed)
 
     def key(self, path: Path) -> Span:
         """The span of the key naming `path`, falling back to the value's span."""
-        return self.keys.get(path) or self.value(path)
+        packed = self.keys.get(path)
+        return self.value(path) if packed is None else Span.from_zero_based(self.file, *packed)
 
 
 @dataclass(slots=True)
@@ -70,22 +89,90 @@ class _Budget(Exception):
         self.diagnostic = diagnostic
 
 
+class _CoreResolver(VersionedResolver):
+    """ruamel's YAML 1.2 resolver with its tables looked up once and its tags shared.
+
+    Under the C parser, ruamel's resolver recomputes the YAML version (through two caught
+    AttributeErrors) and builds a new `Tag` for every node, which costs more than the C
+    composing itself. The version is always the default one here (the C parser does not
+    expose `%YAML` directives to the resolver), so the table is fixed: same tags, same
+    regular expressions, same order as `VersionedResolver.resolve`.
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[:1], _FALLBACK):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        if kind is MappingNode:
+            return _MAP
+        if kind is SequenceNode:
+            return _SEQ
+        return super().resolve(kind, value, implicit)
+
+
+def _implicit_table() -> tuple[dict[str, tuple[tuple[Tag, Any], ...]], tuple[tuple[Tag, Any], ...]]:
+    """First character -> ((shared tag, regexp), ...), as VersionedResolver would pick them."""
+    table: dict[str, list[tuple[str, Any]]] = VersionedResolver().versioned_resolver
+    fallback = list(table.get(None, []))  # type: ignore[call-overload]
+    out: dict[str, tuple[tuple[Tag, Any], ...]] = {}
+    for first, entries in table.items():
+        if first is None:
+            continue
+        out[first] = tuple((_shared_tag(tag), regexp) for tag, regexp in [*entries, *fallback])
+    return out, tuple((_shared_tag(tag), regexp) for tag, regexp in fallback)
+
+
+_SHARED_TAGS: dict[str, Tag] = {}
+
+
+def _shared_tag(suffix: str) -> Tag:
+    return _SHARED_TAGS.setdefault(suffix, Tag(suffix=suffix))
+
+
+_STR = _shared_tag(_CORE + "str")
+_SEQ = _shared_tag(_CORE + "seq")
+_MAP = _shared_tag(_CORE + "map")
+_IMPLICIT, _FALLBACK = _implicit_table()
+_SCALAR_KIND: dict[int, str] = {}
+
+
+def _scalar_kind(tag: Tag) -> str | None:
+    """The core-schema kind of a resolver-made tag (None for a tag written in the file)."""
+    return _SCALAR_KIND.get(id(tag)) if _SHARED_TAGS.get(tag.suffix) is tag else None
+
+
+for _suffix, _tag in _SHARED_TAGS.items():
+    _SCALAR_KIND[id(_tag)] = _suffix[len(_CORE) :]
+
+
 class _Walker:
     """Converts one composed document to plain Python data, recording spans."""
 
     def __init__(self, file: str, positions: Positions, problems: list[Diagnostic]) -> None:
         self.file = file
-        self.positions = positions
+        self.values = positions.values
+        self.keys = positions.keys
         self.problems = problems
         self.nodes = 0
         self.alias_expansions = 0
+        self.expanded_nodes = 0
+        self.alias_site: Path = ()
         self.record = True
+        self.expanded: set[int] = set()
+        self.stack: set[int] = set()
 
     def span(self, node: Node) -> Span:
         return Span.from_marks(self.file, node.start_mark, node.end_mark)
 
-    def walk(self, node: Node, path: Path, stack: tuple[int, ...]) -> Any:
+    def walk(self, node: Node, path: Path) -> Any:
         self.nodes += 1
+        if not self.record:
+            self.expanded_nodes += 1
+            if self.expanded_nodes > MAX_EXPANDED_NODES:
+                raise self.alias_budget(f"aliases expand to more than {MAX_EXPANDED_NODES} nodes")
         if self.nodes > MAX_NODES_PER_FILE:
             raise _Budget(
                 Diagnostic(
@@ -95,7 +182,10 @@ class _Walker:
                     "split the file or remove repeated content",
                 )
             )
-        if len(stack) > MAX_DEPTH:
+        if self.record:
+            start, end = node.start_mark, node.end_mark
+            self.values[path] = (start.line, start.column, end.line, end.column)
+        if len(self.stack) > MAX_DEPTH:
             raise _Budget(
                 Diagnostic(
                     "MC108",
@@ -104,104 +194,139 @@ class _Walker:
                     "intent documents are shallow; check for a recursive anchor",
                 )
             )
-        node_id = id(node)
-        if node_id in stack:
-            raise _Budget(
-                Diagnostic("MC108", self.span(node), "recursive alias", "remove the self-referencing anchor")
-            )
-        if self.record:
-            self.positions.values[path] = self.span(node)
         if isinstance(node, ScalarNode):
             return self.scalar(node)
-        inner = (*stack, node_id)
-        if isinstance(node, SequenceNode):
-            self.check_tag(node, "seq")
-            return [self.walk_child(item, (*path, i), inner) for i, item in enumerate(node.value)]
-        if isinstance(node, MappingNode):
-            self.check_tag(node, "map")
-            return self.mapping(node, path, inner)
+        node_id = id(node)
+        if node_id in self.stack:
+            raise _Budget(
+                Diagnostic(
+                    "MC108",
+                    self.span(node),
+                    "recursive alias: an anchor contains an alias to itself",
+                    "remove the self-referencing alias",
+                )
+            )
+        self.stack.add(node_id)
+        try:
+            if isinstance(node, SequenceNode):
+                if node.ctag is not _SEQ:
+                    self.check_tag(node, "seq")
+                return [self.walk_child(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                if node.ctag is not _MAP:
+                    self.check_tag(node, "map")
+                return self.mapping(node, path)
+        finally:
+            self.stack.discard(node_id)
         raise _Budget(Diagnostic("MC101", self.span(node), "unsupported YAML node"))
 
-    def walk_child(self, node: Node, path: Path, stack: tuple[int, ...]) -> Any:
+    def walk_child(self, node: Node, path: Path) -> Any:
         """Walk a child; an anchor used again (an alias) counts against the expansion budget."""
-        if id(node) in self.expanded:
+        node_id = id(node)
+        if node_id in self.expanded:
             self.alias_expansions += 1
             if self.alias_expansions > MAX_ALIAS_EXPANSION:
-                raise _Budget(
-                    Diagnostic(
-                        "MC108",
-                        self.span(node),
-                        f"aliases expand to more than {MAX_ALIAS_EXPANSION} copies",
-                        "this looks like a 'billion laughs' document; write the values out",
-                    )
-                )
+                raise self.alias_budget(f"aliases expand to more than {MAX_ALIAS_EXPANSION} copies")
             was = self.record
+            if was:
+                self.alias_site = path
             self.record = False
             try:
-                return self.walk(node, path, stack)
+                return self.walk(node, path)
             finally:
                 self.record = was
-        self.expanded.add(id(node))
-        return self.walk(node, path, stack)
+        self.expanded.add(node_id)
+        return self.walk(node, path)
 
-    expanded: set[int]
+    def alias_budget(self, problem: str) -> _Budget:
+        """The finding for an alias bomb, at the container holding the outermost alias used.
 
-    def mapping(self, node: MappingNode, path: Path, stack: tuple[int, ...]) -> dict[str, Any]:
+        A composed alias is the anchored node itself, so its marks are the anchor's; the
+        place the user can act on is where the alias is used, which the walk remembers.
+        """
+        site = self.alias_site
+        packed = self.values.get(site[:-1]) if site else None
+        span = Span(self.file) if packed is None else Span.from_zero_based(self.file, *packed)
+        where = _dotted(site[:-1]) if site else "the document"
+        return _Budget(
+            Diagnostic(
+                "MC108",
+                span,
+                f"{problem} (in {where})",
+                "this looks like a 'billion laughs' document; write the values out",
+            )
+        )
+
+    def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        first_seen: dict[str, Span] = {}
+        first_seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
-                raise _Budget(
-                    Diagnostic("MC101", self.span(key_node), "mapping keys must be plain strings")
-                )
-            if key_node.tag == _CORE + "merge":
                 raise _Budget(
                     Diagnostic(
                         "MC101",
                         self.span(key_node),
-                        "merge keys (<<) are not supported",
-                        "write the keys out; intent documents should be explicit",
+                        "mapping keys must be plain strings, not a list or a mapping",
+                        "use a plain string as the key",
                     )
                 )
-            self.check_tag(key_node, None)
+            if key_node.ctag is not _STR:
+                if str(key_node.tag) == _CORE + "merge":
+                    raise _Budget(
+                        Diagnostic(
+                            "MC101",
+                            self.span(key_node),
+                            "merge keys (<<) are not supported",
+                            "write the keys out; intent documents should be explicit",
+                        )
+                    )
+                self.check_tag(key_node, None)
             key = str(key_node.value)
-            key_span = self.span(key_node)
             if key in first_seen:
+                first_line = first_seen[key].start_mark.line + 1
                 self.problems.append(
                     Diagnostic(
                         "MC102",
-                        key_span,
-                        f"duplicate key {key!r} (first defined at line {first_seen[key].line})",
+                        self.span(key_node),
+                        f"duplicate key {key!r} (first defined at line {first_line})",
                         "remove one of the two; YAML keeps only the last silently",
                     )
                 )
                 continue
-            first_seen[key] = key_span
+            first_seen[key] = key_node
             child_path = (*path, key)
             if self.record:
-                self.positions.keys[child_path] = key_span
-            result[key] = self.walk_child(value_node, child_path, stack)
+                start, end = key_node.start_mark, key_node.end_mark
+                self.keys[child_path] = (start.line, start.column, end.line, end.column)
+            result[key] = self.walk_child(value_node, child_path)
         return result
 
     def check_tag(self, node: Node, kind: str | None) -> None:
         tag = str(node.tag)
-        if tag.startswith(_CORE) and (kind is None or tag == _CORE + kind or isinstance(node, ScalarNode)):
+        core = tag.startswith(_CORE)
+        if core and (kind is None or tag == _CORE + kind or isinstance(node, ScalarNode)):
             return
         raise _Budget(
             Diagnostic(
                 "MC101",
                 self.span(node),
                 f"YAML tag {tag!r} is not allowed",
-                "remove the tag; meshc reads plain YAML only (strings, numbers, booleans, lists, maps)",
+                "remove the tag; meshc reads plain YAML only "
+                "(strings, numbers, booleans, lists, maps)",
             )
         )
 
     def scalar(self, node: ScalarNode) -> Any:
-        tag = str(node.tag)
         value: str = node.value
-        if not tag.startswith(_CORE):
-            self.check_tag(node, None)
-        kind = tag[len(_CORE) :]
+        ctag = node.ctag
+        if ctag is _STR:
+            return value
+        kind = _scalar_kind(ctag)
+        if kind is None:
+            tag = str(ctag)
+            if not tag.startswith(_CORE):
+                self.check_tag(node, None)
+            kind = tag[len(_CORE) :]
         if kind == "str":
             return value
         if kind == "int":
@@ -215,8 +340,23 @@ class _Walker:
         if kind in ("timestamp", "binary", "omap", "pairs", "set", "value", "yaml"):
             return value
         raise _Budget(
-            Diagnostic("MC101", self.span(node), f"YAML tag {tag!r} is not allowed", "remove the tag")
+            Diagnostic(
+                "MC101", self.span(node), f"YAML tag {str(ctag)!r} is not allowed", "remove the tag"
+            )
         )
+
+
+def _dotted(path: Path) -> str:
+    """A path as users write it: `spec.versions.b[3]`."""
+    text = ""
+    for segment in path:
+        text += f"[{segment}]" if isinstance(segment, int) else ("." if text else "") + segment
+    return text or "the document"
+
+
+def _is_empty(node: Node) -> bool:
+    """An empty document (`---` followed by nothing): nothing to read, nothing to report."""
+    return isinstance(node, ScalarNode) and node.value == "" and not node.style
 
 
 def _parse_int(text: str) -> int | str:
@@ -280,18 +420,23 @@ def decode_source(file: str, raw: bytes) -> tuple[str | None, Diagnostic | None]
             f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
             "save the file as UTF-8",
         )
-    for offset, char in enumerate(text):
-        if (ord(char) < 0x20 and char not in "\t\n\r") or char in "\x7f\ufffe\uffff":
-            line, col = _line_col(text, offset)
-            return None, Diagnostic(
-                "MC107", Span(file, line, col),
-                f"control character U+{ord(char):04X} is not allowed in YAML",
-                "remove it",
-            )
+    control = _CONTROL.search(text)
+    if control is not None:
+        char = control.group()
+        line, col = _line_col(text, control.start())
+        return None, Diagnostic(
+            "MC107", Span(file, line, col),
+            f"control character U+{ord(char):04X} is not allowed in YAML",
+            "remove it",
+        )
     return text, None
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+"""Characters YAML forbids in a stream (tab, LF and CR are allowed)."""
+
 _YAML = YAML(typ="safe", pure=False)
+_YAML.Resolver = _CoreResolver
 
 
 def parse_source(file: str, raw: bytes) -> ParsedFile:
@@ -304,14 +449,17 @@ def parse_source(file: str, raw: bytes) -> ParsedFile:
     problems: list[Diagnostic] = []
     documents: list[ParsedDocument] = []
     try:
+        if sum(text.count(c) for c in "[{-?:") > FAST_PATH_STARTS:
+            deep = _nesting_problem(file, text)
+            if deep is not None:
+                return ParsedFile(file, [], [deep], lines)
         for index, node in enumerate(_YAML.compose_all(text)):
-            if node is None:
+            if node is None or _is_empty(node):
                 continue
             positions = Positions(file)
             walker = _Walker(file, positions, problems)
-            walker.expanded = set()
             try:
-                data = walker.walk(node, (), ())
+                data = walker.walk(node, ())
             except _Budget as exc:
                 problems.append(exc.diagnostic)
                 continue
@@ -319,7 +467,9 @@ def parse_source(file: str, raw: bytes) -> ParsedFile:
     except MarkedYAMLError as exc:
         problems.append(_yaml_error(file, exc, lines))
     except YAMLError as exc:
-        problems.append(Diagnostic("MC101", Span(file), f"YAML error: {exc}", "fix the YAML syntax"))
+        problems.append(
+            Diagnostic("MC101", Span(file), f"YAML error: {exc}", "fix the YAML syntax")
+        )
     except RecursionError:
         problems.append(
             Diagnostic("MC108", Span(file), "YAML nesting is too deep", "flatten the document")
@@ -327,13 +477,59 @@ def parse_source(file: str, raw: bytes) -> ParsedFile:
     return ParsedFile(file, documents, problems, lines)
 
 
+def _nesting_problem(file: str, text: str) -> Diagnostic | None:
+    """The first collection nested deeper than MAX_DEPTH, found on the parser's event stream.
+
+    The event parser is iterative, so this is safe on any input where composing is not:
+    `[[[[...` or `- - - ...` many thousand levels deep would crash the composer.
+    """
+    depth = 0
+    for event in _YAML.parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Diagnostic(
+                    "MC108",
+                    Span.from_marks(file, event.start_mark),
+                    f"nesting deeper than {MAX_DEPTH} levels",
+                    "intent documents are shallow; flatten the document",
+                )
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return None
+
+
 def _yaml_error(file: str, exc: MarkedYAMLError, lines: list[str]) -> Diagnostic:
-    mark = exc.problem_mark or exc.context_mark
-    span = Span.from_marks(file, mark) if mark is not None else Span(file)
     problem = (exc.problem or "invalid YAML").strip()
     context = (exc.context or "").strip()
-    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    mark = exc.problem_mark or exc.context_mark
     hint = "fix the YAML syntax"
-    if 0 < span.line <= len(lines) and "\t" in lines[span.line - 1]:
-        hint = "YAML does not allow tabs for indentation; use spaces"
+    opened = exc.context_mark
+    if opened is not None and _at_end(exc.problem_mark, lines):
+        # an unclosed quote or bracket is only noticed at the end of the file; the place to
+        # fix is where it was opened
+        mark = opened
+        what = context.removeprefix("while scanning a ").removeprefix("while parsing a ")
+        problem, context = f"this {what or 'construct'} is never closed", ""
+        hint = "close the quote or bracket opened here"
+    elif opened is not None and mark is not None and opened.line != mark.line and context:
+        context += f" started at line {opened.line + 1}"
+    span = Span.from_marks(file, mark) if mark is not None else Span(file)
+    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
+    if "\t" in line[: len(line) - len(line.lstrip())]:
+        message = "YAML syntax error: a tab is used for indentation"
+        hint = "YAML allows only spaces for indentation; replace the tab"
+    elif "incompatible YAML document" in problem:
+        hint = "remove the %YAML directive; meshc reads YAML 1.2"
+    elif "expected <document start>" in problem:
+        hint = "start the next document with a '---' line"
     return Diagnostic("MC101", span, message, hint)
+
+
+def _at_end(mark: Any, lines: list[str]) -> bool:
+    """Whether a ruamel mark sits at (or past) the end of the text."""
+    if mark is None:
+        return False
+    last = len(lines) - 1
+    return bool(mark.line > last or (mark.line == last and mark.column >= len(lines[last])))
