@@ -181,29 +181,14 @@ def _read_small(path: Path, what: str) -> bytes:
 
 
 def _read_rollout_state(path: Path) -> dict[str, int]:
-    """`{"bookinfo/reviews": 2}`: each progressive Rollout's current step (JSON or YAML)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    """`bookinfo/reviews: 2`: each progressive Rollout's current step (the render format)."""
+    from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
 
     raw = _read_small(path, "--rollout-state")
     try:
-        data = YAML(typ="safe", pure=True).load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, YAMLError) as exc:
-        _fail(
-            f"--rollout-state {path}: not JSON/YAML ({str(exc).splitlines()[0]}); "
-            'write a mapping like {"bookinfo/reviews": 2}'
-        )
-    if data is None:
-        return {}
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-        for k, v in data.items()
-    ):
-        _fail(
-            f"--rollout-state {path}: expected a mapping of Rollout to step, "
-            'like {"bookinfo/reviews": 2}'
-        )
-    return {str(k): int(v) for k, v in data.items()}
+        return parse_rollout_state(str(path), raw)
+    except RolloutStateError as exc:
+        _fail(f"--rollout-state {exc}")
 
 
 def _read_ca_status(path: Path) -> Any:

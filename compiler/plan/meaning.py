@@ -115,8 +115,7 @@ def summarise(compilation: Compilation) -> Meaning:
         for op in d.operations
     )
     traffic = {
-        str(key): traffic_of(view, compilation.rollout_state)
-        for key, view in sorted(model.services.items())
+        str(key): traffic_of(compilation, view) for key, view in sorted(model.services.items())
     }
     resilience = {str(key): resilience_of(view) for key, view in sorted(model.services.items())}
     mesh, anchors, issuer = mesh_of(model)
@@ -132,25 +131,23 @@ def summarise(compilation: Compilation) -> Meaning:
     )
 
 
-def traffic_of(view: ServiceView, rollout_state: Mapping[str, int]) -> Traffic:
-    """Shares at the rollout's current step; no Rollout = the only version or unsplit."""
+def traffic_of(compilation: Compilation, view: ServiceView) -> Traffic:
+    """Shares at the rollout's current step (the lowering's own rule, so plan and render
+    agree); no Rollout = 100 % to the only version, or unsplit across several."""
+    from compiler.lower.istio.common import LowerContext
+    from compiler.lower.istio.virtual_service import current_weights
+
     versions = sorted(view.spec.versions)
     if not view.rollouts:
         return Traffic(((versions[0], 100),) if len(versions) == 1 else None)
     rollout = view.rollouts[0].model
     spec = rollout.spec
-    shares: dict[str, int]
-    if spec.split is not None:
-        shares = dict(spec.split)
-    elif spec.steps:
-        ref = f"{rollout.metadata.namespace}/{rollout.metadata.name}"
-        step = rollout_state.get(ref, rollout_state.get(rollout.metadata.name, 0))
-        step = min(max(int(step), 0), len(spec.steps) - 1)
-        weight = spec.steps[step].weight
-        shares = {spec.stable: 100 - weight}
-        if spec.canary:
-            shares[spec.canary] = shares.get(spec.canary, 0) + weight
-    else:
+    context = LowerContext(
+        model=compilation.model, now=compilation.now, rollout_state=compilation.rollout_state
+    )
+    state_key = f"{rollout.metadata.namespace}/{rollout.metadata.name}"
+    shares = {v: w for v, w in current_weights(context, spec, state_key).items() if w > 0}
+    if not shares:
         shares = {spec.stable: 100}
     match = tuple(
         _match_text(m.model_dump(by_alias=True, exclude_none=True, mode="json")) for m in spec.match

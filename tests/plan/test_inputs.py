@@ -221,7 +221,7 @@ def test_bad_rollout_state_and_ca_status_files(tmp_path: Path) -> None:
     result = meshc_plan(
         "--base", "main", "--repo", str(root), "--path", "policies", "--rollout-state", str(state)
     )
-    assert result.code == 2 and "expected a mapping of Rollout to step" in result.err
+    assert result.code == 2 and "is not a step index" in result.err, result.err
     status = tmp_path / "ca.json"
     status.write_text("{not json")
     result = meshc_plan(
