@@ -407,3 +407,16 @@ def test_mc603_reports_the_shortest_chain_only() -> None:
         "retry amplification frontend → api → db: 4 × 4 = 16 attempts "
         "exceed the mesh retry budget of 10"
     ]
+
+
+def test_mc603_chains_ending_at_one_hop_are_reported_once() -> None:
+    files = chain_files(db_attempts=3)
+    files["mobile.yaml"] = (
+        "apiVersion: meshc/v1\nkind: Service\nmetadata: {name: mobile, namespace: shop}\n"
+        "spec: {ports: [{name: http, port: 80}], calls: [api]}\n"
+    )
+    diag = only(compile_files(files), "MC603")
+    assert diag.message == (
+        "retry amplification frontend → api → db: 4 × 4 = 16 attempts "
+        "exceed the mesh retry budget of 10 (1 more chain(s) end here)"
+    )

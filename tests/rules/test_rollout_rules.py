@@ -415,3 +415,22 @@ def test_mc508_silent_for_shadow_version() -> None:
         "steps: [{weight: 10}, {weight: 100}]\nmirror: {version: v2}\n"
     )
     assert findings(lint(steps), "MC508") == []
+
+
+def test_mc321_never_executes_user_regexes() -> None:
+    # a backtracking-prone regex is not evaluated: coverage is only claimed when certain
+    text = rollout(
+        """\
+        service: reviews
+        stable: v1
+        match:
+        - headers: {end-user: {regex: "(a+)+$"}}
+          version: v2
+        - headers: {end-user: {exact: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!}}
+          version: v3
+        - headers: {end-user: {regex: "(a+)+$"}}
+          version: v3
+        """
+    )
+    found = findings(lint(text), "MC321")
+    assert [d.message.split(";")[0] for d in found] == ["shop/reviews: match[2] can never fire"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from compiler.diagnostics import Severity
 from compiler.kinds.common import duration_ms
+from compiler.kinds.resilience.chains import retry_hops, worst_chains
 from compiler.kinds.resilience.model import (
     RETRY_AFTER_UPSTREAM,
     RETRY_ON_TOKENS,
@@ -18,7 +17,7 @@ from compiler.kinds.resilience.model import (
 )
 from compiler.kinds.rollout.model import RolloutDocument
 from compiler.lint.registry import Finding, LintContext, rule
-from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.model.mesh import MeshModel, ServiceView
 from compiler.model.methods import is_unrestricted, non_idempotent_methods
 from compiler.validate import Intent
 
@@ -36,9 +35,6 @@ ISTIO_DEFAULT_RETRY_ON = (
     "retriable-status-codes",
 )
 """What Istio retries on when a retry policy gives no `retryOn`."""
-
-MAX_CHAIN_EXPANSIONS = 200_000
-"""Bound on the call-graph walk of MC603, so a dense graph cannot stall lint."""
 
 
 def resolved_resilience(model: MeshModel) -> Iterator[tuple[ResilienceIntent, ServiceView]]:
@@ -241,67 +237,6 @@ def per_try_timeout_exceeds_timeout(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class RetryHop:
-    """The most attempts a call to one service may make, and the document that says so."""
-
-    factor: int
-    intent: ResilienceIntent
-
-
-def retry_hops(model: MeshModel) -> dict[ServiceKey, RetryHop]:
-    """Per service, the largest `attempts + 1` of its Resilience documents (when above 1)."""
-    hops: dict[ServiceKey, RetryHop] = {}
-    for intent, view in resolved_resilience(model):
-        retries = intent.model.spec.retries
-        if retries is None or retries.attempts <= 0:
-            continue
-        best = hops.get(view.key)
-        if best is None or retries.attempts + 1 > best.factor:
-            hops[view.key] = RetryHop(retries.attempts + 1, intent)
-    return hops
-
-
-@dataclass(frozen=True, slots=True)
-class AmplifiedChain:
-    path: tuple[ServiceKey, ...]
-    factors: tuple[int, ...]
-
-    @property
-    def product(self) -> int:
-        return math.prod(self.factors)
-
-
-def amplified_chains(
-    model: MeshModel, hops: dict[ServiceKey, RetryHop], budget: int
-) -> Iterator[AmplifiedChain]:
-    """Minimal call chains whose retries multiply beyond `budget`.
-
-    A chain is walked along declared `calls:` without revisiting a service (cycles end the
-    walk) and stops as soon as its product exceeds the budget; it is reported only if
-    dropping its first hop brings it within budget, so each excess is reported once, at its
-    shortest chain, rather than for every caller upstream of it.
-    """
-    expansions = 0
-    for start in sorted(model.services):
-        stack: list[tuple[tuple[ServiceKey, ...], tuple[int, ...]]] = [((start,), ())]
-        while stack:
-            path, factors = stack.pop()
-            callees = model.services[path[-1]].calls
-            for callee in reversed(callees):
-                if callee in path or callee not in model.services:
-                    continue
-                expansions += 1
-                if expansions > MAX_CHAIN_EXPANSIONS:
-                    return
-                hop = hops.get(callee)
-                chain = AmplifiedChain((*path, callee), (*factors, hop.factor if hop else 1))
-                if chain.product <= budget:
-                    stack.append((chain.path, chain.factors))
-                elif math.prod(chain.factors[1:]) <= budget:
-                    yield chain
-
-
 @rule("MC603", "retry-amplification", Severity.WARNING)
 def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     """Retries at several hops of a call chain multiply beyond the mesh's retry budget.
@@ -309,7 +244,9 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     **What it does.** Walks the declared `calls:` graph (cycle-safe) and multiplies
     `attempts + 1` of the Resilience of every service called along a chain. A chain whose
     product exceeds `Mesh.spec.retryBudget` (default 10) is reported at the retries of its
-    last hop, with the chain and the arithmetic.
+    last hop, with the chain and the arithmetic; when several chains end at the same hop,
+    the worst is shown and the others counted. Only the shortest chain causing an excess
+    is counted, not every caller further upstream.
 
     **Why is this bad.** When the deepest service is slow or down, every layer retries every
     retry of the layer below: 4 attempts at two hops are 16 requests for one user click,
@@ -331,15 +268,17 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     model = ctx.model
     budget = model.settings.retry_budget
     hops = retry_hops(model)
-    for chain in amplified_chains(model, hops, budget):
+    worst = worst_chains(model, hops, budget)
+    for last in sorted(worst):
+        chain, count = worst[last]
         start = chain.path[0]
         names = " → ".join(key.short(start.namespace) for key in chain.path)
-        shown = [str(f) for f in chain.factors if f > 1]
-        last = hops[chain.path[-1]].intent
+        shown = " × ".join(str(f) for f in chain.factors)
+        more = f" ({count - 1} more chain(s) end here)" if count > 1 else ""
         yield Finding(
-            last.span("retries", "attempts"),
-            f"retry amplification {names}: {' × '.join(shown)} = {chain.product} attempts "
-            f"exceed the mesh retry budget of {budget}",
+            hops[last].intent.span("retries", "attempts"),
+            f"retry amplification {names}: {shown} = {chain.product} attempts "
+            f"exceed the mesh retry budget of {budget}{more}",
             "retry at one hop of the chain only, lower attempts, or raise Mesh spec.retryBudget",
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity
@@ -145,28 +144,44 @@ def _header_key(name: str) -> str:
     return name.lower()
 
 
-def _regex_fullmatch(pattern: str, value: str) -> bool:
-    try:
-        return re.fullmatch(pattern, value) is not None
-    except re.error:
-        return False
+_REGEX_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def regex_as_prefix(pattern: str) -> tuple[str, bool] | None:
+    """A regex that is a plain literal (`jason`) or a literal then `.*` (`beta-.*`), as
+    (literal, is_prefix); None for anything else.
+
+    Match rules come from the repository under review, and lint also runs in the
+    reconciler: user regexes are never executed (catastrophic backtracking would stall
+    both), only these two shapes are understood, so coverage is under-estimated, never
+    over-estimated.
+    """
+    body, is_prefix = (pattern[:-2], True) if pattern.endswith(".*") else (pattern, False)
+    if any(ch in _REGEX_META for ch in body):
+        return None
+    return body, is_prefix
+
+
+def _as_simple(match: StringMatch) -> tuple[str, bool] | None:
+    """(literal, is_prefix) for exact and prefix matches and simple regexes."""
+    if match.exact is not None:
+        return match.exact, False
+    if match.prefix is not None:
+        return match.prefix, True
+    return regex_as_prefix(match.regex or "")
 
 
 def string_covers(outer: StringMatch, inner: StringMatch) -> bool:
     """Whether every value `inner` matches is also matched by `outer` (a safe under-estimate)."""
-    if outer.exact is not None:
-        return inner.exact == outer.exact
-    if outer.prefix is not None:
-        candidate = inner.exact if inner.exact is not None else inner.prefix
-        if candidate is not None:
-            return candidate.startswith(outer.prefix)
-        return outer.prefix == ""
-    pattern = outer.regex or ""
-    if inner.regex is not None:
-        return inner.regex == pattern or pattern == ".*"
-    if inner.exact is not None:
-        return _regex_fullmatch(pattern, inner.exact)
-    return pattern == ".*"
+    if outer.regex is not None and outer.regex == inner.regex:
+        return True
+    wide, narrow = _as_simple(outer), _as_simple(inner)
+    if wide is None or narrow is None:
+        return False
+    (outer_text, outer_prefix), (inner_text, inner_prefix) = wide, narrow
+    if outer_prefix:
+        return inner_text.startswith(outer_text)
+    return not inner_prefix and inner_text == outer_text
 
 
 def _conditions_cover(
@@ -196,7 +211,8 @@ def unreachable_match(ctx: LintContext) -> Iterable[Finding]:
 
     **What it does.** Match rules are tried in order and the first that matches wins. A rule
     is reported when an earlier rule's conditions are implied by its own (same headers or
-    cookies, with an equal or wider exact/prefix/regex match). Header names compare
+    cookies, with an equal or wider exact or prefix match; a regex counts when it is the same
+    regex, a plain literal, or a literal followed by `.*`). Header names compare
     case-insensitively, cookie names exactly. Istio reports the same as IST0130
     (VirtualServiceUnreachableRule) and IST0131 (VirtualServiceIneffectiveMatch).
 

@@ -1,0 +1,164 @@
+"""Retry amplification along declared call chains (the analysis behind MC603).
+
+When a call into service B may be tried `attempts_B + 1` times and B's call into C
+`attempts_C + 1` times, one request into B can reach C (attempts_B+1)·(attempts_C+1) times.
+Only services with retries multiply, and with a budget of ~10 a chain that exceeds it has
+just a handful of them, so the search runs over the *retrying* services only: first the
+links "retrying service r reaches retrying service r' through services without retries"
+(one breadth-first walk per retrying service), then a depth-first walk over those links
+that stops as soon as the product exceeds the budget. Cost is O(retrying × calls) plus a
+small search, not the number of paths in the call graph (exponential in a large mesh).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from compiler.kinds.resilience.model import ResilienceDocument
+from compiler.model.mesh import MeshModel, ServiceKey
+from compiler.validate import Intent
+
+MAX_SEARCH_STEPS = 100_000
+"""Bound on the depth-first walk (it only matters with very large budgets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryHop:
+    """The most tries a call into one service may make, and the document that says so."""
+
+    factor: int
+    intent: Intent[ResilienceDocument]
+
+
+def retry_hops(model: MeshModel) -> dict[ServiceKey, RetryHop]:
+    """Per service with retries, the largest `attempts + 1` among its Resilience documents."""
+    hops: dict[ServiceKey, RetryHop] = {}
+    for key in sorted(model.services):
+        for intent in model.services[key].resilience:
+            retries = intent.model.spec.retries
+            if retries is None or retries.attempts <= 0:
+                continue
+            best = hops.get(key)
+            if best is None or retries.attempts + 1 > best.factor:
+                hops[key] = RetryHop(retries.attempts + 1, intent)
+    return hops
+
+
+@dataclass(frozen=True, slots=True)
+class AmplifiedChain:
+    """A call chain `caller → ... → last` whose retrying hops multiply beyond the budget."""
+
+    path: tuple[ServiceKey, ...]
+    factors: tuple[int, ...]
+
+    @property
+    def product(self) -> int:
+        return math.prod(self.factors)
+
+
+@dataclass(frozen=True, slots=True)
+class CallGraph:
+    """The declared calls with services numbered in sorted order (ints hash fast)."""
+
+    keys: tuple[ServiceKey, ...]
+    calls: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, model: MeshModel) -> CallGraph:
+        keys = tuple(sorted(model.services))
+        index = {key: i for i, key in enumerate(keys)}
+        calls = tuple(
+            tuple(index[c] for c in model.services[key].calls if c in index) for key in keys
+        )
+        return cls(keys, calls)
+
+    def callers(self) -> list[list[int]]:
+        found: list[list[int]] = [[] for _ in self.keys]
+        for caller, callees in enumerate(self.calls):
+            for callee in callees:
+                if callee != caller and (not found[callee] or found[callee][-1] != caller):
+                    found[callee].append(caller)
+        return found
+
+
+def retry_links(graph: CallGraph, factors: dict[int, int]) -> dict[int, dict[int, tuple[int, ...]]]:
+    """For each retrying service, the retrying services it reaches through services without
+    retries, with the shortest such path (excluding the start, ending at the target)."""
+    links: dict[int, dict[int, tuple[int, ...]]] = {}
+    for start in sorted(factors):
+        found: dict[int, tuple[int, ...]] = {}
+        seen = {start}
+        queue: deque[tuple[int, tuple[int, ...]]] = deque([(start, ())])
+        while queue:
+            node, path = queue.popleft()
+            for callee in graph.calls[node]:
+                if callee in seen:
+                    continue
+                seen.add(callee)
+                if callee in factors:
+                    found[callee] = (*path, callee)
+                else:
+                    queue.append((callee, (*path, callee)))
+        links[start] = found
+    return links
+
+
+_Frame = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]
+"""Search state: retrying hops so far, the full path after the caller, factors, product."""
+
+
+def worst_chains(
+    model: MeshModel, hops: dict[ServiceKey, RetryHop], budget: int
+) -> dict[ServiceKey, tuple[AmplifiedChain, int]]:
+    """Per last hop, the worst shortest chain over `budget` and how many such chains end there.
+
+    A chain starts at a caller of its first retrying service and ends at the hop that
+    takes the product over the budget. It counts only if dropping the first factor brings
+    it within budget, so an excess is counted at the shortest chain that causes it, not
+    again for every caller further upstream. A service appears at most once among a
+    chain's retrying hops and the caller is not on the chain (cycles end the walk). The
+    worst chain has the largest product, then the fewest services, then the first found.
+    """
+    graph = CallGraph.of(model)
+    index = {key: i for i, key in enumerate(graph.keys)}
+    factors = {index[key]: hop.factor for key, hop in hops.items()}
+    links = retry_links(graph, factors)
+    callers = graph.callers()
+    best: dict[int, tuple[tuple[int, int], tuple[int, ...], tuple[int, ...]]] = {}
+    counts: dict[int, int] = {}
+    steps = 0
+    for first in sorted(factors):
+        stack: list[_Frame] = [((first,), (first,), (factors[first],), factors[first])]
+        while stack and steps <= MAX_SEARCH_STEPS:
+            retrying, path, chain_factors, product = stack.pop()
+            if product > budget:
+                if product // chain_factors[0] <= budget:
+                    eligible = [c for c in callers[first] if c not in path]
+                    if eligible:
+                        last = path[-1]
+                        counts[last] = counts.get(last, 0) + len(eligible)
+                        rank = (-product, len(path))
+                        if last not in best or rank < best[last][0]:
+                            best[last] = (rank, (eligible[0], *path), chain_factors)
+                continue
+            for target, via in reversed(links[retrying[-1]].items()):
+                steps += 1
+                if target not in retrying:
+                    factor = factors[target]
+                    stack.append(
+                        (
+                            (*retrying, target),
+                            (*path, *via),
+                            (*chain_factors, factor),
+                            product * factor,
+                        )
+                    )
+    return {
+        graph.keys[last]: (
+            AmplifiedChain(tuple(graph.keys[i] for i in path), chain_factors),
+            counts[last],
+        )
+        for last, (_, path, chain_factors) in best.items()
+    }
