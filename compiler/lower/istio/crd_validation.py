@@ -26,7 +26,7 @@ import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from compiler.artifacts import Artifacts, ObjectKey
+from compiler.artifacts import Artifacts, ObjectKey, canonical_json
 from compiler.diagnostics import Diagnostic, Span
 from compiler.lower.istio.common import SOURCE
 
@@ -104,7 +104,7 @@ def parse_crd_documents(documents: Iterable[Any], *, origin: str) -> CrdSet:
 
 def load_crd_files(paths: Sequence[Path]) -> CrdSet:
     """Read CRD YAML files; a missing or malformed file raises `CrdLoadError`."""
-    loader = YAML(typ="safe", pure=True)
+    loader = YAML(typ="safe")
     crds = CrdSet()
     for path in paths:
         try:
@@ -269,10 +269,21 @@ def cel_sites(
 
 
 _PROGRAMS: dict[str, Any] = {}
+_RESULTS: dict[tuple[str, str], bool | str] = {}
+"""CEL rules are pure: (rule, value) → outcome is memoised (cel-python interprets slowly)."""
 
 
 def evaluate_cel(rule: str, value: Any) -> bool | str:
     """True/False, or the reason cel-python could not evaluate the rule."""
+    memo = (rule, canonical_json(value))
+    if memo not in _RESULTS:
+        if len(_RESULTS) > 100_000:
+            _RESULTS.clear()
+        _RESULTS[memo] = _evaluate_cel(rule, value)
+    return _RESULTS[memo]
+
+
+def _evaluate_cel(rule: str, value: Any) -> bool | str:
     import celpy
 
     program = _PROGRAMS.get(rule)

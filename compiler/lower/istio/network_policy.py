@@ -25,6 +25,7 @@ from compiler.model.mesh import ServiceView
 from compiler.validate import Intent
 
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+ANY_POD: Obj = {"namespaceSelector": {}}
 
 
 def lower_network_policies(ctx: LowerContext) -> list[Obj]:
@@ -58,7 +59,7 @@ def peers(ctx: LowerContext, source: Source, namespace: str) -> list[Obj]:
         gateway = ctx.model.settings.ingress_gateway
         return [_pods(gateway.selector, gateway.namespace)]
     if source.is_wildcard:
-        return [{"namespaceSelector": {}}]
+        return [dict(ANY_POD)]
     if source.service:
         view = resolve_service(ctx, source.service, namespace)
         return [_pods(view.selector, view.key.namespace)] if view is not None else []
@@ -79,6 +80,11 @@ def identity_peers(ctx: LowerContext, identity: str) -> list[Obj]:
         if key.namespace == namespace and view.service_account == account
     ]
     return found or [{"namespaceSelector": _namespace(namespace)}]
+
+
+def _narrowest(peers_of: list[Obj]) -> list[Obj]:
+    """Any pod in any namespace subsumes the rest: keep the list to what it means."""
+    return [ANY_POD] if ANY_POD in peers_of else peers_of
 
 
 def rule_ports(view: ServiceView, rule: Rule) -> set[int]:
@@ -106,7 +112,10 @@ def network_policy(
         if ports:
             by_ports.setdefault(tuple(sorted(ports)), []).append(peer)
     ingress = [
-        {"from": peers_of, "ports": [{"port": port, "protocol": "TCP"} for port in ports]}
+        {
+            "from": _narrowest(peers_of),
+            "ports": [{"port": port, "protocol": "TCP"} for port in ports],
+        }
         for ports, peers_of in sorted(by_ports.items())
     ]
     ingress.append(

@@ -1,0 +1,232 @@
+"""`crd_validation` on small, self-contained CRDs: strictness, CEL rules, served versions,
+located findings, and unreadable CRD files. (Istio's real CRDs: test_crd_reference.py.)"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compiler.artifacts import Artifacts
+from compiler.lower import lower
+from compiler.lower.istio.crd_validation import (
+    CrdLoadError,
+    check_artifacts,
+    crd_diagnostics,
+    evaluate_cel,
+    load_crd_files,
+    parse_crd_documents,
+    strict_schema,
+)
+from tests.helpers import compile_files
+
+RESILIENCE = """\
+apiVersion: meshc/v1
+kind: Service
+metadata: {name: ratings, namespace: app}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: meshc/v1
+kind: Resilience
+metadata: {name: ratings, namespace: app}
+spec:
+  service: ratings
+  timeout: 2s
+  retries: {attempts: 3, perTryTimeout: 500ms}
+"""
+
+
+def virtual_service_crd(
+    *,
+    served: tuple[str, ...] = ("v1",),
+    retries_fields: tuple[str, ...] = ("attempts", "perTryTimeout"),
+) -> dict[str, Any]:
+    """A cut-down VirtualService CRD in the shape Istio publishes."""
+    duration = {
+        "type": "string",
+        "x-kubernetes-validations": [
+            {
+                "rule": "duration(self) >= duration('1ms')",
+                "message": "must be a valid duration greater than 1ms",
+            }
+        ],
+    }
+    retries = {
+        "type": "object",
+        "properties": {
+            name: ({"type": "integer"} if name == "attempts" else duration)
+            for name in retries_fields
+        },
+    }
+    route = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "timeout": duration,
+            "retries": retries,
+            "route": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "destination": {
+                            "type": "object",
+                            "properties": {
+                                "host": {"type": "string"},
+                                "subset": {"type": "string"},
+                            },
+                            "required": ["host"],
+                        },
+                        "weight": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    }
+    spec = {
+        "type": "object",
+        "properties": {
+            "hosts": {"type": "array", "items": {"type": "string"}},
+            "http": {"type": "array", "items": route},
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "virtualservices.networking.istio.io"},
+        "spec": {
+            "group": "networking.istio.io",
+            "names": {"kind": "VirtualService"},
+            "versions": [
+                {
+                    "name": name,
+                    "served": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": spec,
+                                "status": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                },
+                            },
+                        }
+                    },
+                }
+                for name in served
+            ],
+        },
+    }
+
+
+def rendered() -> tuple[Any, Artifacts]:
+    compilation = compile_files({"r.yaml": RESILIENCE})
+    return compilation, lower(compilation)
+
+
+def test_matching_crds_pass_and_other_kinds_are_listed_as_unchecked() -> None:
+    _, artifacts = rendered()
+    report = check_artifacts(
+        artifacts, parse_crd_documents([virtual_service_crd()], origin="crds.yaml")
+    )
+    assert report.problems == []
+    assert report.checked == 1
+    assert report.cel_evaluated == 2, "timeout and perTryTimeout each checked by the duration rule"
+    assert "DestinationRule (networking.istio.io/v1)" in report.unchecked_kinds
+
+
+def test_a_field_the_users_istio_does_not_know_is_an_error_at_the_intent_line() -> None:
+    compilation, artifacts = rendered()
+    old = parse_crd_documents(
+        [virtual_service_crd(retries_fields=("attempts",))], origin="crds.yaml"
+    )
+    report = check_artifacts(artifacts, old)
+    assert [str(p) for p in report.problems] == [
+        "VirtualService.networking.istio.io/app/ratings spec.http.0.retries: unknown field: "
+        "Additional properties are not allowed ('perTryTimeout' was unexpected); "
+        "this Istio version does not know it"
+    ]
+    (diag,) = crd_diagnostics(report, compilation)
+    assert diag.code == "MC190"
+    # the finding points at the Resilience document's `retries` key (line 13 of r.yaml)
+    assert (diag.span.file, diag.span.line) == ("r.yaml", 13)
+    assert "perTryTimeout" in diag.message and "istioVersion" in diag.hint
+
+
+def test_a_cel_rule_that_fails_is_reported_with_its_message() -> None:
+    compilation, artifacts = rendered()
+    broken = copy.deepcopy(dict(artifacts.objects))
+    vs_key = next(k for k in broken if k.kind == "VirtualService")
+    broken[vs_key]["spec"]["http"][0]["timeout"] = "0.5ms"
+    report = check_artifacts(
+        Artifacts(broken), parse_crd_documents([virtual_service_crd()], origin="c")
+    )
+    assert [p.message for p in report.problems] == [
+        "must be a valid duration greater than 1ms (CEL rule: duration(self) >= duration('1ms'))"
+    ]
+    assert report.problems[0].path == ("spec", "http", 0, "timeout")
+    (diag,) = crd_diagnostics(report, compilation)
+    assert (diag.span.file, diag.span.line) == ("r.yaml", 12), "the Resilience `timeout` line"
+
+
+def test_an_api_version_the_crds_do_not_serve_is_an_error() -> None:
+    _, artifacts = rendered()
+    old = parse_crd_documents([virtual_service_crd(served=("v1alpha3", "v1beta1"))], origin="c")
+    report = check_artifacts(artifacts, old)
+    assert [p.message for p in report.problems] == [
+        "networking.istio.io/v1 is not served by the given CRDs (served: v1alpha3, v1beta1); "
+        "upgrade Istio or lower Mesh.spec.istioVersion"
+    ]
+
+
+def test_strict_schema_adds_additional_properties_false_except_where_unknown_fields_are_kept() -> (
+    None
+):
+    schema = strict_schema(
+        {
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "properties": {"a": {"type": "string"}}},
+                "status": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "properties": {"b": {}},
+                },
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+    )
+    props = schema["properties"]
+    assert schema["additionalProperties"] is False
+    assert props["spec"]["additionalProperties"] is False
+    assert "additionalProperties" not in props["status"]
+    assert props["labels"]["additionalProperties"] == {"type": "string"}
+    assert set(props) >= {"apiVersion", "kind", "metadata"}
+
+
+def test_cel_functions_cel_python_lacks_are_gaps_not_passes() -> None:
+    outcome = evaluate_cel("isIP(self)", "10.0.0.1")
+    assert isinstance(outcome, str) and "cel-python cannot" in outcome
+    assert evaluate_cel("self.size() > 1", "ab") is True
+    assert evaluate_cel("self.size() > 1", "a") is False
+
+
+def test_crd_files_that_cannot_be_used_are_located_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: CustomResourceDefinition\nspec: [\n")
+    with pytest.raises(CrdLoadError, match=r"broken\.yaml:3:1: not valid YAML"):
+        load_crd_files([broken])
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("kind: ConfigMap\n")
+    with pytest.raises(CrdLoadError, match="no served CustomResourceDefinition found"):
+        load_crd_files([empty])
+    with pytest.raises(CrdLoadError, match="cannot read CRD file"):
+        load_crd_files([tmp_path / "missing.yaml"])
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(CrdLoadError, match="cannot read CRD file"):
+        load_crd_files([binary])
