@@ -276,6 +276,11 @@ def status_command(
 @click.option("--intermediate", is_flag=True, help="Renew the intermediates now.")
 @click.option("--new-name", default=None, help="Name of the new root (default root-N).")
 @click.option("--write", is_flag=True, help="Apply the proposed Mesh edit to --mesh FILE.")
+@click.option(
+    "--mesh-only",
+    is_flag=True,
+    help="Change no phase: only show (or --write) the Mesh edit for the current one.",
+)
 def rotate_command(
     state_dir: Path,
     now: datetime | None,
@@ -287,14 +292,20 @@ def rotate_command(
     intermediate: bool,
     new_name: str | None,
     write: bool,
+    mesh_only: bool,
 ) -> None:
-    """Start a root rotation, or move it to its next phase once the gate holds."""
+    """Start a root rotation, or move it to its next phase once the gate holds.
+
+    Each step prints the matching `Mesh.spec.ca` edit (a diff with --mesh FILE; --write
+    applies it, keeping comments) for review and commit."""
     when = resolve_now(now)
     store = _open(state_dir, passphrase_file, when)
     mesh = _load_mesh(mesh_path, store)
     if automatic and force:
         raise CAError("--auto never forces", remedy="drop --force, or run without --auto")
-    if intermediate:
+    if mesh_only:
+        pass
+    elif intermediate:
         for line in renew_intermediates(store, now=when, force=True):
             click.echo(line)
     elif automatic:

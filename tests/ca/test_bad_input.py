@@ -1,0 +1,125 @@
+"""Bad input: a clear error naming the file and the problem, exit 1 or 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.ca.support import NOW_ARG, assert_clean_failure, meshd, meshd_inproc
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    path = tmp_path / "st"
+    result = meshd_inproc("ca", "init", "--state", str(path), *NOW_ARG)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def issue(state: Path, *extra: str) -> tuple[str, ...]:
+    return (
+        "ca",
+        "issue",
+        "--state",
+        str(state),
+        "--namespace",
+        "a",
+        "--service-account",
+        "b",
+        *extra,
+    )
+
+
+def test_corrupt_root_pem(state: Path) -> None:
+    cert = state / "roots" / "root-1" / "root.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    result = meshd_inproc(*issue(state, *NOW_ARG))
+    assert_clean_failure(result, 2, str(cert), "not a valid PEM certificate")
+
+
+def test_wrong_key_for_certificate(state: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert meshd_inproc("ca", "init", "--state", str(other), *NOW_ARG).returncode == 0
+    key = state / "roots" / "root-1" / "intermediate-1.key"
+    shutil.copyfile(other / "roots" / "root-1" / "intermediate-1.key", key)
+    result = meshd_inproc(*issue(state, *NOW_ARG))
+    assert_clean_failure(
+        result, 2, str(key), "does not belong to its certificate", "wrong key for certificate"
+    )
+
+
+def test_expired_root(state: Path) -> None:
+    result = meshd_inproc(*issue(state, "--now", "2037-01-01T00:00:00Z"))
+    assert_clean_failure(
+        result, 1, "root.pem", "root root-1 expired at 2036-11-22", "meshd ca rotate"
+    )
+
+
+def test_missing_root_key(state: Path) -> None:
+    key = state / "roots" / "root-1" / "root.key"
+    key.unlink()
+    result = meshd_inproc("ca", "status", "--state", str(state), *NOW_ARG)
+    assert_clean_failure(result, 2, str(key), "private key file is missing")
+
+
+def test_mesh_anchor_the_store_does_not_know(state: Path, tmp_path: Path) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    unknown = "sha256:" + ":".join(["AB"] * 32)
+    mesh.write_text(
+        "apiVersion: meshc/v1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  ca:\n"
+        f"    anchors:\n    - {{name: ghost, fingerprint: '{unknown}'}}\n    issuer: ghost\n"
+    )
+    result = meshd_inproc("ca", "status", "--state", str(state), *NOW_ARG, "--mesh", str(mesh))
+    assert_clean_failure(
+        result, 2, str(mesh), "spec.ca.anchors[0] ('ghost'", "is not a root this key store knows"
+    )
+
+
+def test_state_from_a_newer_version(state: Path) -> None:
+    path = state / "state.json"
+    data = json.loads(path.read_text())
+    data["version"] = 7
+    path.write_text(json.dumps(data))
+    result = meshd_inproc("ca", "status", "--state", str(state), *NOW_ARG)
+    assert_clean_failure(
+        result, 2, str(path), "state version 7 was written by a newer meshd", "upgrade meshd"
+    )
+
+
+def test_corrupt_state_json(state: Path) -> None:
+    path = state / "state.json"
+    path.write_text('{"version": 1, "roots": [')
+    result = meshd_inproc("ca", "bundle", "--state", str(state), *NOW_ARG)
+    assert_clean_failure(result, 2, str(path), "not valid JSON")
+
+
+def test_not_before_in_the_future_is_clock_skew(state: Path) -> None:
+    result = meshd_inproc(*issue(state, "--now", "2026-11-24T00:00:00Z"))
+    assert_clean_failure(
+        result, 2, "root.pem", "is not valid before 2026-11-25T11:55:00", "clock skew"
+    )
+
+
+def test_missing_state_dir_and_double_init(tmp_path: Path, state: Path) -> None:
+    result = meshd_inproc("ca", "status", "--state", str(tmp_path / "nope"), *NOW_ARG)
+    assert_clean_failure(result, 2, "no CA state directory here", "meshd ca init")
+    result = meshd_inproc("ca", "init", "--state", str(state), *NOW_ARG)
+    assert_clean_failure(result, 2, "state.json", "a CA state already exists here")
+
+
+def test_bad_flags_are_usage_errors(state: Path) -> None:
+    result = meshd_inproc(*issue(state, "--ttl", "soon"))
+    assert_clean_failure(result, 2, "--ttl 'soon' is not a duration")
+    result = meshd_inproc("ca", "issue", "--state", str(state), "--spiffe-id", "x")
+    assert_clean_failure(result, 2, "'x' is not a SPIFFE ID")
+    result = meshd_inproc("ca", "rotate", "--state", str(state), "--auto", "--force")
+    assert_clean_failure(result, 2, "--auto never forces")
+
+
+def test_real_binary_reports_without_traceback(state: Path) -> None:
+    (state / "roots" / "root-1" / "root.pem").write_bytes(b"\x00\xff garbage")
+    result = meshd("ca", "status", "--state", str(state), *NOW_ARG)
+    assert_clean_failure(result, 2, "root.pem", "not a valid PEM certificate")
