@@ -107,6 +107,19 @@ def _ordered(edges: Iterable[ViewEdge]) -> list[ViewEdge]:
     return sorted(set(edges))
 
 
+_DRAWN_SUFFIX: dict[EdgeStyle, str] = {
+    "shadow": " (shadow)",
+    "default": " (mesh default)",
+    "unused": " (not called)",
+    "deny": " (deny)",
+}
+
+
+def _drawn_label(edge: ViewEdge) -> str:
+    """A picture has no tag column: say in the label what the line style means."""
+    return edge.label + _DRAWN_SUFFIX.get(edge.style, "")
+
+
 def _is_service(node: str) -> bool:
     """`ns/name` is a declared service; everything else is an outside caller or a pattern."""
     return "/" in node and ":" not in node and not node.startswith("*")
@@ -202,7 +215,7 @@ def dot(edges: Iterable[ViewEdge], *, name: str = "meshc") -> str:
         shape = "" if _is_service(node) else " [shape=ellipse, style=dashed]"
         lines.append(f"  {dot_quote(node)}{shape};")
     for edge in ordered:
-        attrs = f"label={dot_quote(edge.label)}"
+        attrs = f"label={dot_quote(_drawn_label(edge))}"
         if _DOT_ATTRS[edge.style]:
             attrs += ", " + _DOT_ATTRS[edge.style]
         lines.append(f"  {dot_quote(edge.source)} -> {dot_quote(edge.target)} [{attrs}];")
@@ -272,7 +285,8 @@ def mermaid(edges: Iterable[ViewEdge], *, direction: Literal["LR", "TB"] = "LR")
             lines.append(f"  {ids[node]}([{mermaid_text(node)}])")
     for edge in ordered:
         arrow = _MERMAID_ARROW[edge.style]
-        lines.append(f"  {ids[edge.source]} {arrow}|{mermaid_text(edge.label)}| {ids[edge.target]}")
+        label = mermaid_text(_drawn_label(edge))
+        lines.append(f"  {ids[edge.source]} {arrow}|{label}| {ids[edge.target]}")
     for index, edge in enumerate(ordered):
         style = _MERMAID_LINK_STYLE[edge.style]
         if style:
