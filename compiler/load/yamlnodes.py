@@ -393,6 +393,15 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
+_OTHER_ENCODINGS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+"""Byte-order marks of encodings YAML allows but meshc does not read (longest first)."""
+
+
 def decode_source(file: str, raw: bytes) -> tuple[str | None, Diagnostic | None]:
     """Bytes to text, or the located reason they are not an intent file."""
     if len(raw) > MAX_FILE_BYTES:
@@ -402,6 +411,14 @@ def decode_source(file: str, raw: bytes) -> tuple[str | None, Diagnostic | None]
             f"file is larger than the {MAX_FILE_BYTES}-byte limit",
             "split it into several files",
         )
+    for bom, encoding in _OTHER_ENCODINGS:
+        if raw.startswith(bom):
+            return None, Diagnostic(
+                "MC107",
+                Span(file),
+                f"file is {encoding}; meshc reads UTF-8 only",
+                "save the file as UTF-8",
+            )
     if b"\x00" in raw:
         offset = raw.index(b"\x00")
         line = raw.count(b"\n", 0, offset) + 1

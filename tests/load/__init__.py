@@ -1,0 +1,1 @@
+"""Loader and validator tests: bad input, discovery, configuration, fuzzing."""
