@@ -434,3 +434,27 @@ def test_mc321_never_executes_user_regexes() -> None:
     )
     found = findings(lint(text), "MC321")
     assert [d.message.split(";")[0] for d in found] == ["shop/reviews: match[2] can never fire"]
+
+
+def test_mc501_empty_split() -> None:
+    text = rollout("service: reviews\nstable: v1\nsplit: {}\n")
+    diag = only(lint(text), "MC501")
+    assert diag.message == "shop/reviews: split is empty, so no version gets traffic"
+    assert at(diag) == ("rollout.yaml", *where(text, "{}"))
+    assert "{v1: 100}" in diag.hint
+
+
+def test_mc509_canary_equal_to_stable() -> None:
+    text = rollout(
+        "service: reviews\nstable: v1\ncanary: v1\nsteps: [{weight: 10}, {weight: 100}]\n"
+    )
+    diag = only(lint(text), "MC509")
+    assert at(diag) == ("rollout.yaml", *where(text, "v1\nsteps"))
+    assert "canary v1 is also the stable version" in diag.message
+
+
+def test_mc509_silent_for_distinct_canary() -> None:
+    text = rollout(
+        "service: reviews\nstable: v1\ncanary: v3\nsteps: [{weight: 10}, {weight: 100}]\n"
+    )
+    assert findings(lint(text), "MC509") == []

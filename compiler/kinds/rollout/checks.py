@@ -35,6 +35,10 @@ def version_hint(view: ServiceView, name: str) -> str:
     return f"use one of the versions {view.key} declares: {listed}, or declare {name!r} there"
 
 
+def spec_stable(intent: RolloutIntent) -> str:
+    return intent.model.spec.stable
+
+
 def _weights(spec_weights: Iterable[int]) -> str:
     return " + ".join(str(w) for w in spec_weights)
 
@@ -264,6 +268,13 @@ def split_not_100(ctx: LintContext) -> Iterable[Finding]:
     for intent, view in resolved_rollouts(ctx.model):
         split = intent.model.spec.split
         if split is None:
+            continue
+        if not split:
+            yield Finding(
+                intent.span("split"),
+                f"{view.key}: split is empty, so no version gets traffic",
+                f"give the weights, e.g. {{{spec_stable(intent)}: 100}}",
+            )
             continue
         total = sum(split.values())
         if total != 100:
@@ -516,4 +527,29 @@ def mirror_into_live_version(ctx: LintContext) -> Iterable[Finding]:
                 "requests routed to it are processed twice",
                 "mirror into a version outside the live route, "
                 f"or drop the mirror to {mirror.version}",
+            )
+
+
+@rule("MC509", "canary-is-stable", Severity.ERROR)
+def canary_is_stable(ctx: LintContext) -> Iterable[Finding]:
+    """A progressive Rollout's `canary` is the same version as its `stable`.
+
+    **What it does.** Compares `canary` with `stable`.
+
+    **Why is this bad.** The steps move traffic from a version to itself: the rollout
+    "completes" without any user ever reaching the new version, and its analysis gates
+    measure the old one. It is nearly always a copy-paste slip when starting a new rollout.
+
+    **Example.** `stable: v1`, `canary: v1`, `steps: [{weight: 10}, {weight: 100}]`
+
+    **Use instead.** `canary: v2` (the version being rolled out).
+    """
+    for intent, view in resolved_rollouts(ctx.model):
+        spec = intent.model.spec
+        if spec.canary is not None and spec.canary == spec.stable:
+            yield Finding(
+                intent.span("canary"),
+                f"{view.key}: canary {spec.canary} is also the stable version, "
+                "so the steps move no traffic",
+                "set canary to the version being rolled out",
             )
