@@ -449,7 +449,7 @@ def test_mc509_canary_equal_to_stable() -> None:
         "service: reviews\nstable: v1\ncanary: v1\nsteps: [{weight: 10}, {weight: 100}]\n"
     )
     diag = only(lint(text), "MC509")
-    assert at(diag) == ("rollout.yaml", *where(text, "v1\nsteps"))
+    assert at(diag) == ("rollout.yaml", *where(text, "v1\n  steps"))
     assert "canary v1 is also the stable version" in diag.message
 
 
