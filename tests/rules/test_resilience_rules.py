@@ -420,3 +420,30 @@ def test_mc603_chains_ending_at_one_hop_are_reported_once() -> None:
         "retry amplification frontend → api → db: 4 × 4 = 16 attempts "
         "exceed the mesh retry budget of 10 (1 more chain(s) end here)"
     )
+
+
+RETRY_5XX = "service: ratings\nretries: {attempts: 2, retryOn: [5xx]}\n"
+
+
+def test_mc601_methods_denied_to_everyone_are_not_accepted() -> None:
+    deny_post = WITH_POST + (
+        "  - from: [{service: '*'}]\n    to: {methods: [POST, PATCH]}\n    action: deny\n"
+    )
+    assert findings(lint(resilience(RETRY_5XX), policy=deny_post), "MC601") == []
+    # a deny limited to one path leaves POST reachable elsewhere
+    deny_one_path = WITH_POST + (
+        "  - from: [{service: '*'}]\n    to: {methods: [POST], paths: [/admin]}\n    action: deny\n"
+    )
+    diag = only(lint(resilience(RETRY_5XX), policy=deny_one_path), "MC601")
+    assert "allow PATCH, POST" in diag.message
+
+
+def test_mc601_no_policy_follows_the_mesh_default() -> None:
+    # default deny and no AccessPolicy: nothing reaches the service, nothing to repeat
+    files = {"svc.yaml": SERVICE, "res.yaml": resilience(RETRY_5XX)}
+    assert findings(compile_files(files), "MC601") == []
+    allow_mesh = (
+        "apiVersion: meshc/v1\nkind: Mesh\nmetadata: {name: m}\nspec: {defaultAction: allow}\n"
+    )
+    diag = only(compile_files({**files, "mesh.yaml": allow_mesh}), "MC601")
+    assert "no enforced AccessPolicy restricts its methods" in diag.message
