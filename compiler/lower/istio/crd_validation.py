@@ -285,6 +285,7 @@ def evaluate_cel(rule: str, value: Any) -> bool | str:
 
 def _evaluate_cel(rule: str, value: Any) -> bool | str:
     import celpy
+    import celpy.evaluation
 
     program = _PROGRAMS.get(rule)
     if program is None:
@@ -292,15 +293,25 @@ def _evaluate_cel(rule: str, value: Any) -> bool | str:
         try:
             program = env.program(env.compile(rule))
         except Exception as exc:  # cel-python's parser raises several types
-            return f"cel-python cannot compile it: {type(exc).__name__}: {exc}"
+            return f"cel-python cannot compile it: {_brief(exc)}"
         _PROGRAMS[rule] = program
     try:
         result = program.evaluate({"self": celpy.adapter.json_to_cel(value)})
     except Exception as exc:  # an unsupported function or overload
-        return f"cel-python cannot evaluate it: {type(exc).__name__}: {exc}"
+        return f"cel-python cannot evaluate it: {_brief(exc)}"
+    if isinstance(result, celpy.evaluation.CELEvalError):
+        return f"cel-python cannot evaluate it: {_brief(result)}"
     if isinstance(result, (celpy.celtypes.BoolType, bool)):
         return bool(result)
     return f"cel-python returned {type(result).__name__} ({result!r}), not a boolean"
+
+
+def _brief(exc: BaseException) -> str:
+    """cel-python's errors embed its whole activation; keep the first line, shortened."""
+    args = exc.args
+    text = str(args[0]) if args else str(exc)
+    first = text.splitlines()[0].split(" (in activation")[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first[:160]}"
 
 
 def crd_diagnostics(report: CrdReport, compilation: Compilation) -> list[Diagnostic]:

@@ -1,0 +1,65 @@
+"""Output that other tools read the same way: YAML 1.1 readers (Kubernetes' sigs.k8s.io/yaml,
+PyYAML) and any rollout state a reconciler may hold."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+
+import yaml  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler.api import Compilation
+from compiler.artifacts import to_yaml, to_yaml_stream
+from compiler.lower import lower
+from tests.lower.support import RICH, compile_dir, objects, render_dir
+
+
+def test_a_yaml_1_1_reader_reads_the_rendered_stream_as_the_objects() -> None:
+    artifacts = render_dir(RICH)
+    text = to_yaml_stream(obj for _, obj in artifacts)
+    assert list(yaml.safe_load_all(text)) == [obj for _, obj in artifacts]
+    assert "- 'yes'" in text, "a header value `yes` stays a string for YAML 1.1 readers"
+    assert "- '8080'" in text, "ports in AuthorizationPolicy are strings"
+
+
+def test_strings_that_yaml_1_1_would_retype_are_quoted() -> None:
+    values = [
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "y",
+        "~",
+        "null",
+        "0755",
+        "1:30",
+        "2026-01-01",
+        "1e3",
+        ".5",
+        "0x1F",
+        "true",
+        "",
+        "plain",
+        "5xx,reset",
+        "/cat*",
+        "*",
+    ]
+    text = to_yaml({"v": values})
+    assert yaml.safe_load(text) == {"v": values}
+
+
+@cache
+def rich() -> Compilation:
+    return compile_dir(RICH)
+
+
+@settings(max_examples=40, deadline=None)
+@given(step=st.integers(min_value=0, max_value=10_000))
+def test_any_rollout_step_gives_weights_summing_to_100(step: int) -> None:
+    compilation = replace(rich(), rollout_state={"shop/catalog": step})
+    vs = objects(lower(compilation), "VirtualService")["shop/catalog"]
+    for route in vs["spec"]["http"]:
+        weights = [d.get("weight", 100) for d in route["route"]]
+        assert sum(weights) == 100 and all(0 < w <= 100 for w in weights)
