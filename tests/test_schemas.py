@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from compiler.cli import cli
 from compiler.load.yamlnodes import parse_source
 from compiler.schema import REGENERATE, schema_files
 from tests.helpers import REPO, run_cli
@@ -21,6 +24,7 @@ def _all_schema() -> dict[str, Any]:
     return loaded
 
 
+@functools.cache
 def _validator(name: str = "all.schema.json") -> jsonschema.Draft202012Validator:
     schema = json.loads((SCHEMAS / name).read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -49,16 +53,16 @@ def test_checked_in_schemas_are_current(tmp_path: Path) -> None:
 
 
 def test_schema_without_out_prints_the_all_kinds_schema() -> None:
-    result = run_cli("meshc", "schema")
-    assert result.returncode == 0, result.stderr
+    result = CliRunner().invoke(cli, ["schema"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == _all_schema()
 
 
 def test_schema_out_unwritable_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = run_cli("meshc", "schema", "--out", str(blocker / "sub"))
-    assert result.returncode == 2
+    result = CliRunner().invoke(cli, ["schema", "--out", str(blocker / "sub")])
+    assert result.exit_code == 2
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
 
 
