@@ -8,6 +8,7 @@ by both sides) and whole compiled sides by their content digest.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class Planner:
 
     files: FileCache = field(default_factory=FileCache)
     blobs: BlobCache = field(default_factory=BlobCache)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase of the last compiled side (compile, lower, meaning): figures
+    for the benchmark; never part of any output."""
     sides: OrderedDict[str, tuple[Compilation, Artifacts | None, str | None, Meaning | None]] = (
         field(default_factory=OrderedDict)
     )
@@ -91,9 +95,17 @@ class Planner:
         key = side_digest(tree, now=now, rollout_state=rollout_state)
         hit = self.sides.get(key)
         if hit is None:
+            started = time.perf_counter()
             compilation = compile_tree(tree, now=now, rollout_state=rollout_state, cache=self.files)
+            compiled = time.perf_counter()
             artifacts, note = lower_side(compilation) if compilation.ok else (None, None)
+            lowered = time.perf_counter()
             meaning = summarise(compilation) if compilation.ok else None
+            self.timings = {
+                "compile": compiled - started,
+                "lower": lowered - compiled,
+                "meaning": time.perf_counter() - lowered,
+            }
             hit = (compilation, artifacts, note, meaning)
             self.sides[key] = hit
             while len(self.sides) > _SIDE_CACHE_SIZE:

@@ -1,0 +1,159 @@
+"""Benchmark: render and plan a generated 1,000-service mesh, and the one-file re-plan.
+
+Run: `.venv/bin/python -m tests.bench.bench_plan [--services N]`. Prints every figure in
+one run (a benchmark, never a timed test):
+
+- render: compile + lower the whole tree, in-process (cold) and `meshc render` (CLI);
+- cold plan: a fresh `Planner` plans base A -> head B (B changes one service file);
+- one-file re-plan: the same planner then plans A -> C (C changes one more file), as a
+  watch session or a review bot would. Reported as the total, the part spent reading the
+  two Git trees (blob bytes are cached by blob id), and the rest (target <= 50 ms, and
+  >= 20x faster than the cold plan);
+- `meshc plan --base A --head C` as a fresh CLI process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from compiler.api import compile_tree, load_tree
+from compiler.lower import lower
+from compiler.plan.engine import Planner, build_plan
+from compiler.plan.report import plan_document
+from compiler.plan.source import open_source, read_commit_tree, resolve_revision
+from tests.bench.generate import generate_mesh
+from tests.helpers import BIN, NOW
+from tests.plan.gitrepo import commit_all, git, init_repo
+
+T = TypeVar("T")
+
+
+def timed(action: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = action()
+    return result, (time.perf_counter() - start) * 1000
+
+
+def change_one_file(root: Path, relative: str, marker: str) -> None:
+    """Widen one server's access: a new rule admitting a fresh path (a real meaning change)."""
+    path = root / "policies" / relative
+    text = path.read_text()
+    anchor = "  rules:\n"
+    assert anchor in text, f"{relative}: no rules block to edit"
+    first = text.split("    to:", 1)[0].split(anchor, 1)[1]  # the first rule's `from:` line(s)
+    rule = f"{first}    to: {{methods: [GET], paths: ['/{marker}/*']}}\n"
+    path.write_text(text.replace(anchor, anchor + rule, 1))
+
+
+def plan_in_process(planner: Planner, repo: Path, base: str, head: str) -> tuple[float, float, int]:
+    """(total ms, git-reading ms, risk flags) for one plan through `planner`; prints the
+    phases of the head side's compilation."""
+    start = time.perf_counter()
+    source = open_source(repo, "policies")
+    read_start = time.perf_counter()
+    base_rev, head_rev = resolve_revision(source, base), resolve_revision(source, head)
+    base_tree = read_commit_tree(source, base_rev, planner.blobs)
+    head_tree = read_commit_tree(source, head_rev, planner.blobs)
+    reading = (time.perf_counter() - read_start) * 1000
+    source.repo.close()  # type: ignore[attr-defined]
+    base_side = planner.compile_side(base_rev, base_tree, now=NOW, rollout_state={})
+    head_side = planner.compile_side(head_rev, head_tree, now=NOW, rollout_state={})
+    phases = dict(planner.timings)
+    diff_start = time.perf_counter()
+    plan = build_plan(base_side, head_side, now=NOW)
+    plan_document(plan)
+    total = (time.perf_counter() - start) * 1000
+    phases["diff+document"] = time.perf_counter() - diff_start
+    print(
+        "  head side: "
+        + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in phases.items())
+    )
+    assert plan.head.compiles, [str(d.message) for d in plan.head.findings[:3]]
+    return total, reading, len(plan.risks)
+
+
+def cli(*args: str) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(BIN / "meshc"), *args], capture_output=True, text=True, check=False
+    )
+    elapsed = (time.perf_counter() - start) * 1000
+    if result.returncode not in (0, 1):
+        print(result.stderr, file=sys.stderr)
+        raise SystemExit(f"meshc {args[0]} failed with exit {result.returncode}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=1000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="meshc-bench-plan-") as tmp:
+        repo = init_repo(Path(tmp) / "repo")
+        stats = generate_mesh(repo / "policies", services=args.services)
+        commit_a = commit_all(repo, "A")
+        files = stats.service_files
+        change_one_file(repo, files[len(files) // 2], "bench-b")
+        commit_b = commit_all(repo, "B")
+        change_one_file(repo, files[len(files) // 3], "bench-c")
+        commit_c = commit_all(repo, "C")
+        git(repo, "gc", "-q")
+        print(
+            f"mesh: {stats.services} services, {stats.files} files, {stats.bytes:,} bytes, "
+            f"{stats.namespaces} namespaces"
+        )
+
+        tree = load_tree(repo / "policies")
+        compilation, compile_ms = timed(lambda: compile_tree(tree, now=NOW))
+        artifacts, lower_ms = timed(lambda: lower(compilation, target="istio"))
+        print(
+            f"render, in-process (cold): compile {compile_ms:.0f} ms + lower {lower_ms:.0f} ms "
+            f"= {compile_ms + lower_ms:.0f} ms for {len(artifacts)} objects"
+        )
+        render_cli = cli("render", str(repo / "policies"), "--now", "2026-11-25T12:00:00Z")
+        print(f"render, CLI (meshc render, fresh process): {render_cli:.0f} ms")
+
+        planner = Planner()
+        cold, cold_read, risks = plan_in_process(planner, repo, commit_a, commit_b)
+        print(
+            f"plan A->B, in-process (cold planner): {cold:.0f} ms "
+            f"(reading both Git trees {cold_read:.0f} ms); {risks} risk flag(s)"
+        )
+        warm, warm_read, risks = plan_in_process(planner, repo, commit_a, commit_c)
+        beyond = warm - warm_read
+        print(
+            f"plan A->C, one-file re-plan, in-process (warm planner): {warm:.1f} ms total, "
+            f"reading both Git trees {warm_read:.1f} ms, the rest {beyond:.1f} ms "
+            f"(target <= 50 ms); {risks} risk flag(s)"
+        )
+        print(
+            f"  speed-up over the cold plan: {cold / warm:.1f}x total, "
+            f"{(cold - cold_read) / max(beyond, 0.001):.1f}x excluding Git reading (target >= 20x)"
+        )
+        plan_cli = cli(
+            "plan",
+            "--repo",
+            str(repo),
+            "--path",
+            "policies",
+            "--base",
+            commit_a,
+            "--head",
+            commit_c,
+            "--now",
+            "2026-11-25T12:00:00Z",
+            "--format",
+            "json",
+        )
+        print(f"plan A->C, CLI (meshc plan, fresh process, no cache): {plan_cli:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
