@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from compiler.diagnostics import Severity
-from compiler.load.discover import CONFIG_FILE
+from compiler.load.discover import CONFIG_FILE, YAML_SUFFIXES
 
 
 class NowType(click.ParamType):
@@ -64,6 +64,10 @@ def policy_root(paths: tuple[Path, ...]) -> tuple[Path, list[str]]:
     for path in paths:
         if not path.exists():
             raise click.BadParameter(f"{path}: no such file or directory", param_hint="PATH")
+        if not path.is_dir() and not (path.is_file() and path.name.endswith(YAML_SUFFIXES)):
+            raise click.BadParameter(
+                f"{path}: not a policy directory or a YAML file (*.yaml, *.yml)", param_hint="PATH"
+            )
     if len(paths) == 1 and paths[0].is_dir():
         return paths[0], []
     resolved = [p.resolve() for p in paths]
