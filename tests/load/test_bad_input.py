@@ -251,11 +251,9 @@ def test_whole_corpus_through_one_cli_run(tmp_path: Path) -> None:
     ("name", "code"),
     [
         ("billion-laughs.yaml", 1),
-        ("python-object-tag.yaml", 1),
         ("binary-junk.yaml", 1),
         ("load-balancer-not-a-form.yaml", 1),
         ("kubernetes-object.yaml", 0),
-        ("empty.yaml", 0),
     ],
 )
 def test_single_bad_file_through_the_cli(tmp_path: Path, name: str, code: int) -> None:
