@@ -227,3 +227,26 @@ def test_plan_document_is_deterministic() -> None:
     first = json.dumps(plan_document(plan_of(BOOKINFO, head)))
     second = json.dumps(plan_document(plan_of(BOOKINFO, head)))
     assert first == second
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):  # member names, not data keys (version names under shares)
+        return set(value) | {k for n, v in value.items() if n != "shares" for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_docs_describe_every_json_member_and_risk_code() -> None:
+    from compiler.plan.risk import RISK_CODES
+
+    docs = (REPO / "docs" / "plan-json.md").read_text()
+    head = changed(
+        reviews_yaml=("split: {v1: 90, v3: 10}", "split: {v1: 50, v3: 50}"),
+        ratings_yaml=("  timeout: 2s", "  timeout: 3s"),
+    )
+    document = plan_document(plan_of(BOOKINFO, head))
+    assert document["version"] == 1 and '"version": 1' in docs
+    undocumented = sorted(k for k in _keys(document) if f'"{k}"' not in docs)
+    assert undocumented == []
+    assert [code for code in RISK_CODES if f"`{code}`" not in docs] == []
