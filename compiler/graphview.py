@@ -133,14 +133,19 @@ _DRAWN_SUFFIX: dict[EdgeStyle, str] = {
     "default": " (mesh default)",
     "unused": " (not called)",
     "deny": " (deny)",
-    "added": " (added)",
-    "removed": " (removed)",
 }
 
 
-def _drawn_label(edge: ViewEdge) -> str:
-    """A picture has no tag column: say in the label what the line style means."""
-    return edge.label + _DRAWN_SUFFIX.get(edge.style, "")
+def annotated(edges: Iterable[ViewEdge]) -> list[ViewEdge]:
+    """For pictures, which have no tag column: say in the label what a line style means.
+
+    The renderers draw labels verbatim (callers such as the plan write their own), so
+    `meshc graph` applies this before drawing dot or mermaid.
+    """
+    return [
+        ViewEdge(e.source, e.target, e.label + _DRAWN_SUFFIX.get(e.style, ""), e.style, e.note)
+        for e in edges
+    ]
 
 
 def _is_service(node: str) -> bool:
@@ -238,7 +243,7 @@ def dot(edges: Iterable[ViewEdge], *, name: str = "meshc") -> str:
         shape = "" if _is_service(node) else " [shape=ellipse, style=dashed]"
         lines.append(f"  {dot_quote(node)}{shape};")
     for edge in ordered:
-        attrs = f"label={dot_quote(_drawn_label(edge))}"
+        attrs = f"label={dot_quote(edge.label)}"
         if _DOT_ATTRS[edge.style]:
             attrs += ", " + _DOT_ATTRS[edge.style]
         lines.append(f"  {dot_quote(edge.source)} -> {dot_quote(edge.target)} [{attrs}];")
@@ -308,7 +313,7 @@ def mermaid(edges: Iterable[ViewEdge], *, direction: Literal["LR", "TB"] = "LR")
             lines.append(f"  {ids[node]}([{mermaid_text(node)}])")
     for edge in ordered:
         arrow = _MERMAID_ARROW[edge.style]
-        label = mermaid_text(_drawn_label(edge))
+        label = mermaid_text(edge.label)
         lines.append(f"  {ids[edge.source]} {arrow}|{label}| {ids[edge.target]}")
     for index, edge in enumerate(ordered):
         style = _MERMAID_LINK_STYLE[edge.style]

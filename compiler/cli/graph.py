@@ -79,8 +79,8 @@ def render_graph(compilation: Compilation, *, fmt: str, view: str) -> str:
     else:
         edges = graphview.combined_view(model)
     if fmt == "dot":
-        return graphview.dot(edges)
-    return graphview.mermaid(edges)
+        return graphview.dot(graphview.annotated(edges))
+    return graphview.mermaid(graphview.annotated(edges))
 
 
 def _refuse(compilation: Compilation, root: Path, errors: list[Diagnostic]) -> None:

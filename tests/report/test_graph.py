@@ -11,6 +11,7 @@ from compiler.cli import cli
 from compiler.graphview import (
     ViewEdge,
     allowed_view,
+    annotated,
     changed_edges,
     combined_view,
     dot,
@@ -212,6 +213,16 @@ def test_combined_view_marks_unused_allows_and_skips_duplicates() -> None:
     }
 
 
+def test_annotated_labels_name_the_line_style() -> None:
+    compilation = compile_files(DENIALS)
+    labels = {(e.source, e.target): e.label for e in annotated(combined_view(compilation.model))}
+    assert labels[("shop/batch", "shop/api")] == "GET,POST /api/* (not called)"
+    assert labels[("shop/frontend", "shop/api")] == "GET,POST /api/*"
+    chart = mermaid(annotated([ViewEdge("ns/a", "ns/b", "GET /x", "deny")]))
+    assert '  n0 --x|"GET /x (deny)"| n1' in chart.splitlines()
+    assert mermaid([ViewEdge("ns/a", "ns/b", "GET /x", "deny")]).count("(deny)") == 0
+
+
 def test_denied_calls_are_dashed_red_in_dot_and_mermaid() -> None:
     compilation = compile_files(DENIALS)
     edges = effective_view(compilation.model)
@@ -289,8 +300,8 @@ def test_changed_edges_for_plans() -> None:
         ViewEdge("ns/a", "ns/c", "DENIED (default deny)", "added", "why"),
     ]
     chart = mermaid(changed).splitlines()
-    assert '  n0 -.->|"* (removed)"| n1' in chart
-    assert '  n0 ==>|"DENIED (default deny) (added)"| n1' in chart
+    assert '  n0 -.->|"*"| n1' in chart
+    assert '  n0 ==>|"DENIED (default deny)"| n1' in chart
     assert "  linkStyle 0 stroke:#c62828,color:#c62828,stroke-dasharray:6 4" in chart
     assert "  linkStyle 1 stroke:#2e7d32,color:#2e7d32" in chart
     assert changed_edges([kept], [kept]) == []
