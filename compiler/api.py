@@ -45,12 +45,17 @@ class FileCache:
     entries: dict[tuple[str, str], FileResult] = field(default_factory=dict)
 
     def get_or_build(self, file: str, raw: bytes) -> FileResult:
-        key = (file, hashlib.sha256(raw).hexdigest())
+        key = (file, content_key(raw))
         hit = self.entries.get(key)
         if hit is None:
             hit = build_file(file, raw)
             self.entries[key] = hit
         return hit
+
+
+def content_key(raw: bytes) -> str:
+    """The content half of a FileCache key (the on-disk cache uses the same)."""
+    return hashlib.sha256(raw).hexdigest()
 
 
 def build_file(file: str, raw: bytes) -> FileResult:

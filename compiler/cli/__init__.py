@@ -13,37 +13,51 @@ import click
 
 from compiler.cli.lint import lint_command
 
+OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "graph": ("compiler.cli.graph", "graph_command"),
+    "schema": ("compiler.cli.schema", "schema_command"),
+    "rules": ("compiler.cli.rules", "rules_command"),
+    "render": ("compiler.cli.render", "render_command"),
+    "plan": ("compiler.cli.plan", "plan_command"),
+}
+"""Subcommands that other modules contribute, imported only when used (or for --help):
+`meshc lint` does not pay for the imports of render, plan and the CA."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose optional subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        present = [name for name, (mod, _) in OPTIONAL_COMMANDS.items() if _module_exists(mod)]
+        return sorted({*super().list_commands(ctx), *present})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in OPTIONAL_COMMANDS:
+            return command
+        module, attribute = OPTIONAL_COMMANDS[cmd_name]
+        if not _module_exists(module):
+            return None
+        import importlib
+
+        loaded: click.Command = getattr(importlib.import_module(module), attribute)
+        self.add_command(loaded, cmd_name)
+        return loaded
+
+
+def _module_exists(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="meshc")
 def cli() -> None:
     """meshc — lint, compile and plan service-mesh intent."""
 
 
 cli.add_command(lint_command)
-
-
-def _register_optional() -> None:
-    """Subcommands that other modules contribute (graph, schema, render, plan, rules)."""
-    import importlib
-
-    for module, attribute in (
-        ("compiler.cli.graph", "graph_command"),
-        ("compiler.cli.schema", "schema_command"),
-        ("compiler.cli.rules", "rules_command"),
-        ("compiler.cli.render", "render_command"),
-        ("compiler.cli.plan", "plan_command"),
-    ):
-        try:
-            loaded = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        cli.add_command(getattr(loaded, attribute))
-
-
-_register_optional()
 
 
 def main() -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from compiler.api import compile_tree, load_tree
 from compiler.cli.common import SeverityType, in_scope, now_option, policy_root, resolve_now
 from compiler.diagnostics import Severity
+
+if TYPE_CHECKING:
+    from compiler.api import Compilation
+    from compiler.load.discover import PolicyTree
 
 FORMATS = ("text", "json", "sarif", "github", "junit")
 
@@ -27,14 +30,36 @@ FORMATS = ("text", "json", "sarif", "github", "junit")
     help="Exit 1 when a finding at or above this severity is not suppressed.",
 )
 @click.option("--show-suppressed", is_flag=True, help="Also list suppressed findings (text).")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Do not read or write the on-disk cache (also: MESHC_NO_CACHE=1).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to keep the cache [default: <root>/.meshc_cache].",
+)
 @now_option
 def lint_command(
-    paths: tuple[Path, ...], fmt: str, fail_on: Severity, show_suppressed: bool, now: datetime | None
+    paths: tuple[Path, ...],
+    fmt: str,
+    fail_on: Severity,
+    show_suppressed: bool,
+    no_cache: bool,
+    cache_dir: Path | None,
+    now: datetime | None,
 ) -> None:
     """Lint the policy root at PATH (default: .); file paths narrow what is reported."""
+    from rich.console import Console
+
+    from compiler.api import load_tree
+
     root, narrow = policy_root(paths)
     when = resolve_now(now)
-    compilation = compile_tree(load_tree(root), now=when)
+    cache_at = None if no_cache else (cache_dir or default_cache_dir(root))
+    compilation = compile_with_cache(load_tree(root), now=when, cache_dir=cache_at)
     diagnostics = [d for d in compilation.diagnostics if in_scope(d.span.file, narrow)]
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for note in compilation.notes:
@@ -56,3 +81,29 @@ def lint_command(
 
 
 TIME_DEPENDENT = frozenset({"MC401", "MC402"})
+
+
+def default_cache_dir(root: Path) -> Path:
+    from compiler.cache import CACHE_DIR_NAME
+
+    return (root if root.is_dir() else root.parent) / CACHE_DIR_NAME
+
+
+def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | None) -> Compilation:
+    """Compile with the on-disk cache unless it is off (None, MESHC_NO_CACHE) or unusable.
+
+    The cache only pre-fills the per-file stage, so findings are identical either way.
+    """
+    from compiler.api import FileCache, compile_tree
+
+    if cache_dir is None:
+        return compile_tree(tree, now=now)
+    from compiler import cache
+
+    disk = None if cache.cache_disabled(False) else cache.open_cache(cache_dir)
+    if disk is None:
+        return compile_tree(tree, now=now, cache=FileCache())
+    file_cache = cache.load_file_cache(disk, tree.files)
+    compilation = compile_tree(tree, now=now, cache=file_cache)
+    cache.save_file_cache(disk, tree.files, file_cache)
+    return compilation

@@ -7,6 +7,7 @@ rules to report; nothing in this module reports findings itself.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,19 @@ class ServiceKey:
 
     @classmethod
     def parse(cls, ref: str, namespace: str) -> ServiceKey:
-        ns, name = split_ref(ref, namespace)
-        return cls(ns, name)
+        return _parse_key(ref, namespace)
 
     def short(self, namespace: str) -> str:
         """`name` within `namespace`, else `ns/name` — how users write references."""
         return self.name if self.namespace == namespace else str(self)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_key(ref: str, namespace: str) -> ServiceKey:
+    """Memoised: the rules of a 1,000-service mesh resolve the same few thousand references
+    some 300,000 times per lint (keys are immutable, so sharing them is safe)."""
+    ns, name = split_ref(ref, namespace)
+    return ServiceKey(ns, name)
 
 
 @dataclass(slots=True)
@@ -49,6 +57,7 @@ class ServiceView:
     policies: list[Intent[AccessPolicyDocument]] = field(default_factory=list)
     rollouts: list[Intent[RolloutDocument]] = field(default_factory=list)
     resilience: list[Intent[ResilienceDocument]] = field(default_factory=list)
+    resolved_calls: list[ServiceKey] | None = field(default=None, repr=False, compare=False)
 
     @property
     def spec(self) -> Any:
@@ -56,7 +65,11 @@ class ServiceView:
 
     @property
     def calls(self) -> list[ServiceKey]:
-        return [ServiceKey.parse(ref, self.key.namespace) for ref in self.spec.calls]
+        """The declared calls, resolved (computed once: the intent is immutable)."""
+        if self.resolved_calls is None:
+            namespace = self.key.namespace
+            self.resolved_calls = [ServiceKey.parse(ref, namespace) for ref in self.spec.calls]
+        return self.resolved_calls
 
     def version_labels(self, version: str) -> dict[str, str]:
         """The selector ANDed with the version's extra labels."""

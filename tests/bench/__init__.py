@@ -1,0 +1,1 @@
+"""Benchmarks: a synthetic mesh generator and the lint speed benchmark (run explicitly)."""

@@ -1,0 +1,39 @@
+"""The benchmark's generator writes a realistic mesh that lints clean, and the benchmark runs.
+
+No timing is asserted here: the figures are printed by `python -m tests.bench.bench_lint`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.api import compile_tree, load_tree
+from compiler.diagnostics import Severity
+from tests.bench.bench_lint import format_report, run_benchmark
+from tests.bench.generate import generate_mesh
+from tests.helpers import NOW
+
+
+def test_generated_mesh_lints_clean_and_is_deterministic(tmp_path: Path) -> None:
+    stats = generate_mesh(tmp_path / "a", services=30, seed=7)
+    again = generate_mesh(tmp_path / "b", services=30, seed=7)
+    assert [(tmp_path / "a" / f).read_bytes() for f in stats.service_files] == [
+        (tmp_path / "b" / f).read_bytes() for f in again.service_files
+    ]
+    compilation = compile_tree(load_tree(tmp_path / "a"), now=NOW)
+    assert [str(d) + " " + d.message for d in compilation.blocking(Severity.WARNING)] == []
+    assert len(compilation.model.services) == 30
+    assert stats.files == 31 and stats.rules == 300
+    assert stats.rollouts > 0 and stats.resilience > 0
+    calls = sum(len(view.calls) for view in compilation.model.services.values())
+    assert calls >= 27  # every service but the front ends has a caller
+
+
+def test_benchmark_functions_run_and_report(tmp_path: Path) -> None:
+    result = run_benchmark(services=30, runs=1, directory=tmp_path / "mesh")
+    report = format_report(result)
+    assert result.same_output, "cached and uncached CLI output differ"
+    assert result.notes == []
+    for label in ("compose only", "cold CLI", "re-lint", "on-disk cache", "--help", "targets"):
+        assert label in report
+    assert "300 access rules" in report
