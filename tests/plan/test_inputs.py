@@ -228,3 +228,49 @@ def test_bad_rollout_state_and_ca_status_files(tmp_path: Path) -> None:
         "--base", "main", "--repo", str(root), "--path", "policies", "--ca-status", str(status)
     )
     assert result.code == 2 and "not JSON" in result.err
+
+
+def test_ca_status_refusal_through_the_cli(tmp_path: Path) -> None:
+    root, _ = bookinfo_repo(tmp_path / "repo")
+    old, new = "sha256:" + ":".join(["AA"] * 32), "sha256:" + ":".join(["BB"] * 32)
+    mesh = root / "policies" / "mesh.yaml"
+    anchors = f"  ca:\n    issuer: new\n    anchors:\n    - {{name: old, fingerprint: '{old}'}}\n"
+    edit(
+        mesh,
+        "  monitoringNamespace: monitoring",
+        "  monitoringNamespace: monitoring\n"
+        + anchors
+        + f"    - {{name: new, fingerprint: '{new}'}}",
+    )
+    commit_all(root, "trust old and new")
+    edit(mesh, f"    - {{name: old, fingerprint: '{old}'}}\n", "")
+    status = tmp_path / "ca-status.json"
+    status.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "roots": [
+                    {
+                        "fingerprint": old,
+                        "liveLeaves": 3,
+                        "maxLeafNotAfter": "2026-11-26T00:00:00Z",
+                    },
+                    {
+                        "fingerprint": new,
+                        "liveLeaves": 1,
+                        "maxLeafNotAfter": "2026-11-26T00:00:00Z",
+                    },
+                ],
+            }
+        )
+    )
+    result = meshc_plan(
+        "--base", "main", "--repo", str(root / "policies"), "--ca-status", str(status)
+    )
+    assert result.code == 2
+    assert "REFUSED (1): head must not be applied" in result.out
+    assert f"root {old}: 3 live leaf certificates still chain to it" in result.out
+    assert "! trust-anchor-removed: trust anchor old" in result.out
+    assert "--ca-status refuses head" in result.err
+    without = meshc_plan("--base", "main", "--repo", str(root / "policies"), "--detailed-exitcode")
+    assert without.code == 1 and "REFUSED" not in without.out

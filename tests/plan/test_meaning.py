@@ -250,3 +250,30 @@ def test_docs_describe_every_json_member_and_risk_code() -> None:
     undocumented = sorted(k for k in _keys(document) if f'"{k}"' not in docs)
     assert undocumented == []
     assert [code for code in RISK_CODES if f"`{code}`" not in docs] == []
+
+
+def test_a_service_opened_to_another_namespace_is_flagged() -> None:
+    shop = """\
+apiVersion: meshc/v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: http}]
+  calls: [bookinfo/ratings]
+"""
+    base = {**BOOKINFO, "shop.yaml": shop.replace("  calls: [bookinfo/ratings]\n", "")}
+    head = changed(
+        ratings_yaml=(
+            "  - from: [{service: reviews}]",
+            "  - from: [{service: reviews}, {service: shop/web}]",
+        )
+    )
+    plan = plan_of(base, {**head, "shop.yaml": shop})
+    assert plan.meaning is not None and plan.meaning.qualify
+    assert texts(plan, "allowed") == ["shop/web → bookinfo/ratings GET /ratings/*"]
+    assert texts(plan, "effective") == ["shop/web → bookinfo/ratings GET /ratings/*"]
+    assert (
+        "namespace-opened",
+        "namespace bookinfo is opened to namespace shop: "
+        "shop/web → bookinfo/ratings GET /ratings/*",
+    ) in flags(plan)
