@@ -77,8 +77,9 @@ def _known_rule(
 ) -> bool:
     if code in REGISTRY:
         return True
-    close = difflib.get_close_matches(code, sorted(REGISTRY), n=1, cutoff=0.8)
-    suffix = f"; did you mean {close[0]!r}?" if close else ""
+    # rule ids are not words: only suggest the id a case or O/0 slip would give
+    normalized = code.strip().upper().replace("O", "0")
+    suffix = f"; did you mean {normalized!r}?" if normalized in REGISTRY else ""
     span = pos.key(path) if path[0] == "severity" else pos.value(path)
     problems.append(
         _bad(span, f"meshc.yaml: unknown rule {code!r}{suffix}", "`meshc rules` lists the rule ids")
