@@ -180,31 +180,36 @@ _TABLE_TAG: dict[EdgeStyle, str] = {
 
 
 def table(sections: Sequence[tuple[str, Sequence[ViewEdge]]]) -> str:
-    """Plain text: a heading per section, one aligned line per edge (`a → b  LABEL  note`)."""
+    """Plain text: a heading per section, one aligned line per edge.
+
+    `source → target  LABEL  [tag] (origin)`; a denied call reads
+    `client ⇢ server  DENIED (kind): reason`.
+    """
     blocks = []
     for heading, section in sections:
-        edges = _ordered(section)
+        rows = [(e, _table_label(e)) for e in _ordered(section)]
         lines = [heading]
-        if not edges:
+        if not rows:
             lines.append("  (none)")
-        width_source = max((len(e.source) for e in edges), default=0)
-        width_target = max((len(e.target) for e in edges), default=0)
-        width_label = max((len(e.label) for e in edges), default=0)
-        for edge in edges:
-            parts = [
-                edge.source.ljust(width_source),
-                _TABLE_ARROW[edge.style],
-                edge.target.ljust(width_target),
-                " " + edge.label.ljust(width_label),
-            ]
-            tag = _TABLE_TAG[edge.style]
-            if tag:
-                parts.append(" " + tag)
-            if edge.note:
-                parts.append(f" ({edge.note})" if edge.style != "denied" else f": {edge.note}")
-            lines.append(("  " + " ".join(parts)).rstrip())
+        width_source = max((len(e.source) for e, _ in rows), default=0)
+        width_target = max((len(e.target) for e, _ in rows), default=0)
+        width_label = max((len(label) for _, label in rows), default=0)
+        for edge, label in rows:
+            extras = [_TABLE_TAG[edge.style]]
+            if edge.note and edge.style != "denied":
+                extras.append(f"({edge.note})")
+            line = (
+                f"  {edge.source.ljust(width_source)} {_TABLE_ARROW[edge.style]} "
+                f"{edge.target.ljust(width_target)}  {label.ljust(width_label)}  "
+                + " ".join(x for x in extras if x)
+            )
+            lines.append(line.rstrip())
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def _table_label(edge: ViewEdge) -> str:
+    return f"{edge.label}: {edge.note}" if edge.style == "denied" and edge.note else edge.label
 
 
 # --- Graphviz dot -----------------------------------------------------------------------------

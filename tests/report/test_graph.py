@@ -193,7 +193,7 @@ def test_table_prints_denied_calls() -> None:
     compilation = compile_files(DENIALS)
     lines = _squash(table([("Effective", effective_view(compilation.model))]))
     assert (
-        "shop/frontend ⇢ shop/db DENIED (default deny) : "
+        "shop/frontend ⇢ shop/db DENIED (default deny): "
         "shop/db has no AccessPolicy and the mesh default is deny"
     ) in lines
 
