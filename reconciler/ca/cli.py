@@ -185,6 +185,12 @@ def ca_command() -> None:
     show_default=True,
 )
 @click.option("--write", is_flag=True, help="Apply the proposed Mesh edit to --mesh FILE.")
+@click.option(
+    "--external-leaves",
+    is_flag=True,
+    help="Leaves are issued elsewhere (istiod with the cacerts plug-in): the "
+    "rotation's second gate waits workloadTTL after the switch.",
+)
 def init_command(
     state_dir: Path,
     now: datetime | None,
@@ -194,6 +200,7 @@ def init_command(
     root_name: str,
     key_algorithm: str,
     write: bool,
+    external_leaves: bool,
 ) -> None:
     """Create the key store: a root CA and its intermediate."""
     when = resolve_now(now)
@@ -217,6 +224,7 @@ def init_command(
         root_name=root_name,
         passphrase=read_passphrase(passphrase_file),
         now=when,
+        external_leaves=external_leaves,
     )
     record = store.state.root(root_name)
     click.echo(

@@ -77,8 +77,20 @@ def next_gate(store: KeyStore, consumers: list[Consumer], now: datetime) -> Gate
             return Gate(description, False, "not yet reporting it: " + ", ".join(missing))
         return Gate(description, True, f"all {len(consumers)} consumer(s) report it")
     old = rotation.from_root
-    remaining = [leaf for leaf in live_leaves(store.state, now) if leaf.root == old]
     description = f"no live leaf chains to the old root {old}"
+    if store.state.external_leaves:
+        # istiod issues the leaves: we cannot list them, only wait out their longest life
+        switched = rotation.switched_at or rotation.phase_since
+        deadline = switched + ttl(store.state.settings.workload_ttl)
+        if now < deadline:
+            return Gate(
+                description,
+                False,
+                "leaves are issued outside this store; waiting "
+                f"the maximum workload TTL after the switch, until {deadline.isoformat()}",
+            )
+        return Gate(description, True, f"the maximum workload TTL passed at {deadline.isoformat()}")
+    remaining = [leaf for leaf in live_leaves(store.state, now) if leaf.root == old]
     if remaining:
         last = max(leaf.not_after for leaf in remaining)
         return Gate(

@@ -81,6 +81,11 @@ class State(_Model):
     trust_domain: str = Field(alias="trustDomain")
     key_algorithm: KeyAlgorithm = Field(alias="keyAlgorithm")
     encrypted: bool = False
+    external_leaves: bool = Field(
+        default=False,
+        alias="externalLeaves",
+        description="leaves are issued outside this store (istiod): gate 2 waits workloadTTL",
+    )
     settings: Settings = Field(default_factory=Settings)
     roots: list[RootRecord]
     trusted: list[str]

@@ -269,6 +269,7 @@ def create_store(
     root_name: str,
     passphrase: Passphrase | None,
     now: datetime,
+    external_leaves: bool = False,
 ) -> KeyStore:
     if (path / STATE_FILE).exists():
         raise CAError(
@@ -287,6 +288,7 @@ def create_store(
         trusted=[root_name],
         issuer=root_name,
         bundle_sequence=1,
+        external_leaves=external_leaves,
     )
     store = KeyStore(path, placeholder, passphrase)
     record = store.create_root(root_name, now)
@@ -309,6 +311,7 @@ def open_store(path: Path, *, passphrase: Passphrase | None) -> KeyStore:
     state = parse_state(read_file(state_path, what="CA state"), state_path)
     store = KeyStore(path, state, passphrase)
     finish_archiving(store)
+    remove_stale_temporaries(path)
     for record in state.roots:
         cert = store.root_cert(record.name)
         if fingerprint(cert) != record.fingerprint:
@@ -331,6 +334,13 @@ def open_store(path: Path, *, passphrase: Passphrase | None) -> KeyStore:
                 remedy="restore it from backup, or renew with `meshd ca rotate --intermediate`",
             )
     return store
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of writes a crash interrupted (never referenced by the state)."""
+    for stale in path.rglob(".*.tmp-*"):
+        if stale.is_file():
+            stale.unlink()
 
 
 def finish_archiving(store: KeyStore) -> None:

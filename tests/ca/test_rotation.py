@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.ca.consumers import read_file_consumers, write_file_ack
 from reconciler.ca.errors import CAError
+from reconciler.ca.issue import KeyAlgorithm
 from reconciler.ca.rotation import advance, auto_advance, next_gate, start_rotation
 from reconciler.ca.state import Phase, Settings
 from reconciler.ca.status import ca_status_snapshot
@@ -167,3 +168,29 @@ def test_ca_status_snapshot_counts_live_leaves_per_root(tmp_path: Path) -> None:
     }
     later = ca_status_snapshot(store, NOW + timedelta(hours=4))
     assert later["roots"][0]["liveLeaves"] == 1  # type: ignore[index]
+
+
+def test_with_external_issuance_gate_two_waits_the_workload_ttl(tmp_path: Path) -> None:
+    """On Kubernetes istiod issues the leaves: the store cannot list them, so gate 2 is the
+    maximum workload TTL after the switch."""
+    from reconciler.ca.store import create_store
+
+    store = create_store(
+        tmp_path / "st",
+        trust_domain="cluster.local",
+        algorithm=KeyAlgorithm.ECDSA_P256,
+        settings=Settings(),
+        root_name="root-1",
+        passphrase=None,
+        now=NOW,
+        external_leaves=True,
+    )
+    start_rotation(store, now=NOW, new_name="root-2")
+    advance(store, [], now=NOW, force=True)
+    gate = next_gate(store, [], NOW + timedelta(hours=23))
+    assert gate is not None and not gate.holds
+    assert (
+        "waiting the maximum workload TTL after the switch, until 2026-11-26T12:00" in gate.detail
+    )
+    gate = next_gate(store, [], NOW + timedelta(hours=24))
+    assert gate is not None and gate.holds
