@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ M = TypeVar("M", bound=BaseModel)
 DataPath = tuple[str | int, ...]
 
 _KEY_SEGMENT = "[key]"
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MISMATCH = frozenset(
     {
         "literal_error",
@@ -161,8 +163,10 @@ def field_path(path: Iterable[str | int]) -> str:
     for segment in path:
         if isinstance(segment, int):
             text += f"[{segment}]"
-        else:
+        elif _PLAIN_KEY.match(segment):
             text += ("." if text else "") + segment
+        else:
+            text += f"[{segment!r}]"  # a label key like 'app.kubernetes.io/name'
     return text or "document"
 
 
@@ -235,9 +239,11 @@ def _single(doc: Document, model: type[BaseModel], item: _Located) -> Diagnostic
             f"{where}: missing required field {name!r}",
             f"add '{name}:' to {where}",
         )
-    span = doc.key_span(*item.path) if item.on_key else doc.span(*item.path)
-    subject = f"{where} (key {item.path[-1]!r})" if item.on_key and item.path else where
-    return Diagnostic("MC103", span, f"{subject}: {_message(error)}", _hint(error))
+    if item.on_key and item.path:
+        key = item.path[-1]
+        message = f"{field_path(item.path[:-1])}: key {key!r}: {_message(error)}"
+        return Diagnostic("MC103", doc.key_span(*item.path), message, _hint(error))
+    return Diagnostic("MC103", doc.span(*item.path), f"{where}: {_message(error)}", _hint(error))
 
 
 # -- wording ---------------------------------------------------------------------------
