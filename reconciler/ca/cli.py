@@ -99,7 +99,23 @@ def _acks_option(function: F) -> F:
     )(function)
 
 
+def _lock(state_dir: Path) -> None:
+    """Hold the store's writer lock until the command ends."""
+    from reconciler.ca.fsutil import exclusive_lock
+
+    click.get_current_context().with_resource(exclusive_lock(state_dir))
+
+
 def _open(state_dir: Path, passphrase_file: Path | None, now: datetime) -> KeyStore:
+    """Lock, then open: `open_store` finishes interrupted writes, which only the lock
+    holder may do (every command locks, reads included; operations are short)."""
+    if not state_dir.is_dir():
+        raise CAError(
+            "no CA state directory here",
+            path=state_dir,
+            remedy="create one with `meshd ca init --state DIR`",
+        )
+    _lock(state_dir)
     store = open_store(state_dir, passphrase=read_passphrase(passphrase_file))
     _check_clock(store, now)
     return store
@@ -216,6 +232,7 @@ def init_command(
 
     if not ROOT_NAME.match(root_name):
         raise CAError(f"root name {root_name!r} is not a DNS label", remedy="use e.g. root-2026")
+    _lock(state_dir)
     store = create_store(
         state_dir,
         trust_domain=domain,

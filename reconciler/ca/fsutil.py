@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from reconciler.ca.errors import CAError
@@ -93,3 +97,32 @@ def read_file(path: Path, *, what: str) -> bytes:
         ) from None
     except OSError as exc:
         raise CAError(f"cannot read {what}: {exc.strerror}", path=path) from None
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(directory: Path, *, wait_seconds: float = 10.0) -> Iterator[None]:
+    """One writer per key store (the reconciler loop and a CLI may share it): an advisory
+    `flock` on `<directory>/.lock`, released when the process ends, even by a crash."""
+    ensure_private_dir(directory)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CAError(
+                        f"another meshd has held the key store lock for {wait_seconds:.0f} s",
+                        path=directory / LOCK_FILE,
+                        remedy="wait for it to finish, then retry",
+                        code=1,
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)

@@ -299,7 +299,10 @@ def create_store(
 
 
 def open_store(path: Path, *, passphrase: Passphrase | None) -> KeyStore:
-    """Open and check a store: version, every certificate, key files present and private."""
+    """Open and check a store: version, every certificate, key files present and private.
+
+    Also finishes what a crash interrupted (archiving, temporaries): call it while holding
+    `fsutil.exclusive_lock(path)` when another process may write the store."""
     if not path.is_dir():
         raise CAError(
             "no CA state directory here",

@@ -123,3 +123,16 @@ def test_real_binary_reports_without_traceback(state: Path) -> None:
     (state / "roots" / "root-1" / "root.pem").write_bytes(b"\x00\xff garbage")
     result = meshd("ca", "status", "--state", str(state), *NOW_ARG)
     assert_clean_failure(result, 2, "root.pem", "not a valid PEM certificate")
+
+
+def test_a_second_writer_waits_for_the_lock_then_reports(state: Path) -> None:
+    from reconciler.ca.errors import CAError
+    from reconciler.ca.fsutil import exclusive_lock
+
+    with exclusive_lock(state), pytest.raises(CAError) as caught:  # noqa: SIM117
+        with exclusive_lock(state, wait_seconds=0.2):
+            pass
+    assert "another meshd has held the key store lock" in caught.value.message
+    assert str(state / ".lock") in caught.value.message
+    # released: the CLI proceeds
+    assert meshd_inproc("ca", "status", "--state", str(state), *NOW_ARG).returncode == 0
