@@ -20,7 +20,7 @@ from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.load.discover import PolicyTree
 from compiler.plan.ca import ca_refusals
-from compiler.plan.meaning import Meaning, MeaningDiff, diff_meaning, summarise
+from compiler.plan.meaning import Meaning, MeaningCache, MeaningDiff, diff_meaning, summarise
 from compiler.plan.resources import ResourceChange, diff_artifacts
 from compiler.plan.risk import RiskFlag, risk_flags
 from compiler.plan.source import BlobCache, Revision
@@ -77,6 +77,7 @@ class Planner:
 
     files: FileCache = field(default_factory=FileCache)
     blobs: BlobCache = field(default_factory=BlobCache)
+    meanings: MeaningCache = field(default_factory=MeaningCache)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase of the last compiled side (compile, lower, meaning): figures
     for the benchmark; never part of any output."""
@@ -100,7 +101,7 @@ class Planner:
             compiled = time.perf_counter()
             artifacts, note = lower_side(compilation) if compilation.ok else (None, None)
             lowered = time.perf_counter()
-            meaning = summarise(compilation) if compilation.ok else None
+            meaning = summarise(compilation, self.meanings) if compilation.ok else None
             self.timings = {
                 "compile": compiled - started,
                 "lower": lowered - compiled,

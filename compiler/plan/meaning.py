@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from compiler.api import Compilation
 from compiler.kinds.mesh.anchors import anchor_fingerprints
-from compiler.model.graph import allowed_edges, effective_edges
-from compiler.model.mesh import MeshModel, ServiceView
+from compiler.model.graph import allowed_edges, decide_call
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -101,27 +101,51 @@ class Meaning:
     namespaces: frozenset[str] = frozenset()
 
 
-def summarise(compilation: Compilation) -> Meaning:
+@dataclass(slots=True)
+class MeaningCache:
+    """Per-service pieces of a side's meaning, reused across sides and re-plans.
+
+    Keys hold the identities of the intent objects a piece was computed from; `FileCache`
+    hands out the same objects for unchanged files, so after a one-file change only the
+    services that file touches are recomputed. Each value keeps its inputs alive, so an id
+    in a key can never be reused by another object while the entry exists.
+    """
+
+    allowed: dict[tuple[Any, ...], tuple[tuple[Any, ...], frozenset[AccessEdge]]] = field(
+        default_factory=dict
+    )
+    calls: dict[tuple[Any, ...], tuple[tuple[Any, ...], frozenset[CallEdge]]] = field(
+        default_factory=dict
+    )
+
+    def trim(self, limit: int) -> None:
+        """Forget everything once the cache outgrows `limit` entries (a crude bound)."""
+        if len(self.allowed) + len(self.calls) > limit:
+            self.allowed.clear()
+            self.calls.clear()
+
+
+def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Meaning:
     """The meaning of one compiled side (call only for a side that compiles)."""
     model = compilation.model
-    allowed = frozenset(
-        AccessEdge(str(e.server), e.source.value, e.source.kind, e.operation, e.action, e.mode)
-        for e in allowed_edges(model)
-    )
-    effective = frozenset(
-        CallEdge(str(d.server), str(d.client), op)
-        for d in effective_edges(model)
-        if d.allowed
-        for op in d.operations
-    )
+    cache = cache if cache is not None else MeaningCache()
+    cache.trim(16 * (len(model.services) + 1) * 4)
+    allowed: set[AccessEdge] = set()
+    effective: set[CallEdge] = set()
+    for view in model.services.values():
+        allowed |= _server_allowed(view, model, cache)
+        for target in view.calls:
+            server = model.services.get(target)
+            if server is not None:
+                effective |= _call_effective(view, server, model, cache)
     traffic = {
         str(key): traffic_of(compilation, view) for key, view in sorted(model.services.items())
     }
     resilience = {str(key): resilience_of(view) for key, view in sorted(model.services.items())}
     mesh, anchors, issuer = mesh_of(model)
     return Meaning(
-        allowed=allowed,
-        effective=effective,
+        allowed=frozenset(allowed),
+        effective=frozenset(effective),
         traffic=traffic,
         resilience={k: v for k, v in resilience.items() if v},
         mesh=mesh,
@@ -129,6 +153,67 @@ def summarise(compilation: Compilation) -> Meaning:
         issuer=issuer,
         namespaces=frozenset(model.namespaces),
     )
+
+
+def _server_allowed(
+    view: ServiceView, model: MeshModel, cache: MeaningCache
+) -> frozenset[AccessEdge]:
+    """`allowed_edges` for one server: a function of its policies and two mesh settings."""
+    settings = model.settings
+    inputs = (view.intent, *view.policies)
+    key = (view.key, *map(id, inputs), settings.default_action, settings.trust_domain)
+    hit = cache.allowed.get(key)
+    if hit is None:
+        alone = replace(model, services={view.key: view})
+        edges = frozenset(
+            AccessEdge(str(e.server), e.source.value, e.source.kind, e.operation, e.action, e.mode)
+            for e in allowed_edges(alone)
+        )
+        hit = (inputs, edges)
+        cache.allowed[key] = hit
+    return hit[1]
+
+
+def _call_effective(
+    client: ServiceView, server: ServiceView, model: MeshModel, cache: MeaningCache
+) -> frozenset[CallEdge]:
+    """`decide_call` for one declared call, keyed by everything the decision reads: both
+    services, the server's policies, the identities its rules name, two mesh settings."""
+    settings = model.settings
+    named = tuple(
+        _named_spiffe(source.service, policy.model.metadata.namespace, model)
+        for policy in server.policies
+        for rule in policy.model.spec.rules
+        for source in rule.from_
+        if source.service
+    )
+    inputs = (client.intent, server.intent, *server.policies)
+    key = (
+        client.key,
+        server.key,
+        client.spiffe_id,
+        *map(id, inputs),
+        named,
+        settings.default_action,
+        settings.trust_domain,
+    )
+    hit = cache.calls.get(key)
+    if hit is None:
+        decision = decide_call(client, server, model)
+        edges = frozenset(
+            CallEdge(str(decision.server), str(decision.client), op)
+            for op in (decision.operations if decision.allowed else ())
+        )
+        hit = (inputs, edges)
+        cache.calls[key] = hit
+    return hit[1]
+
+
+def _named_spiffe(ref: str, namespace: str, model: MeshModel) -> str | None:
+    if ref == "*":
+        return "*"
+    view = model.services.get(ServiceKey.parse(ref, namespace))
+    return view.spiffe_id if view is not None else None
 
 
 def traffic_of(compilation: Compilation, view: ServiceView) -> Traffic:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from compiler.plan.engine import Plan, Planner, build_plan
@@ -277,3 +278,46 @@ spec:
         "namespace bookinfo is opened to namespace shop: "
         "shop/web → bookinfo/ratings GET /ratings/*",
     ) in flags(plan)
+
+
+def test_a_shared_planner_gives_the_same_plans_as_fresh_ones() -> None:
+    """The per-service meaning cache must never change a result: a sequence of changes
+    (identity, new service, access, default action) planned through one warm planner
+    equals each plan made with a fresh planner."""
+    import json
+
+    from compiler.plan.report import plan_document as document
+
+    revisions = [
+        BOOKINFO,
+        changed(reviews_yaml=("identity: bookinfo-reviews", "identity: reviews-v2")),
+        {
+            **BOOKINFO,
+            "extra.yaml": BOOKINFO["ratings.yaml"]
+            .replace("name: ratings", "name: extra")
+            .replace("service: ratings", "service: extra"),
+        },
+        changed(
+            ratings_yaml=(
+                "  - from: [{service: reviews}]",
+                "  - from: [{service: reviews}, {service: productpage}]",
+            )
+        ),
+        changed(mesh_yaml=("defaultAction: deny", "defaultAction: allow")),
+        BOOKINFO,
+    ]
+    warm = Planner()
+
+    def plan_with(planner: Planner, base: dict[str, str], head: dict[str, str]) -> str:
+        sides = [
+            planner.compile_side(
+                Revision(label, None, None), tree(files), now=NOW, rollout_state={}
+            )
+            for label, files in (("base", base), ("head", head))
+        ]
+        return json.dumps(document(build_plan(sides[0], sides[1], now=NOW)))
+
+    for before, after in itertools.pairwise(revisions):
+        fresh = plan_with(Planner(), before, after)
+        assert json.loads(fresh)["ok"] and json.loads(fresh)["changed"]
+        assert plan_with(warm, before, after) == fresh
