@@ -19,6 +19,7 @@ from reconciler.ca.errors import CAError
 from reconciler.ca.fsutil import atomic_write, ensure_private_dir
 
 CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+FINGERPRINT = re.compile(r"^sha256:([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
 
 
 class Consumer(Protocol):
@@ -71,8 +72,14 @@ def write_file_ack(directory: Path, name: str, fingerprints: list[str]) -> Path:
             f"consumer name {name!r} is not a simple name",
             remedy="use letters, digits, '.', '_' or '-'",
         )
+    for text in fingerprints:
+        if not FINGERPRINT.match(text):
+            raise CAError(
+                f"{text!r} is not a SHA-256 fingerprint",
+                remedy="write sha256:AA:BB:... (`meshd ca status` lists them)",
+            )
     ensure_private_dir(directory)
     path = directory / f"{name}.json"
-    body = {"consumer": name, "roots": sorted(fingerprints)}
+    body = {"consumer": name, "roots": sorted(normalize_fingerprint(f) for f in fingerprints)}
     atomic_write(path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode())
     return path

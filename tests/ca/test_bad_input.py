@@ -136,3 +136,14 @@ def test_a_second_writer_waits_for_the_lock_then_reports(state: Path) -> None:
     assert str(state / ".lock") in caught.value.message
     # released: the CLI proceeds
     assert meshd_inproc("ca", "status", "--state", str(state), *NOW_ARG).returncode == 0
+
+
+def test_acknowledgements_are_validated(state: Path) -> None:
+    result = meshd_inproc("ca", "ack", "--state", str(state), *NOW_ARG, "proxy", "--root", "abc")
+    assert_clean_failure(result, 2, "'abc' is not a SHA-256 fingerprint")
+    result = meshd_inproc("ca", "ack", "--state", str(state), *NOW_ARG, "../evil")
+    assert_clean_failure(result, 2, "consumer name '../evil' is not a simple name")
+    (state / "acks").mkdir(mode=0o700, exist_ok=True)
+    (state / "acks" / "broken.json").write_text("{")
+    result = meshd_inproc("ca", "status", "--state", str(state), *NOW_ARG)
+    assert_clean_failure(result, 2, "broken.json", "acknowledgement is not valid JSON")
