@@ -18,6 +18,8 @@ MARKER_PREFIX = "<!-- meshc-plan part"
 _BUDGET = GITHUB_COMMENT_LIMIT - 2_000
 """Room left for the marker, a continuation line and GitHub's own accounting."""
 _DIFF_BUDGET = 20_000
+MAX_PARTS = 5
+"""Most comments one plan posts; a bigger plan lists resources without their diffs."""
 
 
 def marker(index: int, total: int) -> str:
@@ -27,9 +29,31 @@ def marker(index: int, total: int) -> str:
 def render_markdown(
     doc: dict[str, Any], *, context: list[dict[str, str]] | None = None
 ) -> list[str]:
-    """The comment parts, each below GitHub's limit, each starting with its marker."""
-    blocks = _blocks(doc, context or [])
-    return pack(blocks, budget=_BUDGET)
+    """The comment parts, each below GitHub's limit, each starting with its marker.
+
+    At most MAX_PARTS parts, so a huge change (a first plan against a broken base) does not
+    flood the pull request: past that, resources are listed without their diffs, and if
+    even that is too long the tail is left out with a note.
+    """
+    parts = pack(_blocks(doc, context or [], diffs=True), budget=_BUDGET)
+    if len(parts) <= MAX_PARTS:
+        return parts
+    blocks = _blocks(doc, context or [], diffs=False)
+    dropped = 0
+    while True:
+        note = (
+            [
+                f"_… {dropped} more section(s) left out to keep this comment short; "
+                "run `meshc plan --format markdown` locally for everything._\n\n"
+            ]
+            if dropped
+            else []
+        )
+        parts = pack(blocks + note, budget=_BUDGET)
+        if len(parts) <= MAX_PARTS or len(blocks) <= 1:
+            return parts
+        blocks = blocks[:-1]
+        dropped += 1
 
 
 def pack(blocks: list[str], *, budget: int) -> list[str]:
@@ -78,7 +102,7 @@ def _chunks(items: list[str], limit: int) -> list[list[str]]:
     return chunks
 
 
-def _blocks(doc: dict[str, Any], context: list[dict[str, str]]) -> list[str]:
+def _blocks(doc: dict[str, Any], context: list[dict[str, str]], *, diffs: bool) -> list[str]:
     blocks = [_header(doc)]
     meaning = doc["meaning"]
     if meaning is None:
@@ -95,7 +119,7 @@ def _blocks(doc: dict[str, Any], context: list[dict[str, str]]) -> list[str]:
             f"```mermaid\n{graph}```\n\n"
         )
     blocks.extend(_meaning_blocks(meaning))
-    blocks.extend(_resource_blocks(doc["resources"]))
+    blocks.extend(_resource_blocks(doc["resources"], diffs=diffs))
     return blocks
 
 
@@ -173,7 +197,7 @@ def _meaning_blocks(meaning: dict[str, Any]) -> list[str]:
     return blocks
 
 
-def _resource_blocks(resources: list[dict[str, Any]] | None) -> list[str]:
+def _resource_blocks(resources: list[dict[str, Any]] | None, *, diffs: bool) -> list[str]:
     if resources is None:
         return ["_Resources were not compared (see the notes above)._\n\n"]
     if not resources:
@@ -185,6 +209,13 @@ def _resource_blocks(resources: list[dict[str, Any]] | None) -> list[str]:
         f"### Resources: {counts['created']} created, {counts['changed']} changed, "
         f"{counts['deleted']} deleted\n\n"
     ]
+    if not diffs:
+        items = [f"- {change['action']}: `{change['id']}`" for change in resources]
+        for index, chunk in enumerate(_chunks(items, _DIFF_BUDGET)):
+            label = "Changed objects (diffs left out: too many to post)"
+            label += " (continued)" if index else ""
+            blocks.append(_details(label, "\n".join(chunk)))
+        return blocks
     for change in resources:
         diff = change["diff"]
         if len(diff) > _DIFF_BUDGET:

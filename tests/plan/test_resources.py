@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from compiler.artifacts import Artifacts, ObjectKey
@@ -74,9 +75,10 @@ def test_secret_like_values_are_masked_and_changes_still_show() -> None:
     [change] = diff_artifacts(base, head)
     assert "hunter" not in change.diff and "t0k" not in change.diff
     assert "PRIVATE KEY-----\n" not in change.diff and "ZmFrZS1r" not in change.diff
-    assert f"-  password: {MASKED}\n" in change.diff
-    assert f"+  password: {MASKED_CHANGED}\n" in change.diff
-    assert f"  apiToken: {MASKED}\n" in change.diff  # unchanged secret: masked, no diff line
+    assert re.search(rf"\n-  password: '?{re.escape(MASKED)}'?\n", change.diff)
+    assert re.search(rf"\n\+  password: '?{re.escape(MASKED_CHANGED)}'?\n", change.diff)
+    # an unchanged secret is masked and has no diff line
+    assert re.search(rf"\n   apiToken: '?{re.escape(MASKED)}'?\n", change.diff)
     assert "+  plain: visible too\n" in change.diff
 
 
@@ -133,8 +135,8 @@ def _doc(resources: list[dict[str, Any]], added: int = 0) -> dict[str, Any]:
 
 
 def test_big_plans_split_into_marked_parts_below_the_limit() -> None:
-    diff = "--- /dev/null\n+++ head/x\n" + "".join(f"+  line{i}: {'v' * 60}\n" for i in range(400))
-    resources = [{"action": "created", "id": f"K.g/ns/obj{i}", "diff": diff} for i in range(60)]
+    diff = "--- /dev/null\n+++ head/x\n" + "".join(f"+  line{i}: {'v' * 60}\n" for i in range(150))
+    resources = [{"action": "created", "id": f"K.g/ns/obj{i}", "diff": diff} for i in range(8)]
     parts = render_markdown(_doc(resources, added=3))
     assert len(parts) > 1
     for index, part in enumerate(parts, start=1):
@@ -143,7 +145,8 @@ def test_big_plans_split_into_marked_parts_below_the_limit() -> None:
         assert part.count("<details") == part.count("</details>")
         assert part.count("```") % 2 == 0
     whole = "".join(parts)
-    assert all(f"K.g/ns/obj{i}</code>" in whole for i in range(60))
+    assert all(f"K.g/ns/obj{i}</code>" in whole for i in range(8))
+    assert whole.count("+  line149: ") == 8
     assert whole.index("**Plan:") < whole.index("```mermaid")
 
 
@@ -165,3 +168,17 @@ def test_pack_truncates_a_block_larger_than_a_part() -> None:
 
 def test_object_key_identity_is_what_the_diff_compares() -> None:
     assert str(ObjectKey.of(obj("A", "n"))) == "A.example.io/ns/n"
+
+
+def test_a_huge_plan_posts_at_most_max_parts_comments() -> None:
+    from compiler.plan.markdown import MAX_PARTS
+
+    diff = "".join(f"+  line{i}: {'v' * 60}\n" for i in range(200))
+    resources = [{"action": "created", "id": f"K.g/ns/obj{i}", "diff": diff} for i in range(20_000)]
+    parts = render_markdown(_doc(resources))
+    assert 1 < len(parts) <= MAX_PARTS
+    whole = "".join(parts)
+    assert "diffs left out: too many to post" in whole and "line0:" not in whole
+    assert all(len(p) < GITHUB_COMMENT_LIMIT for p in parts)
+    assert parts[-1].startswith(f"<!-- meshc-plan part {len(parts)}/{len(parts)} -->")
+    assert "more section(s) left out" in parts[-1]
