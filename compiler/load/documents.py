@@ -59,16 +59,11 @@ def classify_documents(
             continue
         api_version = doc.data.get("apiVersion")
         kind = doc.data.get("kind")
-        if api_version is None and kind in known_kinds:
-            problems.append(
-                Diagnostic(
-                    "MC104",
-                    positions.value(()),
-                    f"{kind} document has no apiVersion",
-                    f"add 'apiVersion: {API_VERSION}'",
-                )
-            )
-            continue
+        if isinstance(kind, str) and kind in known_kinds:
+            wrong = _api_version_problem(kind, api_version, positions)
+            if wrong is not None:
+                problems.append(wrong)
+                continue
         if not _is_ours(api_version):
             skipped.append(_describe_foreign(api_version, kind))
             continue
@@ -87,6 +82,29 @@ def classify_documents(
             continue
         documents.append(Document(parsed.file, doc.index, kind, doc.data, positions))
     return documents, problems, skipped
+
+
+def _api_version_problem(kind: str, api_version: Any, positions: Positions) -> Diagnostic | None:
+    """A document of one of meshc's kinds whose apiVersion is missing or almost ours.
+
+    Other tools' documents are skipped with a note, so an apiVersion typo on a meshc kind
+    would otherwise make a policy silently disappear.
+    """
+    fix = f"use 'apiVersion: {API_VERSION}'"
+    if api_version is None:
+        return Diagnostic("MC104", positions.value(()), f"{kind} document has no apiVersion", fix)
+    where = positions.value(("apiVersion",))
+    if not isinstance(api_version, str):
+        return Diagnostic("MC104", where, f"{kind} document: apiVersion must be text", fix)
+    group = api_version.split("/", 1)[0].lower()
+    if group != API_GROUP and difflib.SequenceMatcher(None, group, API_GROUP).ratio() >= 0.8:
+        return Diagnostic(
+            "MC104",
+            where,
+            f"{kind} document: unknown apiVersion {api_version!r}; did you mean {API_VERSION!r}?",
+            fix,
+        )
+    return None
 
 
 def _bad_kind(kind: Any, positions: Positions, known_kinds: frozenset[str]) -> Diagnostic:
