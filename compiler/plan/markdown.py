@@ -35,9 +35,12 @@ def render_markdown(
     flood the pull request: past that, resources are listed without their diffs, and if
     even that is too long the tail is left out with a note.
     """
-    parts = pack(_blocks(doc, context or [], diffs=True), budget=_BUDGET)
-    if len(parts) <= MAX_PARTS:
-        return parts
+    resources = doc["resources"] or []
+    estimate = sum(min(len(r["diff"]), _DIFF_BUDGET) + 200 for r in resources)
+    if estimate <= MAX_PARTS * _BUDGET:  # otherwise skip building diffs that cannot be posted
+        parts = pack(_blocks(doc, context or [], diffs=True), budget=_BUDGET)
+        if len(parts) <= MAX_PARTS:
+            return parts
     blocks = _blocks(doc, context or [], diffs=False)
     dropped = 0
     while True:
