@@ -6,6 +6,7 @@ holds the cases worth keeping.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -150,3 +151,19 @@ def test_any_document_shape_validates_to_findings(kind: str, spec: Any, metadata
     for problem in problems:
         assert problem.code in {"MC103", "MC105", "MC106"}, problem
         assert problem.message and problem.hint
+
+
+_API_VERSIONS = st.one_of(
+    _VALUES, st.sampled_from(["meshc/v1", "meshc/v2", "meshc", "mehsc/v1", "v1", "apps/v1"])
+)
+_KINDS = st.one_of(_VALUES, st.sampled_from([*sorted(KINDS), "AccesPolicy", "Deployment"]))
+
+
+@FAST
+@given(api_version=_API_VERSIONS, kind=_KINDS, metadata=_VALUES, spec=_VALUES)
+def test_any_top_level_shape_is_classified_without_raising(
+    api_version: Any, kind: Any, metadata: Any, spec: Any
+) -> None:
+    # JSON is YAML, so this goes through the real parser, classifier and validator.
+    document = {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
+    _assert_located("fuzz.yaml", json.dumps(document).encode())
