@@ -63,3 +63,33 @@ def test_any_rollout_step_gives_weights_summing_to_100(step: int) -> None:
     for route in vs["spec"]["http"]:
         weights = [d.get("weight", 100) for d in route["route"]]
         assert sum(weights) == 100 and all(0 < w <= 100 for w in weights)
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+    st.sampled_from(
+        ["yes", "on", "0755", "1:30", "- x", "a: b", "#c", "*", "&a", "!t", "'q'", '"d"', "x #y"]
+    ),
+)
+_DATA = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(min_size=1, max_size=12), inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.dictionaries(st.text(min_size=1, max_size=12), _DATA, min_size=1, max_size=5))
+def test_emitted_yaml_reads_back_identically_in_yaml_1_1_and_1_2(data: dict[str, object]) -> None:
+    from ruamel.yaml import YAML
+
+    text = to_yaml(data)
+    assert yaml.safe_load(text) == data, text
+    assert YAML(typ="safe", pure=True).load(text) == data, text
