@@ -117,12 +117,16 @@ class MeaningCache:
     calls: dict[tuple[Any, ...], tuple[tuple[Any, ...], frozenset[CallEdge]]] = field(
         default_factory=dict
     )
+    named: dict[tuple[int, ...], tuple[tuple[Any, ...], tuple[ServiceKey | None, ...]]] = field(
+        default_factory=dict
+    )
 
     def trim(self, limit: int) -> None:
         """Forget everything once the cache outgrows `limit` entries (a crude bound)."""
         if len(self.allowed) + len(self.calls) > limit:
             self.allowed.clear()
             self.calls.clear()
+            self.named.clear()
 
 
 def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Meaning:
@@ -132,12 +136,16 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
     cache.trim(16 * (len(model.services) + 1) * 4)
     allowed: set[AccessEdge] = set()
     effective: set[CallEdge] = set()
+    named: dict[ServiceKey, tuple[str | None, ...]] = {}
     for view in model.services.values():
         allowed |= _server_allowed(view, model, cache)
         for target in view.calls:
             server = model.services.get(target)
-            if server is not None:
-                effective |= _call_effective(view, server, model, cache)
+            if server is None:
+                continue
+            if target not in named:
+                named[target] = _named_identities(server, model, cache)
+            effective |= _call_effective(view, server, named[target], model, cache)
     traffic = {
         str(key): traffic_of(compilation, view) for key, view in sorted(model.services.items())
     }
@@ -174,19 +182,42 @@ def _server_allowed(
     return hit[1]
 
 
+def _named_identities(
+    server: ServiceView, model: MeshModel, cache: MeaningCache
+) -> tuple[str | None, ...]:
+    """The SPIFFE IDs of the services the server's rules name (None: no such service)."""
+    ids = tuple(map(id, server.policies))
+    hit = cache.named.get(ids)
+    if hit is None:
+        keys = tuple(
+            None
+            if source.service == "*"
+            else ServiceKey.parse(source.service, policy.model.metadata.namespace)
+            for policy in server.policies
+            for rule in policy.model.spec.rules
+            for source in rule.from_
+            if source.service
+        )
+        hit = (tuple(server.policies), keys)
+        cache.named[ids] = hit
+    services = model.services
+    return tuple(
+        "*" if key is None else (services[key].spiffe_id if key in services else None)
+        for key in hit[1]
+    )
+
+
 def _call_effective(
-    client: ServiceView, server: ServiceView, model: MeshModel, cache: MeaningCache
+    client: ServiceView,
+    server: ServiceView,
+    named: tuple[str | None, ...],
+    model: MeshModel,
+    cache: MeaningCache,
 ) -> frozenset[CallEdge]:
     """`decide_call` for one declared call, keyed by everything the decision reads: both
-    services, the server's policies, the identities its rules name, two mesh settings."""
+    services, the server's policies, the identities its rules name (`named`), two mesh
+    settings."""
     settings = model.settings
-    named = tuple(
-        _named_spiffe(source.service, policy.model.metadata.namespace, model)
-        for policy in server.policies
-        for rule in policy.model.spec.rules
-        for source in rule.from_
-        if source.service
-    )
     inputs = (client.intent, server.intent, *server.policies)
     key = (
         client.key,
@@ -207,13 +238,6 @@ def _call_effective(
         hit = (inputs, edges)
         cache.calls[key] = hit
     return hit[1]
-
-
-def _named_spiffe(ref: str, namespace: str, model: MeshModel) -> str | None:
-    if ref == "*":
-        return "*"
-    view = model.services.get(ServiceKey.parse(ref, namespace))
-    return view.spiffe_id if view is not None else None
 
 
 def traffic_of(compilation: Compilation, view: ServiceView) -> Traffic:
