@@ -18,9 +18,9 @@ from rich.console import Console
 
 from compiler.api import Compilation, compile_tree, load_tree
 from compiler.artifacts import Artifacts, ObjectKey, to_yaml, to_yaml_stream
-from compiler.cli.common import now_option, resolve_now
+from compiler.cli.common import in_scope, now_option, policy_root, resolve_now
 from compiler.lower import TARGETS, LoweringRefused, lower
-from compiler.lower.istio.common import MANAGED_BY
+from compiler.lower.istio.common import MANAGED_BY, SOURCE
 from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
 
 
@@ -58,11 +58,13 @@ def render_command(
     now: datetime | None,
     rollout_state: Path | None,
 ) -> None:
-    """Render the policy root at PATH (default: .) to the target's objects."""
+    """Render the policy root at PATH (default: .) to the target's objects.
+
+    A file PATH renders only the objects whose source document is in that file (the
+    whole root is still compiled, since references cross files).
+    """
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    root = path if path is not None else Path(".")
-    if not root.exists():
-        raise click.BadParameter(f"{root}: no such file or directory", param_hint="PATH")
+    root, narrow = policy_root((path,) if path is not None else ())
     state = read_state(rollout_state)
     compilation = compile_tree(load_tree(root), now=resolve_now(now), rollout_state=state)
     for note in compilation.notes:
@@ -73,13 +75,33 @@ def render_command(
         report_findings(compilation, refused.diagnostics, err)
         err.print(f"meshc render: {refused}")
         sys.exit(1)
+    if narrow:
+        artifacts = only_from(artifacts, narrow)
     if crds and not validate_crds(compilation, artifacts, crds, err):
         sys.exit(1)
     if out is not None:
-        written = write_tree(artifacts, out, fmt=fmt)
+        try:
+            written = write_tree(artifacts, out, fmt=fmt, prune=not narrow)
+        except OSError as exc:
+            err.print(
+                f"meshc render: cannot write under {out}: {exc.strerror}; "
+                "choose a writable directory"
+            )
+            sys.exit(2)
         err.print(f"wrote {written} object(s) under {out}")
     else:
         sys.stdout.write(render_stream(artifacts, fmt=fmt))
+
+
+def only_from(artifacts: Artifacts, narrow: list[str]) -> Artifacts:
+    """The objects whose source document is in one of the files PATH named (the model
+    still resolves the whole root: references cross files)."""
+    kept = Artifacts()
+    for key, obj in artifacts:
+        source = str(obj["metadata"].get("annotations", {}).get(SOURCE, ""))
+        if in_scope(source.split("#", 1)[0], narrow):
+            kept.objects[key] = obj
+    return kept
 
 
 def read_state(path: Path | None) -> dict[str, int]:
@@ -146,8 +168,9 @@ def object_path(key: ObjectKey, *, fmt: str) -> str:
     return name[: -len(".yaml")] + ".json" if fmt == "json" else name
 
 
-def write_tree(artifacts: Artifacts, out: Path, *, fmt: str) -> int:
-    """One file per object; files meshc wrote earlier for objects that are gone are removed."""
+def write_tree(artifacts: Artifacts, out: Path, *, fmt: str, prune: bool = True) -> int:
+    """One file per object; with `prune`, files meshc wrote earlier for objects that are
+    gone are removed (never files meshc did not write)."""
     wanted: dict[Path, str] = {}
     for key, obj in artifacts:
         text = (
@@ -156,7 +179,7 @@ def write_tree(artifacts: Artifacts, out: Path, *, fmt: str) -> int:
             else to_yaml(obj)
         )
         wanted[out / object_path(key, fmt=fmt)] = text
-    if out.exists():
+    if prune and out.exists():
         for stale in sorted(out.rglob("*")):
             if stale.is_file() and stale not in wanted and _written_by_meshc(stale):
                 stale.unlink()

@@ -519,3 +519,28 @@ def test_cookie_matches_become_a_cookie_header_regex() -> None:
     assert re.fullmatch(pattern, "a=1; group=beta; b=2")
     assert not re.fullmatch(pattern, "a=1; group=alpha")
     assert not re.fullmatch(pattern, "xgroup=beta")
+
+
+def test_generated_mesh_has_one_virtual_service_per_host_and_unique_names() -> None:
+    from tests.lower.generate import generated_mesh
+
+    compilation = compile_files(generated_mesh(40))
+    artifacts = lower(compilation)
+    hosts = [
+        h for _, vs in objects(artifacts, "VirtualService").items() for h in vs["spec"]["hosts"]
+    ]
+    assert len(hosts) == len(set(hosts)) > 0
+    rollouts = sum(1 for i in range(40) if i % 3 == 0)
+    assert len(objects(artifacts, "VirtualService")) >= rollouts
+    assert len(objects(artifacts, "Sidecar")) == len(objects(artifacts, "DestinationRule")) == 40
+
+
+def test_a_tree_without_a_mesh_document_uses_the_defaults() -> None:
+    compilation = compile_files({"a.yaml": service("a")}, with_mesh=False)
+    if not compilation.ok:  # should lint come to require a Mesh, lowering must refuse
+        with pytest.raises(LoweringRefused):
+            lower(compilation)
+        return
+    pa = objects(lower(compilation), "PeerAuthentication")["istio-system/default"]
+    assert pa["metadata"]["annotations"]["meshc.io/source"] == "(mesh defaults)"
+    assert pa["metadata"]["labels"]["app.kubernetes.io/part-of"] == "mesh"

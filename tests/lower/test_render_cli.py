@@ -156,3 +156,28 @@ def test_crds_flag_with_istios_published_crds_passes_bookinfo() -> None:
     result = invoke("render", POLICIES, "--now", NOW, "--crds", str(REFERENCE_CRDS))
     assert result.returncode == 0, result.stderr
     assert len(list(yaml.safe_load_all(result.stdout))) == 20
+
+
+def test_a_file_path_renders_only_the_objects_from_that_file() -> None:
+    result = invoke("render", str(REPO / "policies" / "reviews.yaml"), "--now", NOW)
+    assert result.returncode == 0, result.stderr
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == [
+        ("AuthorizationPolicy", "reviews-allow"),
+        ("DestinationRule", "reviews"),
+        ("NetworkPolicy", "reviews"),
+        ("Sidecar", "reviews"),
+        ("VirtualService", "reviews"),
+    ]
+    assert all(
+        d["metadata"]["annotations"]["meshc.io/source"].startswith("reviews.yaml#") for d in docs
+    )
+
+
+def test_an_unwritable_out_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = invoke("render", POLICIES, "--now", NOW, "--out", str(blocker / "sub"))
+    assert result.returncode == 2
+    assert f"meshc render: cannot write under {blocker / 'sub'}" in result.stderr
+    assert "choose a writable directory" in result.stderr
