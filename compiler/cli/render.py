@@ -66,9 +66,14 @@ def render_command(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     root, narrow = policy_root((path,) if path is not None else ())
     state = read_state(rollout_state)
-    compilation = compile_tree(load_tree(root), now=resolve_now(now), rollout_state=state)
+    when = resolve_now(now)
+    compilation = compile_tree(load_tree(root), now=when, rollout_state=state)
     for note in compilation.notes:
         err.print(f"note: {note}")
+    if now is None and depends_on_time(compilation):
+        err.print(
+            f"note: evaluated at {when.isoformat()} (permissive mTLS windows); pin it with --now"
+        )
     try:
         artifacts = lower(compilation, target=target)
     except LoweringRefused as refused:
@@ -91,6 +96,12 @@ def render_command(
         err.print(f"wrote {written} object(s) under {out}")
     else:
         sys.stdout.write(render_stream(artifacts, fmt=fmt))
+
+
+def depends_on_time(compilation: Compilation) -> bool:
+    """Whether the output changes with `now`: time-boxed permissive mTLS only."""
+    mtls = compilation.model.settings.mtls
+    return mtls.until is not None or bool(mtls.exceptions)
 
 
 def only_from(artifacts: Artifacts, narrow: list[str]) -> Artifacts:

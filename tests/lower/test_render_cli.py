@@ -181,3 +181,18 @@ def test_an_unwritable_out_directory_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"meshc render: cannot write under {blocker / 'sub'}" in result.stderr
     assert "choose a writable directory" in result.stderr
+
+
+def test_time_dependent_output_says_when_it_was_evaluated_and_json_files_under_out(
+    tmp_path: Path,
+) -> None:
+    rich = str(REPO / "tests" / "lower" / "fixtures" / "rich")
+    result = invoke("render", rich, "--out", str(tmp_path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "note: evaluated at " in result.stderr and "pin it with --now" in result.stderr
+    pa = json.loads(
+        (tmp_path / "istio-system" / "peerauthentication.security.default.json").read_text()
+    )
+    assert pa["spec"] == {"mtls": {"mode": "STRICT"}}
+    pinned = invoke("render", POLICIES, "--now", NOW)
+    assert "evaluated at" not in pinned.stderr
