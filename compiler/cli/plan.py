@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from compiler.cli.common import now_option, resolve_now
+from compiler.load.discover import PolicyTree
 from compiler.plan.ca import CaStatusError, load_ca_status
 from compiler.plan.engine import Plan, Planner, build_plan
 from compiler.plan.markdown import render_markdown
@@ -18,6 +19,7 @@ from compiler.plan.mask import mask_text
 from compiler.plan.report import context_edges, plan_document
 from compiler.plan.source import (
     WORKTREE,
+    MissingRoot,
     PlanInputError,
     Revision,
     open_source,
@@ -126,13 +128,22 @@ def compute_plan(
 ) -> Plan:
     """Read both sides from Git (head: the worktree when no ref) and build the plan."""
     planner = planner if planner is not None else Planner()
+    notes: list[str] = []
     try:
         source = open_source(repo_dir, policy_path)
     except PlanInputError as exc:
         _fail(str(exc))
     try:
         base_rev = resolve_revision(source, base_ref)
-        base_tree = read_commit_tree(source, base_rev, planner.blobs)
+        try:
+            base_tree = read_commit_tree(source, base_rev, planner.blobs)
+        except MissingRoot:
+            # The change that adds the policy root: plan it against nothing.
+            base_tree = PolicyTree()
+            notes.append(
+                f"base ({base_ref}) has no {source.prefix or 'policy root'} directory: "
+                "everything head holds is new"
+            )
         if head_ref is None:
             head_rev = Revision(WORKTREE, None, None)
             head_tree = read_worktree(source)
@@ -150,7 +161,7 @@ def compute_plan(
         source.repo.close()  # type: ignore[attr-defined]
     base = planner.compile_side(base_rev, base_tree, now=now, rollout_state=rollout_state)
     head = planner.compile_side(head_rev, head_tree, now=now, rollout_state=rollout_state)
-    return build_plan(base, head, now=now, ca_status=ca_status)
+    return build_plan(base, head, now=now, ca_status=ca_status, notes=notes)
 
 
 def format_plan(plan: Plan, fmt: str) -> str:

@@ -144,9 +144,16 @@ def lower_side(compilation: Compilation) -> tuple[Artifacts | None, str | None]:
     return artifacts, None
 
 
-def build_plan(base: Side, head: Side, *, now: datetime, ca_status: Any | None = None) -> Plan:
+def build_plan(
+    base: Side,
+    head: Side,
+    *,
+    now: datetime,
+    ca_status: Any | None = None,
+    notes: list[str] | None = None,
+) -> Plan:
     """Compare two compiled sides. A base that does not compile counts as empty."""
-    notes: list[str] = []
+    notes = list(notes or [])
     if not base.compiles:
         notes.append(
             f"base ({base.revision.label}) does not compile: everything head holds is shown as new"

@@ -25,6 +25,10 @@ class PlanInputError(Exception):
     """A problem with what the user asked plan to compare (ref, repository, path)."""
 
 
+class MissingRoot(PlanInputError):
+    """The revision has no policy root directory (e.g. the base before it was added)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Revision:
     """Which revision a side is: a ref the user named and the commit it resolved to."""
@@ -126,7 +130,7 @@ def read_commit_tree(source: GitSource, revision: Revision, blobs: BlobCache) ->
         try:
             tree_obj = tree_obj / source.prefix
         except KeyError:
-            raise PlanInputError(
+            raise MissingRoot(
                 f"{revision.label}: has no directory {source.prefix!r}; check --path"
             ) from None
         if tree_obj.type != "tree":

@@ -274,3 +274,42 @@ def test_ca_status_refusal_through_the_cli(tmp_path: Path) -> None:
     assert "--ca-status refuses head" in result.err
     without = meshc_plan("--base", "main", "--repo", str(root / "policies"), "--detailed-exitcode")
     assert without.code == 1 and "REFUSED" not in without.out
+
+
+def test_base_without_the_policy_root_plans_everything_as_new(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo")
+    (root / "README.md").write_text("policies come next\n")
+    base = commit_all(root, "before policies")
+    subprocess.run(["cp", "-r", str(Path(__file__).parents[2] / "policies"), str(root)], check=True)
+    result = meshc_plan(
+        "--base",
+        base,
+        "--repo",
+        str(root),
+        "--path",
+        "policies",
+        "--format",
+        "json",
+        "--detailed-exitcode",
+    )
+    assert result.code == 1, result.err
+    doc = json.loads(result.out)
+    assert doc["notes"] == [
+        f"base ({base}) has no policies directory: everything head holds is new"
+    ]
+    assert doc["base"]["compiles"] is True
+    # mesh-wide objects exist for an empty root too (mesh defaults); the rest is new
+    assert {r["kind"] for r in doc["resources"] if r["action"] == "changed"} <= {
+        "PeerAuthentication"
+    }
+    assert sum(r["action"] == "created" for r in doc["resources"]) > 10
+    assert "productpage → reviews GET /reviews/*" in {
+        e["text"] for e in doc["meaning"]["allowed"]["added"]
+    }
+
+
+def test_repo_pointing_at_a_file(tmp_path: Path) -> None:
+    root, _ = bookinfo_repo(tmp_path / "repo")
+    result = meshc_plan("--base", "main", "--repo", str(root / "policies" / "mesh.yaml"))
+    assert result.code == 2
+    assert "meshc plan: " in result.err
