@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.api import build_file
 from compiler.kinds import KINDS
+from compiler.load import yamlnodes
 from compiler.load.documents import Document
 from compiler.load.yamlnodes import Positions
 from compiler.validate import validate_document
@@ -167,3 +169,11 @@ def test_any_top_level_shape_is_classified_without_raising(
     # JSON is YAML, so this goes through the real parser, classifier and validator.
     document = {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
     _assert_located("fuzz.yaml", json.dumps(document).encode())
+
+
+@FAST
+@given(st.lists(st.sampled_from(_TOKENS), max_size=40))
+def test_the_nesting_pre_check_never_raises(tokens: list[str]) -> None:
+    # Big files are checked on parser events before composing; force that path here.
+    with patch.object(yamlnodes, "FAST_PATH_STARTS", -1):
+        _assert_located("fuzz.yaml", "".join(tokens).encode("utf-8", "surrogatepass"))
