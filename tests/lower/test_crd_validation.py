@@ -146,14 +146,14 @@ def test_a_field_the_users_istio_does_not_know_is_an_error_at_the_intent_line() 
     )
     report = check_artifacts(artifacts, old)
     assert [str(p) for p in report.problems] == [
-        "VirtualService.networking.istio.io/app/ratings spec.http.0.retries: unknown field: "
-        "Additional properties are not allowed ('perTryTimeout' was unexpected); "
-        "this Istio version does not know it"
+        "VirtualService.networking.istio.io/app/ratings spec.http.0.retries.perTryTimeout: "
+        "unknown field 'perTryTimeout': the CRD's schema does not have it "
+        "(this Istio version does not know it)"
     ]
     (diag,) = crd_diagnostics(report, compilation)
     assert diag.code == "MC190"
-    # the finding points at the Resilience document's `retries` key (line 13 of r.yaml)
-    assert (diag.span.file, diag.span.line) == ("r.yaml", 13)
+    # the finding points at the Resilience document's `perTryTimeout` key (r.yaml line 13)
+    assert (diag.span.file, diag.span.line, diag.span.col) == ("r.yaml", 13, 26)
     assert "perTryTimeout" in diag.message and "istioVersion" in diag.hint
 
 
@@ -230,3 +230,66 @@ def test_crd_files_that_cannot_be_used_are_located_errors(tmp_path: Path) -> Non
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(CrdLoadError, match="cannot read CRD file"):
         load_crd_files([binary])
+
+
+def test_a_destination_rule_field_is_traced_to_the_resilience_that_set_it(tmp_path: Path) -> None:
+    """The DestinationRule's annotation names the Service; its outlier detection came from
+    the Resilience, and the finding says so by pointing at `consecutive5xx` there."""
+    compilation = compile_files(
+        {
+            "svc.yaml": RESILIENCE.split("---")[0],
+            "res.yaml": "apiVersion: meshc/v1\nkind: Resilience\n"
+            "metadata: {name: r, namespace: app}\nspec:\n  service: ratings\n"
+            "  circuitBreaker: {consecutive5xx: 5}\n",
+        }
+    )
+    artifacts = lower(compilation)
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "spec": {
+            "group": "networking.istio.io",
+            "names": {"kind": "DestinationRule"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "host": {"type": "string"},
+                                        "trafficPolicy": {
+                                            "type": "object",
+                                            "properties": {
+                                                "tls": {
+                                                    "type": "object",
+                                                    "properties": {"mode": {"type": "string"}},
+                                                },
+                                                "outlierDetection": {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "consecutiveErrors": {"type": "integer"}
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    report = check_artifacts(artifacts, parse_crd_documents([crd], origin="old.yaml"))
+    assert [p.path for p in report.problems] == [
+        ("spec", "trafficPolicy", "outlierDetection", "consecutive5xxErrors")
+    ]
+    (diag,) = crd_diagnostics(report, compilation)
+    assert (diag.span.file, diag.span.line, diag.span.col) == ("res.yaml", 6, 20)
+    assert "unknown field 'consecutive5xxErrors'" in diag.message

@@ -131,8 +131,8 @@ def test_crds_flag_fails_on_a_field_the_users_istio_lacks_at_the_intent_line(
     result = invoke("render", str(root), "--now", NOW, "--crds", str(crds))
     assert result.returncode == 1
     assert result.stdout == ""
-    assert "r.yaml:13:3: error[MC190]" in result.stderr
-    assert "'perTryTimeout' was unexpected" in result.stderr
+    assert "r.yaml:13:26: error[MC190]" in result.stderr
+    assert "unknown field 'perTryTimeout'" in result.stderr
     assert "nothing written" in result.stderr
     current = tmp_path / "istio.yaml"
     current.write_text(json.dumps(virtual_service_crd()))

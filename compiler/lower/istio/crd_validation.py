@@ -224,8 +224,8 @@ def check_object(key: ObjectKey, obj: dict[str, Any], crds: CrdSet, report: CrdR
     for error in sorted(
         served.validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path]
     ):
-        report.problems.append(
-            CrdProblem(key, tuple(error.absolute_path), _schema_message(error), source)
+        report.problems.extend(
+            CrdProblem(key, path, message, source) for path, message in _schema_problems(error)
         )
     for path, rule, value in cel_sites(served.schema, obj):
         outcome = evaluate_cel(rule.rule, value)
@@ -239,10 +239,23 @@ def check_object(key: ObjectKey, obj: dict[str, Any], crds: CrdSet, report: CrdR
             )
 
 
-def _schema_message(error: Any) -> str:
-    if error.validator == "additionalProperties":
-        return f"unknown field: {error.message}; this Istio version does not know it"
-    return str(error.message)
+def _schema_problems(error: Any) -> list[tuple[Path_, str]]:
+    """One problem per unknown field (at the field's own path, so it can be traced back to
+    the intent line), else the schema's own message at the failing value."""
+    path: Path_ = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties") or {})
+        unknown = sorted(name for name in error.instance if name not in known)
+        if unknown:
+            return [
+                (
+                    (*path, name),
+                    f"unknown field {name!r}: the CRD's schema does not have it "
+                    "(this Istio version does not know it)",
+                )
+                for name in unknown
+            ]
+    return [(path, str(error.message))]
 
 
 def cel_sites(
@@ -314,19 +327,48 @@ def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:160]}"
 
 
+INTENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "consecutive5xxErrors": ("consecutive5xx",),
+    "http1MaxPendingRequests": ("maxPendingRequests",),
+    "http2MaxRequests": ("maxRequests",),
+    "connectionPool": ("circuitBreaker",),
+    "outlierDetection": ("circuitBreaker",),
+    "httpHeaderName": ("header",),
+    "httpCookie": ("cookie",),
+    "useSourceIp": ("sourceIP",),
+    "consistentHash": ("consistentHash", "loadBalancer"),
+    "simple": ("loadBalancer",),
+    "portLevelSettings": ("port",),
+    "mirrorPercentage": ("mirror",),
+    "weight": ("split", "steps"),
+    "subset": ("version", "versions"),
+    "subsets": ("versions",),
+    "principals": ("from",),
+    "namespaces": ("from",),
+    "source": ("from",),
+    "operation": ("to",),
+    "when": ("headers",),
+    "egress": ("calls",),
+    "hosts": ("calls",),
+    "workloadSelector": ("selector",),
+    "matchLabels": ("selector",),
+    "mtls": ("mtls",),
+}
+"""Istio field → the intent fields it is lowered from, where the names differ."""
+
+
 def crd_diagnostics(report: CrdReport, compilation: Compilation) -> list[Diagnostic]:
-    """Each problem as a Diagnostic located at the intent that produced the field."""
+    """Each problem as a Diagnostic located at the intent line that produced the field."""
     intents = {
         intent.ref: intent for result in compilation.files.values() for intent in result.intents
     }
     out = []
     for problem in report.problems:
         intent = intents.get(problem.source)
-        span = (
-            locate(intent, problem.path)
-            if intent is not None
-            else Span(problem.source.split("#")[0] or "-")
-        )
+        if intent is None:
+            span = Span(problem.source.split("#")[0] or "-")
+        else:
+            span = locate([intent, *related_intents(compilation, problem.key)], problem.path)
         where = ".".join(str(p) for p in problem.path) or "object"
         out.append(
             Diagnostic(
@@ -340,15 +382,31 @@ def crd_diagnostics(report: CrdReport, compilation: Compilation) -> list[Diagnos
     return sorted(out, key=Diagnostic.sort_key)
 
 
-def locate(intent: Intent[Any], path: Path_) -> Span:
-    """The intent line behind an emitted field: the deepest field name of `path` that the
-    intent document spells too (Istio and meshc share many names), else the spec."""
+def related_intents(compilation: Compilation, key: ObjectKey) -> list[Intent[Any]]:
+    """The other documents one object combines (a DestinationRule: its Service and the
+    Resilience; a VirtualService: its Rollout and Resilience)."""
+    from compiler.model.mesh import ServiceKey
+
+    view = compilation.model.services.get(ServiceKey(key.namespace, key.name))
+    if view is None:
+        return []
+    related: list[Intent[Any]] = [*view.rollouts, *view.resilience, *view.policies, view.intent]
+    return sorted(related, key=lambda i: i.ref)
+
+
+def locate(intents: list[Intent[Any]], path: Path_) -> Span:
+    """The intent line behind an emitted field: the deepest field of `path` that one of the
+    documents (the annotated source first) spells, directly or by its meshc name."""
     for segment in reversed(path):
-        if isinstance(segment, str):
-            found = _find_key(intent.doc.data.get("spec"), segment, ("spec",))
-            if found is not None:
-                return intent.doc.key_span(*found)
-    return intent.doc.span("spec") if "spec" in intent.doc.data else intent.doc.span()
+        if not isinstance(segment, str):
+            continue
+        for name in (segment, *INTENT_FIELDS.get(segment, ())):
+            for intent in intents:
+                found = _find_key(intent.doc.data.get("spec"), name, ("spec",))
+                if found is not None:
+                    return intent.doc.key_span(*found)
+    first = intents[0]
+    return first.doc.span("spec") if "spec" in first.doc.data else first.doc.span()
 
 
 def _find_key(node: Any, name: str, path: Path_) -> Path_ | None:
