@@ -53,7 +53,14 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
     tree.config, problem = read_config(root)
     if problem is not None:
         tree.problems.append(problem)
-    for directory, subdirs, names in os.walk(root, followlinks=False):
+
+    def unreadable_directory(exc: OSError) -> None:
+        where = Path(exc.filename or root)
+        relative = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
+        reason = f"cannot read directory: {exc.strerror}"
+        tree.problems.append(_unreadable(relative, reason, "check its permissions"))
+
+    for directory, subdirs, names in os.walk(root, onerror=unreadable_directory, followlinks=False):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(names):
             full = Path(directory) / name

@@ -139,3 +139,20 @@ def test_a_single_file_root(tmp_path: Path) -> None:
     root = write_tree(tmp_path, {"only.yaml": MESH, "other.yaml": BROKEN})
     tree = discover_tree(root / "only.yaml")
     assert sorted(tree.files) == ["only.yaml"]
+
+
+def test_unreadable_directory_is_a_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_tree(tmp_path, {"mesh.yaml": MESH, "team/locked/a.yaml": BROKEN})
+    real_scandir = os.scandir
+
+    def guarded(path: Any = ".") -> Any:
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded)
+    tree = discover_tree(root)
+    assert sorted(tree.files) == ["mesh.yaml"]
+    [problem] = tree.problems
+    assert (problem.code, str(problem.span)) == ("MC107", "team/locked:1:1")
+    assert problem.message == "cannot read directory: Permission denied"
