@@ -3,6 +3,9 @@
 Composing is several times faster than ruamel's round-trip loader, but it neither detects
 duplicate keys nor expands aliases (an alias is the same node object). Both checks, and
 the alias-expansion budget that stops "billion laughs" documents, live in `_Walker`.
+The C composer recurses once per nesting level and crashes the process on inputs like
+`[[[[...` or `- - - ...` thousands of levels deep, so a file with enough characters to nest
+that deep has its depth checked on the (iterative) parser events first.
 No tag other than YAML's core schema is ever constructed.
 """
 
