@@ -19,6 +19,7 @@ from compiler.plan.mask import mask_text
 from compiler.plan.report import context_edges, plan_document
 from compiler.plan.source import (
     WORKTREE,
+    GitSource,
     MissingRoot,
     PlanInputError,
     Revision,
@@ -77,6 +78,17 @@ _MAX_STATE_BYTES = 1024 * 1024
     default=None,
     help="Keyless CA status (`meshd ca status --format json`); refuse heads that drop live roots.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Do not read the on-disk lint cache (also: MESHC_NO_CACHE=1).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The lint cache to read [default: <policy root>/.meshc_cache]; plan never writes it.",
+)
 @now_option
 def plan_command(
     base_ref: str,
@@ -87,6 +99,8 @@ def plan_command(
     detailed_exitcode: bool,
     rollout_state: Path | None,
     ca_status: Path | None,
+    no_cache: bool,
+    cache_dir: Path | None,
     now: datetime | None,
 ) -> None:
     """Compare the policy root at --base with --head: resources, meaning and risk flags.
@@ -106,6 +120,7 @@ def plan_command(
         now=when,
         rollout_state=state,
         ca_status=status,
+        disk_cache=None if no_cache else (cache_dir or _DEFAULT_CACHE),
     )
     sys.stdout.write(format_plan(plan, fmt))
     if plan.failed:
@@ -125,8 +140,12 @@ def compute_plan(
     rollout_state: dict[str, int],
     ca_status: Any | None,
     planner: Planner | None = None,
+    disk_cache: Path | None = None,
 ) -> Plan:
-    """Read both sides from Git (head: the worktree when no ref) and build the plan."""
+    """Read both sides from Git (head: the worktree when no ref) and build the plan.
+
+    `disk_cache`: a lint cache directory to pre-fill the per-file stage from (relative
+    paths are inside the policy root); read only — plan never writes the worktree."""
     planner = planner if planner is not None else Planner()
     notes: list[str] = []
     try:
@@ -159,9 +178,34 @@ def compute_plan(
         )
     finally:
         source.repo.close()  # type: ignore[attr-defined]
+    if disk_cache is not None:
+        directory = disk_cache if disk_cache.is_absolute() else _root_dir(source) / disk_cache
+        _prefill(planner, directory, (base_tree, head_tree))
     base = planner.compile_side(base_rev, base_tree, now=now, rollout_state=rollout_state)
     head = planner.compile_side(head_rev, head_tree, now=now, rollout_state=rollout_state)
     return build_plan(base, head, now=now, ca_status=ca_status, notes=notes)
+
+
+_DEFAULT_CACHE = Path(".meshc_cache")
+
+
+def _root_dir(source: GitSource) -> Path:
+    return source.top / source.prefix if source.prefix else source.top
+
+
+def _prefill(planner: Planner, directory: Path, trees: tuple[PolicyTree, ...]) -> None:
+    """Reuse what `meshc lint` cached for unchanged files; findings are identical either
+    way (the cache only holds the per-file stage). A missing or unusable cache is skipped."""
+    from compiler import cache
+
+    if cache.cache_disabled(False) or not directory.is_dir():
+        return
+    disk = cache.open_cache(directory)
+    if disk is None:
+        return
+    stored = cache.read_entries(disk)
+    for tree in trees:
+        planner.files.entries.update(cache.restore_file_cache(stored, tree.files).entries)
 
 
 def format_plan(plan: Plan, fmt: str) -> str:

@@ -8,6 +8,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.plan.gitrepo import bookinfo_repo, commit_all, edit, git, init_repo, widen_reviews
 from tests.plan.runner import meshc_plan
 
@@ -313,3 +315,45 @@ def test_repo_pointing_at_a_file(tmp_path: Path) -> None:
     result = meshc_plan("--base", "main", "--repo", str(root / "policies" / "mesh.yaml"))
     assert result.code == 2
     assert "meshc plan: " in result.err
+
+
+def test_plan_reads_the_lint_cache_and_never_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+    from compiler.cli.plan import _prefill
+    from compiler.plan.engine import Planner
+    from compiler.plan.source import open_source, read_worktree
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("MESHC_NO_CACHE", raising=False)
+    root, _ = bookinfo_repo(tmp_path / "repo")
+    widen_reviews(root)
+    lint = CliRunner().invoke(cli, ["lint", str(root / "policies"), "--fail-on", "error"])
+    assert lint.exit_code == 0, lint.output
+    cache_dir = root / "policies" / ".meshc_cache"
+    stored = {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()}
+    assert stored, "meshc lint wrote no cache"
+    args = [
+        "plan",
+        "--now",
+        "2026-11-25T12:00:00Z",
+        "--base",
+        "main",
+        "--repo",
+        str(root / "policies"),
+        "--format",
+        "json",
+    ]
+    cached = CliRunner().invoke(cli, args)
+    uncached = CliRunner().invoke(cli, [*args, "--no-cache"])
+    assert cached.exit_code == uncached.exit_code == 0, cached.output
+    assert cached.stdout == uncached.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()} == stored
+    # and the cache is really used: every unchanged file's per-file result is pre-filled
+    planner = Planner()
+    worktree = read_worktree(open_source(root / "policies", None))
+    _prefill(planner, cache_dir, (worktree,))
+    assert sorted(name for name, _ in planner.files.entries) == sorted(worktree.files)
