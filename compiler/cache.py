@@ -27,6 +27,7 @@ Layout: `<root>/.meshc_cache/` (a dot-directory, so discovery skips it) holding 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import hmac
 import io
@@ -84,10 +85,15 @@ def open_cache(directory: Path) -> DiskCache | None:
     return DiskCache(directory, key)
 
 
-def load_file_cache(cache: DiskCache, files: dict[str, bytes]) -> FileCache:
-    """A FileCache holding every stored entry whose file is still present and unchanged."""
+def read_entries(cache: DiskCache) -> dict[str, PlainEntry]:
+    """Every entry the cache file holds: {} when it is missing, corrupt, foreign or forged."""
+    with _gc_paused():  # unpickling ~100,000 containers would trigger many useless collections
+        return _read_entries(cache)
+
+
+def restore_file_cache(entries: dict[str, PlainEntry], files: dict[str, bytes]) -> FileCache:
+    """A FileCache holding the entries whose file is still present and unchanged."""
     file_cache = FileCache()
-    entries = _read_entries(cache)
     for name, raw in files.items():
         entry = entries.get(name)
         if entry is None:
@@ -101,10 +107,24 @@ def load_file_cache(cache: DiskCache, files: dict[str, bytes]) -> FileCache:
     return file_cache
 
 
-def save_file_cache(cache: DiskCache, files: dict[str, bytes], file_cache: FileCache) -> bool:
-    """Store the entries of the present files; skipped when nothing changed. True if written."""
+def load_file_cache(cache: DiskCache, files: dict[str, bytes]) -> FileCache:
+    """`restore_file_cache(read_entries(cache), files)`."""
+    return restore_file_cache(read_entries(cache), files)
+
+
+def save_file_cache(
+    cache: DiskCache,
+    files: dict[str, bytes],
+    file_cache: FileCache,
+    *,
+    previous: dict[str, PlainEntry] | None = None,
+) -> bool:
+    """Store the entries of the present files; skipped when nothing changed. True if written.
+
+    `previous` is what `read_entries` returned before the run (read again when omitted).
+    """
     current = {name: content_key(raw) for name, raw in files.items()}
-    stored = _read_entries(cache)
+    stored = read_entries(cache) if previous is None else previous
     if {name: entry[0] for name, entry in stored.items()} == current:
         return False
     entries: dict[str, PlainEntry] = {}
@@ -112,9 +132,22 @@ def save_file_cache(cache: DiskCache, files: dict[str, bytes], file_cache: FileC
         result = file_cache.entries.get((name, digest))
         if result is not None:
             entries[name] = _plain(digest, result)
+        elif name in stored and stored[name][0] == digest:
+            entries[name] = stored[name]
     payload = pickle.dumps({"meta": _meta(), "entries": entries}, protocol=pickle.HIGHEST_PROTOCOL)
     _write_atomic(cache, payload)
     return True
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def cached_files(cache: DiskCache) -> dict[str, str]:

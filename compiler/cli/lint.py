@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,7 +62,8 @@ def lint_command(
     root, narrow = policy_root(paths)
     when = resolve_now(now)
     cache_at = None if no_cache else (cache_dir or default_cache_dir(root))
-    compilation = compile_with_cache(load_tree(root), now=when, cache_dir=cache_at)
+    with paused_gc():
+        compilation = compile_with_cache(load_tree(root), now=when, cache_dir=cache_at)
     diagnostics = [d for d in compilation.diagnostics if in_scope(d.span.file, narrow)]
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for note in compilation.notes:
@@ -83,6 +87,20 @@ def lint_command(
 TIME_DEPENDENT = frozenset({"MC401", "MC402"})
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while compiling: a short-lived CLI run builds ~10^6
+    acyclic objects, and the collector would re-scan them many times (measured: up to half
+    of a cold run on a 1,000-service tree)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def default_cache_dir(root: Path) -> Path:
     from compiler.cache import CACHE_DIR_NAME
 
@@ -103,7 +121,8 @@ def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | Non
     disk = None if cache.cache_disabled(False) else cache.open_cache(cache_dir)
     if disk is None:
         return compile_tree(tree, now=now, cache=FileCache())
-    file_cache = cache.load_file_cache(disk, tree.files)
+    stored = cache.read_entries(disk)
+    file_cache = cache.restore_file_cache(stored, tree.files)
     compilation = compile_tree(tree, now=now, cache=file_cache)
-    cache.save_file_cache(disk, tree.files, file_cache)
+    cache.save_file_cache(disk, tree.files, file_cache, previous=stored)
     return compilation

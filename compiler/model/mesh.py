@@ -120,7 +120,7 @@ def resolve_model(intents: list[Intent[Any]]) -> MeshModel:
         if intent.doc.kind != "Service":
             continue
         meta = intent.model.metadata
-        key = ServiceKey(meta.namespace, meta.name)
+        key = _parse_key(meta.name, meta.namespace)  # interned: lookups hit by identity
         if key in services:
             duplicates.append(intent)
             continue

@@ -408,9 +408,23 @@ def redundant_allow(ctx: LintContext) -> Iterable[Finding]:
     model = ctx.model
     for view in model.services.values():
         allows = [p for p in placed_rules(view) if p.rule.action == "allow"]
+        # Methods and paths, once per rule: a cheap necessary condition of `rule_covers`
+        # that rejects most of the (rules x rules) pairs before the full comparison.
+        shapes = [(frozenset(p.rule.to.methods), p.rule.to.paths) for p in allows]
         for position, inner in enumerate(allows):
+            inner_methods, inner_paths = shapes[position]
             for other, outer in enumerate(allows):
-                if other == position or not _same_mode(inner, outer):
+                if other == position:
+                    continue
+                outer_methods, outer_paths = shapes[other]
+                if outer_methods and not (inner_methods and inner_methods <= outer_methods):
+                    continue
+                if outer_paths and not (
+                    inner_paths
+                    and all(any(path_covers(o, i) for o in outer_paths) for i in inner_paths)
+                ):
+                    continue
+                if not _same_mode(inner, outer):
                     continue
                 if inner.rule.log and not outer.rule.log:
                     continue
