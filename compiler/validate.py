@@ -243,6 +243,10 @@ def _single(doc: Document, model: type[BaseModel], item: _Located) -> Diagnostic
         key = item.path[-1]
         message = f"{field_path(item.path[:-1])}: key {key!r}: {_message(error)}"
         return Diagnostic("MC103", doc.key_span(*item.path), message, _hint(error))
+    meaning = _meaning_at(model, item.path) if kind == "string_type" else ""
+    if meaning:  # e.g. `timeout: 2`: say a duration is expected, not just "a string"
+        message = f"{where}: expected {meaning}, got {_short(error.get('input'))}"
+        return Diagnostic("MC103", doc.span(*item.path), message, "write it with its unit")
     return Diagnostic("MC103", doc.span(*item.path), f"{where}: {_message(error)}", _hint(error))
 
 
@@ -443,6 +447,29 @@ def _types_at(model: type[BaseModel], path: DataPath) -> list[Any]:
                 following.extend(_flatten(get_args(annotation)[1]))
         current = following
     return current
+
+
+def _meaning_at(model: type[BaseModel], path: DataPath) -> str:
+    """What a field with one of the shared patterns (a duration...) means, or ""."""
+    if not path or not isinstance(path[-1], str):
+        return ""
+    for parent in _types_at(model, path[:-1]):
+        if isinstance(parent, type) and issubclass(parent, BaseModel):
+            annotation = _field(parent, path[-1])
+            for member in _annotated_members(annotation):
+                meaning = _PATTERNS.get(_pattern_of(member), "")
+                if meaning:
+                    return meaning
+    return ""
+
+
+def _annotated_members(annotation: Any) -> list[Any]:
+    """The `Annotated[...]` members of an annotation (itself, or inside a union)."""
+    if get_origin(annotation) is Annotated:
+        return [annotation]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _annotated_members(arg)]
+    return []
 
 
 def _aliases(model: type[BaseModel], path: DataPath) -> list[str]:
