@@ -19,6 +19,7 @@ _BUDGET = GITHUB_COMMENT_LIMIT - 2_000
 """Room left for the marker, a continuation line and GitHub's own accounting."""
 _DIFF_BUDGET = 20_000
 MAX_PARTS = 5
+_MAX_FLAGS_SHOWN = 50
 """Most comments one plan posts; a bigger plan lists resources without their diffs."""
 
 
@@ -118,7 +119,7 @@ def _blocks(doc: dict[str, Any], context: list[dict[str, str]], *, diffs: bool) 
     if graph is not None:
         blocks.append(
             "### Access graph (changed part)\n\n"
-            "Green: allowed from now on · red, dashed: no longer allowed · grey: unchanged.\n\n"
+            "Green: allowed from now on · red, dashed: no longer allowed · plain: unchanged.\n\n"
             f"```mermaid\n{graph}```\n\n"
         )
     blocks.extend(_meaning_blocks(meaning))
@@ -142,7 +143,11 @@ def _header(doc: dict[str, Any]) -> str:
     lines.append("")
     if doc["riskFlags"]:
         lines.append(f"> [!WARNING]\n> **Risk flags ({len(doc['riskFlags'])})**")
-        lines.extend(f"> - `{f['code']}` {_inline(f['message'])}" for f in doc["riskFlags"])
+        shown = doc["riskFlags"][:_MAX_FLAGS_SHOWN]
+        lines.extend(f"> - `{f['code']}` {_inline(f['message'])}" for f in shown)
+        if len(doc["riskFlags"]) > len(shown):
+            more = len(doc["riskFlags"]) - len(shown)
+            lines.append(f"> - … and {more} more (`meshc plan --format json` lists them all)")
         lines.append("")
     elif doc["meaning"] is not None:
         lines.extend(["No risk flags.", ""])

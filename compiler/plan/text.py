@@ -20,7 +20,7 @@ def render_text(doc: dict[str, Any]) -> str:
         out.append("")
     meaning = doc["meaning"]
     if meaning is None:
-        return "\n".join(out).rstrip() + "\n"
+        return "\n".join([*out, summary_line(doc)]).rstrip() + "\n"
     if doc["riskFlags"]:
         out.append(f"Risk flags ({len(doc['riskFlags'])}):")
         out.extend(f"  ! {f['code']}: {f['message']}" for f in doc["riskFlags"])

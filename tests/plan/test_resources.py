@@ -182,3 +182,19 @@ def test_a_huge_plan_posts_at_most_max_parts_comments() -> None:
     assert all(len(p) < GITHUB_COMMENT_LIMIT for p in parts)
     assert parts[-1].startswith(f"<!-- meshc-plan part {len(parts)}/{len(parts)} -->")
     assert "more section(s) left out" in parts[-1]
+
+
+def test_many_risk_flags_are_capped_in_the_comment() -> None:
+    doc = _doc([])
+    doc["riskFlags"] = [
+        {
+            "code": "access-widened",
+            "subject": f"ns/s{i}",
+            "message": f"new allowed access: a → s{i} *",
+        }
+        for i in range(120)
+    ]
+    [part] = render_markdown(doc)
+    assert "Risk flags (120)" in part
+    assert part.count("`access-widened`") == 50
+    assert "… and 70 more (`meshc plan --format json` lists them all)" in part
