@@ -172,6 +172,10 @@ def _blob_bytes(repo: object, blob_id: str, blobs: BlobCache) -> bytes:
     if hit is None:
         stream = repo.odb.stream(bytes.fromhex(blob_id))  # type: ignore[attr-defined]
         hit = stream.read(MAX_FILE_BYTES + 1)
+        # Drain an oversized blob: gitpython shares one `git cat-file --batch` pipe, and
+        # unread bytes would be taken for the start of the next object.
+        while len(hit) > MAX_FILE_BYTES and stream.read(1 << 20):
+            pass
         blobs.entries[blob_id] = hit
     return hit
 

@@ -143,6 +143,22 @@ def test_binary_and_huge_files_make_head_fail_with_findings(tmp_path: Path) -> N
     assert "blob.yaml:" in result.out and "huge.yaml:" in result.out
     assert "larger than the 4194304-byte limit" in result.out
     assert "head does not compile" in result.err
+    # the files read after the huge blob (same cat-file pipe) are intact: only the two fail
+    doc = json.loads(
+        meshc_plan(
+            "--base",
+            "main~1",
+            "--head",
+            "main",
+            "--repo",
+            str(root),
+            "--path",
+            "policies",
+            "--format",
+            "json",
+        ).out
+    )
+    assert {f["file"] for f in doc["head"]["findings"]} == {"blob.yaml", "huge.yaml"}
 
 
 def test_broken_base_shows_head_as_new_with_a_banner(tmp_path: Path) -> None:
