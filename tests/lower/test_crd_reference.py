@@ -122,3 +122,25 @@ def test_every_cel_rule_of_the_emitted_kinds_is_one_cel_python_can_evaluate() ->
     for kind, rule in sorted(set(lacking)):
         print(f"  {kind}: {rule}")
     assert not {kind for kind, _ in lacking} & EMITTED_KINDS
+
+
+def test_the_reference_check_is_live_unknown_fields_and_cel_violations_fail(
+    reference_crds: CrdSet,
+) -> None:
+    """The same check rejects what the API server would: a misspelt field and a
+    sub-millisecond timeout (Istio's CEL rule `duration(self) >= duration('1ms')`)."""
+    import copy
+
+    objects = copy.deepcopy(dict(FIXTURES["bookinfo"]().objects))
+    vs_key = next(k for k in objects if k.kind == "VirtualService" and k.name == "ratings")
+    objects[vs_key]["spec"]["http"][0]["timeout"] = "0.5ms"
+    dr_key = next(k for k in objects if k.kind == "DestinationRule" and k.name == "ratings")
+    objects[dr_key]["spec"]["trafficPolicy"]["tls"]["sni_name"] = "x"
+    report = check_artifacts(Artifacts(objects), reference_crds)
+    assert sorted(str(p) for p in report.problems) == [
+        "DestinationRule.networking.istio.io/bookinfo/ratings spec.trafficPolicy.tls.sni_name: "
+        "unknown field 'sni_name': the CRD's schema does not have it "
+        "(this Istio version does not know it)",
+        "VirtualService.networking.istio.io/bookinfo/ratings spec.http.0.timeout: "
+        "must be a valid duration greater than 1ms (CEL rule: duration(self) >= duration('1ms'))",
+    ]
