@@ -293,3 +293,84 @@ def test_a_destination_rule_field_is_traced_to_the_resilience_that_set_it(tmp_pa
     (diag,) = crd_diagnostics(report, compilation)
     assert (diag.span.file, diag.span.line, diag.span.col) == ("res.yaml", 6, 20)
     assert "unknown field 'consecutive5xxErrors'" in diag.message
+
+
+@pytest.mark.parametrize(
+    ("crd", "message"),
+    [
+        ({"spec": {"names": 5}}, "without spec.names or spec.versions"),
+        ({"spec": {"names": {"kind": "X"}, "versions": 3}}, "without spec.names or spec.versions"),
+        (
+            {
+                "spec": {
+                    "names": {"kind": "X"},
+                    "versions": [
+                        {"name": "v1", "served": True, "schema": {"openAPIV3Schema": {"type": 5}}}
+                    ],
+                }
+            },
+            "X v1: openAPIV3Schema is not a valid schema",
+        ),
+        (
+            {
+                "spec": {
+                    "names": {"kind": "X"},
+                    "versions": [
+                        {
+                            "name": "v1",
+                            "served": True,
+                            "schema": {"openAPIV3Schema": {"properties": []}},
+                        }
+                    ],
+                }
+            },
+            "X v1: openAPIV3Schema is not a valid schema",
+        ),
+        (
+            {
+                "spec": {
+                    "names": {"kind": "X"},
+                    "versions": [{"name": "v1", "served": True, "schema": "text"}],
+                }
+            },
+            "X v1: schema.openAPIV3Schema is not a mapping",
+        ),
+    ],
+)
+def test_malformed_crds_are_load_errors_not_crashes(crd: dict[str, Any], message: str) -> None:
+    with pytest.raises(CrdLoadError, match=message):
+        parse_crd_documents([{"kind": "CustomResourceDefinition", **crd}], origin="f.yaml")
+
+
+def test_odd_but_loadable_crd_parts_are_tolerated() -> None:
+    crds = parse_crd_documents(
+        [
+            {"kind": "List", "items": 5},
+            {
+                "kind": "CustomResourceDefinition",
+                "spec": {
+                    "group": "g",
+                    "names": {"kind": "X"},
+                    "versions": [
+                        {
+                            "name": "v1",
+                            "served": True,
+                            "schema": {
+                                "openAPIV3Schema": {
+                                    "type": "object",
+                                    "x-kubernetes-validations": [7, {"rule": 5}],
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+        ],
+        origin="f.yaml",
+    )
+    assert list(crds.versions) == [("g", "v1", "X")]
+    report = check_artifacts(
+        Artifacts.of([{"apiVersion": "g/v1", "kind": "X", "metadata": {"name": "a"}}]), crds
+    )
+    assert report.problems == []
+    assert report.cel_gaps == {"5": "cel-python returned IntType (IntType(5)), not a boolean"}

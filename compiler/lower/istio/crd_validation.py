@@ -46,7 +46,7 @@ class CrdLoadError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class CelRule:
-    """One `x-kubernetes-validations` rule and the schema location it applies at."""
+    """One `x-kubernetes-validations` rule and the message it reports when false."""
 
     rule: str
     message: str
@@ -71,23 +71,49 @@ class CrdSet:
 
     def add(self, crd: Any, *, origin: str) -> None:
         spec = crd.get("spec") if isinstance(crd, dict) else None
-        if not isinstance(spec, dict):
+        names = spec.get("names") if isinstance(spec, dict) else None
+        versions = spec.get("versions") if isinstance(spec, dict) else None
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(names, dict)
+            or not isinstance(versions, list)
+        ):
             raise CrdLoadError(
-                f"{origin}: CustomResourceDefinition without spec; is this a CRD file?"
+                f"{origin}: a CustomResourceDefinition without spec.names or spec.versions; "
+                "pass CRD files as published (apiextensions.k8s.io/v1)"
             )
         group = str(spec.get("group", ""))
-        kind = str((spec.get("names") or {}).get("kind", ""))
-        for version in spec.get("versions") or []:
+        kind = str(names.get("kind", ""))
+        for version in versions:
             if not isinstance(version, dict) or not version.get("served", False):
                 continue
-            raw = ((version.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"}
-            schema = strict_schema(raw)
             name = str(version.get("name", ""))
+            raw = _openapi_schema(version, origin=f"{origin}: {kind} {name}")
+            try:
+                jsonschema.Draft7Validator.check_schema(raw)
+                schema = strict_schema(raw)
+            except jsonschema.SchemaError as exc:
+                raise CrdLoadError(
+                    f"{origin}: {kind} {name}: openAPIV3Schema is not a valid schema: "
+                    f"{exc.message}; pass CRD files as published"
+                ) from None
             validator = jsonschema.Draft7Validator(schema)
             self.versions[(group, name, kind)] = ServedVersion(
                 group, name, kind, origin, schema, validator
             )
             self.kinds.setdefault((group, kind), []).append(name)
+
+
+def _openapi_schema(version: dict[str, Any], *, origin: str) -> dict[str, Any]:
+    holder = version.get("schema")
+    if holder is None:
+        return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    schema = holder.get("openAPIV3Schema") if isinstance(holder, dict) else None
+    if not isinstance(schema, dict):
+        raise CrdLoadError(
+            f"{origin}: schema.openAPIV3Schema is not a mapping; pass CRD files as published"
+        )
+    return schema
 
 
 def parse_crd_documents(documents: Iterable[Any], *, origin: str) -> CrdSet:
@@ -96,7 +122,8 @@ def parse_crd_documents(documents: Iterable[Any], *, origin: str) -> CrdSet:
         if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
             crds.add(doc, origin=origin)
         elif isinstance(doc, dict) and doc.get("kind") == "List":
-            for item in doc.get("items") or []:
+            items = doc.get("items")
+            for item in items if isinstance(items, list) else []:
                 if isinstance(item, dict) and item.get("kind") == "CustomResourceDefinition":
                     crds.add(item, origin=origin)
     return crds
@@ -262,7 +289,10 @@ def cel_sites(
     schema: dict[str, Any], value: Any, path: Path_ = ()
 ) -> Iterator[tuple[Path_, CelRule, Any]]:
     """Every (location, rule, value) where a CEL rule applies to a present value."""
-    for raw in schema.get("x-kubernetes-validations") or []:
+    rules = schema.get("x-kubernetes-validations")
+    for raw in rules if isinstance(rules, list) else []:
+        if not isinstance(raw, dict):
+            continue
         text = str(raw.get("rule", ""))
         if "oldSelf" in text:
             continue  # transition rules need a previous object; creation has none
