@@ -137,18 +137,60 @@ class CallDecision:
     """Why, as a tag: tools that report a denial say which kind it was."""
 
 
+Matcher = tuple[str, str]
+"""A rule source resolved once: ("any" | "id" | "namespace" | "never", value)."""
+
+
 def matching_rules(
     server: ServiceView, client: ServiceView, model: MeshModel
 ) -> list[tuple[Intent[AccessPolicyDocument], Rule]]:
+    """The enforced rules of `server` with a source that admits `client` (`peer_matches`)."""
+    spiffe = client.spiffe_id
+    namespace = client.key.namespace
     found = []
-    for policy in server.policies:
-        if policy.model.spec.mode != "enforce":
-            continue
-        namespace = policy.model.metadata.namespace
-        for rule in policy.model.spec.rules:
-            if any(peer_matches(s, namespace, client, model) for s in rule.from_):
+    for policy, rule, matchers in _enforced_matchers(server, model):
+        for kind, value in matchers:
+            if kind == "any" or (kind == "id" and value == spiffe) or (
+                kind == "namespace" and value == namespace
+            ):
                 found.append((policy, rule))
+                break
     return found
+
+
+def _enforced_matchers(
+    server: ServiceView, model: MeshModel
+) -> list[tuple[Intent[AccessPolicyDocument], Rule, tuple[Matcher, ...]]]:
+    """The server's enforced rules with their sources resolved, computed once per model
+    (every declared call to the server is decided against the same rules)."""
+    cached: list[tuple[Intent[AccessPolicyDocument], Rule, tuple[Matcher, ...]]] | None = (
+        server.match_index
+    )
+    if cached is None:
+        cached = []
+        for policy in server.policies:
+            if policy.model.spec.mode != "enforce":
+                continue
+            namespace = policy.model.metadata.namespace
+            for rule in policy.model.spec.rules:
+                matchers = tuple(_matcher(s, namespace, model) for s in rule.from_)
+                cached.append((policy, rule, matchers))
+        server.match_index = cached
+    return cached
+
+
+def _matcher(source: Source, namespace: str, model: MeshModel) -> Matcher:
+    """What `peer_matches` compares a client against, for one source."""
+    if source.ingress_gateway:
+        return ("never", "")
+    if "*" in (source.service, source.namespace, source.identity):
+        return ("any", "")
+    if source.service:
+        named = model.services.get(ServiceKey.parse(source.service, namespace))
+        return ("id", named.spiffe_id) if named is not None else ("never", "")
+    if source.namespace:
+        return ("namespace", source.namespace)
+    return ("id", spiffe_of(source.identity or "", model))
 
 
 def decide_call(client: ServiceView, server: ServiceView, model: MeshModel) -> CallDecision:

@@ -58,6 +58,8 @@ class ServiceView:
     rollouts: list[Intent[RolloutDocument]] = field(default_factory=list)
     resilience: list[Intent[ResilienceDocument]] = field(default_factory=list)
     resolved_calls: list[ServiceKey] | None = field(default=None, repr=False, compare=False)
+    match_index: Any = field(default=None, repr=False, compare=False)
+    """Filled by `graph.matching_rules`: the enforced rules with their sources resolved."""
 
     @property
     def spec(self) -> Any:
