@@ -443,7 +443,8 @@ def test_one_virtual_service_per_host_with_matches_first_then_the_split() -> Non
 
 def test_no_virtual_service_without_rollout_or_timeout_or_retries() -> None:
     names = sorted(objects(render_dir(RICH), "VirtualService"))
-    assert names == ["shop/cart", "shop/catalog", "shop/frontend"]  # billing: load balancer only
+    # billing has a load balancer only: no VirtualService
+    assert names == ["legacy/ledger", "legacy/stock", "shop/cart", "shop/catalog", "shop/frontend"]
 
 
 def test_resilience_timeout_and_retries_on_every_route() -> None:
@@ -544,3 +545,48 @@ def test_a_tree_without_a_mesh_document_uses_the_defaults() -> None:
     pa = objects(lower(compilation), "PeerAuthentication")["istio-system/default"]
     assert pa["metadata"]["annotations"]["meshc.io/source"] == "(mesh defaults)"
     assert pa["metadata"]["labels"]["app.kubernetes.io/part-of"] == "mesh"
+
+
+def test_tcp_ports_get_a_weighted_tcp_route_only() -> None:
+    vs = objects(render_dir(RICH), "VirtualService")
+    ledger = vs["legacy/ledger"]["spec"]
+    assert ledger == {
+        "hosts": ["ledger.legacy.svc.cluster.local"],
+        "tcp": [
+            {
+                "route": [
+                    {
+                        "destination": {
+                            "host": "ledger.legacy.svc.cluster.local",
+                            "subset": "pg14",
+                        },
+                        "weight": 75,
+                    },
+                    {
+                        "destination": {
+                            "host": "ledger.legacy.svc.cluster.local",
+                            "subset": "pg16",
+                        },
+                        "weight": 25,
+                    },
+                ]
+            }
+        ],
+    }
+    stock = vs["legacy/stock"]["spec"]
+    assert [r["name"] for r in stock["http"]] == ["default"]
+    assert stock["tcp"] == [
+        {
+            "match": [{"port": 7000}],
+            "route": [
+                {
+                    "destination": {"host": "stock.legacy.svc.cluster.local", "subset": "a"},
+                    "weight": 60,
+                },
+                {
+                    "destination": {"host": "stock.legacy.svc.cluster.local", "subset": "b"},
+                    "weight": 40,
+                },
+            ],
+        }
+    ]

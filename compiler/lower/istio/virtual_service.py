@@ -4,6 +4,7 @@ Routes, in the order Envoy evaluates them: the A/B `match` rules first (each to 
 version), then the default route carrying the weighted split at the rollout's current
 step, the mirror, the timeout and the retries. A Resilience scoped to one port gets its
 own block of the same routes, restricted to that port and placed before the general one.
+Ports declared `tcp` get a `tcp` route with the weighted split only.
 Istio merges several VirtualServices for one host unpredictably, hence one per host.
 """
 
@@ -62,13 +63,18 @@ def _settings(spec: ResilienceSpec | None, fallback: RouteSettings | None = None
 
 def virtual_service(ctx: LowerContext, view: ServiceView) -> Obj | None:
     rollout = current_rollout(view)
+    tcp_ports = sorted(int(p.port) for p in view.spec.ports if p.protocol == "tcp")
+    has_http = any(p.protocol != "tcp" for p in view.spec.ports)
     general = _settings(service_resilience(view))
     per_port = {
         port: _settings(spec, general)
         for port, spec in port_resilience(view).items()
-        if spec.timeout is not None or spec.retries is not None
+        if port not in tcp_ports and (spec.timeout is not None or spec.retries is not None)
     }
-    if rollout is None and general == RouteSettings(None, None) and not per_port:
+    wants_http = has_http and (
+        rollout is not None or general != RouteSettings(None, None) or per_port
+    )
+    if not wants_http and (rollout is None or not tcp_ports):
         return None
     source = rollout.ref if rollout is not None else _resilience_ref(view)
     obj = new_object(
@@ -81,12 +87,34 @@ def virtual_service(ctx: LowerContext, view: ServiceView) -> Obj | None:
     )
     spec = rollout.model.spec if rollout is not None else None
     key = f"{rollout.model.metadata.namespace}/{rollout.model.metadata.name}" if rollout else ""
-    routes: list[Obj] = []
-    for port, settings in per_port.items():
-        routes.extend(route_block(ctx, view, spec, settings, port=port, state_key=key))
-    routes.extend(route_block(ctx, view, spec, general, port=None, state_key=key))
-    obj["spec"] = {"hosts": [host(ctx, view.key)], "http": routes}
+    body: Obj = {"hosts": [host(ctx, view.key)]}
+    if wants_http:
+        routes: list[Obj] = []
+        for port, settings in per_port.items():
+            routes.extend(route_block(ctx, view, spec, settings, port=port, state_key=key))
+        routes.extend(route_block(ctx, view, spec, general, port=None, state_key=key))
+        body["http"] = routes
+    if tcp_ports and spec is not None:
+        body["tcp"] = [tcp_route(ctx, view, spec, tcp_ports, state_key=key, only_ports=has_http)]
+    obj["spec"] = body
     return obj
+
+
+def tcp_route(
+    ctx: LowerContext,
+    view: ServiceView,
+    rollout: RolloutSpec,
+    ports: list[int],
+    *,
+    state_key: str,
+    only_ports: bool,
+) -> Obj:
+    """TCP ports get the weighted split only: header matches, mirroring, timeouts and
+    retries are HTTP features (lint reports them on a TCP-only service)."""
+    route: Obj = {"route": weighted_destinations(ctx, host(ctx, view.key), rollout, state_key)}
+    if only_ports:
+        route["match"] = [{"port": port} for port in ports]
+    return route
 
 
 def _resilience_ref(view: ServiceView) -> str:
