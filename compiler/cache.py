@@ -287,7 +287,7 @@ def _own_directory(directory: Path) -> bool:
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = directory.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != _uid() or info.st_mode & 0o022:
             return False
         ignore = directory / ".gitignore"
         if not ignore.exists():
@@ -295,6 +295,12 @@ def _own_directory(directory: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def _uid() -> int:
+    """This user's id; -1 where the platform has none (then no file passes the check)."""
+    getuid = getattr(os, "getuid", None)
+    return int(getuid()) if getuid is not None else -1
 
 
 def _user_key() -> bytes | None:
@@ -324,7 +330,7 @@ def _user_key() -> bytes | None:
 
 def _read_key(path: Path) -> bytes | None:
     info = path.lstat()
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != _uid() or info.st_mode & 0o077:
         return None
     key = path.read_bytes()
     return key if len(key) >= 16 else None

@@ -51,6 +51,7 @@ class BenchResult:
     cached_cli: float = 0.0
     help_startup: float = 0.0
     same_output: bool = False
+    load: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
@@ -156,7 +157,7 @@ def run_benchmark(
     if directory.exists():
         shutil.rmtree(directory)
     stats = generate_mesh(directory, services=services, rules_per_service=rules_per_service)
-    result = BenchResult(stats=stats, runs=runs)
+    result = BenchResult(stats=stats, runs=runs, load=os.getloadavg()[0])
     cache_dir = directory / ".meshc_cache"
     editor = OneFileEditor(directory, stats.service_files[len(stats.service_files) // 2])
     # the cache key lives outside the tree; keep the benchmark's in the scratch directory
@@ -202,7 +203,8 @@ def format_report(result: BenchResult) -> str:
     cold = result.cold_cli
     relint = result.relint_in_process
     lines = [
-        f"meshc lint benchmark (median of {result.runs} run(s); python {sys.version.split()[0]})",
+        f"meshc lint benchmark (median of {result.runs} run(s); python {sys.version.split()[0]}; "
+        f"{os.cpu_count()} CPU(s), load average {result.load:.1f} at start)",
         f"  tree: {stats.files:,} files, {stats.bytes:,} bytes ({stats.bytes / 1e6:.2f} MB), "
         f"{stats.services:,} services in {stats.namespaces} namespaces, "
         f"{stats.rules:,} access rules, {stats.rollouts} rollouts, "
