@@ -419,10 +419,7 @@ def redundant_allow(ctx: LintContext) -> Iterable[Finding]:
                 outer_methods, outer_paths = shapes[other]
                 if outer_methods and not (inner_methods and inner_methods <= outer_methods):
                     continue
-                if outer_paths and not (
-                    inner_paths
-                    and all(any(path_covers(o, i) for o in outer_paths) for i in inner_paths)
-                ):
+                if outer_paths and not _paths_covered(outer_paths, inner_paths):
                     continue
                 if not _same_mode(inner, outer):
                     continue
@@ -439,6 +436,13 @@ def redundant_allow(ctx: LintContext) -> Iterable[Finding]:
                     "remove this rule, or narrow the broader one if it admits too much",
                 )
                 break
+
+
+def _paths_covered(outer: list[str], inner: list[str]) -> bool:
+    """Every inner path is covered by an outer one (one path each is the common case)."""
+    if len(outer) == 1 and len(inner) == 1:
+        return path_covers(outer[0], inner[0])
+    return bool(inner) and all(any(path_covers(o, i) for o in outer) for i in inner)
 
 
 def _same_mode(a: PlacedRule, b: PlacedRule) -> bool:
