@@ -222,11 +222,11 @@ def to_yaml(obj: Any) -> str:
         out: list[str] = []
         _emit(obj, "", out)
         return "".join(out)
-    return (
-        _scalar(obj)
-        if not isinstance(obj, dict | list)
-        else ("{}" if isinstance(obj, dict) else "[]") + "\n"
-    )
+    if isinstance(obj, dict):
+        return "{}\n"
+    if isinstance(obj, list):
+        return "[]\n"
+    return _scalar(obj) + "\n"
 
 
 def to_yaml_stream(objects: Iterable[dict[str, Any]]) -> str:

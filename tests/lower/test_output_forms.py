@@ -86,8 +86,8 @@ _DATA = st.recursive(
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.dictionaries(st.text(min_size=1, max_size=12), _DATA, min_size=1, max_size=5))
-def test_emitted_yaml_reads_back_identically_in_yaml_1_1_and_1_2(data: dict[str, object]) -> None:
+@given(data=_DATA)
+def test_emitted_yaml_reads_back_identically_in_yaml_1_1_and_1_2(data: object) -> None:
     from ruamel.yaml import YAML
 
     text = to_yaml(data)
