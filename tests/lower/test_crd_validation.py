@@ -374,3 +374,16 @@ def test_odd_but_loadable_crd_parts_are_tolerated() -> None:
     )
     assert report.problems == []
     assert report.cel_gaps == {"5": "cel-python returned IntType (IntType(5)), not a boolean"}
+
+
+def test_check_compilation_is_the_one_call_lint_needs() -> None:
+    from compiler.lower.istio.crd_validation import check_compilation
+
+    compilation = compile_files({"r.yaml": RESILIENCE})
+    old = parse_crd_documents([virtual_service_crd(retries_fields=("attempts",))], origin="c")
+    findings, report = check_compilation(compilation, old)
+    assert [(d.code, d.span.file, d.span.line) for d in findings] == [("MC190", "r.yaml", 13)]
+    assert report.checked == 1
+    broken = compile_files({"r.yaml": RESILIENCE + "---\n" + RESILIENCE.split("---")[0]})
+    assert not broken.ok
+    assert check_compilation(broken, old)[0] == []

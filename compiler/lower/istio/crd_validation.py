@@ -11,7 +11,8 @@ matches, the intent line) through the `meshc.io/source` annotation.
 
 Entry points: `load_crd_files(paths)` → `CrdSet`; `check_artifacts(artifacts, crds)` →
 `CrdReport`; `crd_diagnostics(report, compilation)` → located `Diagnostic`s (what
-`meshc render --crds` prints, and what `meshc lint --crds` can reuse).
+`meshc render --crds` prints); `check_compilation(compilation, crds)` does all of it for
+an `ok` compilation (what `meshc lint --crds` can call).
 """
 
 from __future__ import annotations
@@ -453,3 +454,17 @@ def _find_key(node: Any, name: str, path: Path_) -> Path_ | None:
             if found is not None:
                 return found
     return None
+
+
+def check_compilation(
+    compilation: Compilation, crds: CrdSet, *, target: str = "istio"
+) -> tuple[list[Diagnostic], CrdReport]:
+    """Lower and check one compilation: located findings plus the report (its CEL gaps and
+    unchecked kinds are worth printing as notes). A compilation with errors has nothing to
+    lower: no findings here (lint reports its errors already)."""
+    from compiler.lower import lower
+
+    if not compilation.ok:
+        return [], CrdReport()
+    report = check_artifacts(lower(compilation, target=target), crds)
+    return crd_diagnostics(report, compilation), report
