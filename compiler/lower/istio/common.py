@@ -117,13 +117,3 @@ def istio_duration(text: str) -> str:
 
 def _trim(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
-
-
-def version_tuple(text: str) -> tuple[int, int]:
-    major, minor = text.split(".")[:2]
-    return int(major), int(minor)
-
-
-def supports(ctx: LowerContext, since: str) -> bool:
-    """Whether the mesh opted in to an Istio version that has a field added in `since`."""
-    return version_tuple(ctx.model.settings.istio_version) >= version_tuple(since)
