@@ -590,3 +590,25 @@ def test_tcp_ports_get_a_weighted_tcp_route_only() -> None:
             ],
         }
     ]
+
+
+def test_header_names_are_lowercased_as_istio_asks() -> None:
+    files = {
+        "a.yaml": service("a") + "---\n" + service("b"),
+        "p.yaml": """\
+apiVersion: meshc/v1
+kind: AccessPolicy
+metadata: {name: a, namespace: app}
+spec: {service: a, rules: [{from: [{service: b}], headers: {X-Tenant: [blue]}}]}
+---
+apiVersion: meshc/v1
+kind: Rollout
+metadata: {name: a, namespace: app}
+spec: {service: a, stable: v1, match: [{headers: {X-Canary: {exact: "on"}}, version: v2}]}
+""",
+    }
+    artifacts = render_files(files)
+    rule = objects(artifacts, "AuthorizationPolicy")["app/a-allow"]["spec"]["rules"][0]
+    assert rule["when"] == [{"key": "request.headers[x-tenant]", "values": ["blue"]}]
+    vs = objects(artifacts, "VirtualService")["app/a"]["spec"]["http"][0]
+    assert vs["match"] == [{"headers": {"x-canary": {"exact": "on"}}}]

@@ -186,7 +186,7 @@ def lower_rule(ctx: LowerContext, view: ServiceView, rule: Rule, *, namespace: s
         out["to"] = [{"operation": operation}]
     if rule.headers:
         out["when"] = [
-            {"key": f"request.headers[{name}]", "values": list(values)}
+            {"key": f"request.headers[{name.lower()}]", "values": list(values)}
             for name, values in sorted(rule.headers.items())
         ]
     return out

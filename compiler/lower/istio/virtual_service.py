@@ -198,7 +198,10 @@ def weighted_destinations(
 
 
 def match_conditions(rule: MatchRule) -> Obj:
-    headers: Obj = {name: string_match(match) for name, match in sorted(rule.headers.items())}
+    # Istio wants header keys lowercase; HTTP header names are case-insensitive anyway
+    headers: Obj = {
+        name.lower(): string_match(match) for name, match in sorted(rule.headers.items())
+    }
     if rule.cookies:
         headers["cookie"] = {"regex": cookie_regex(rule.cookies)}
     return {"headers": headers}
