@@ -239,6 +239,19 @@ class _Walker:
             finally:
                 self.record = was
         self.expanded.add(node_id)
+        if (
+            node.__class__ is ScalarNode
+            and node.ctag is _STR
+            and self.record
+            and len(self.stack) <= MAX_DEPTH
+            and self.nodes < MAX_NODES_PER_FILE
+        ):
+            # The common case inline (more than half of all nodes): a plain string seen for
+            # the first time; `walk` would record it and return its value the same way.
+            self.nodes += 1
+            start, end = node.start_mark, node.end_mark
+            self.values[path] = (start.line, start.column, end.line, end.column)
+            return node.value
         return self.walk(node, path)
 
     def alias_budget(self, problem: str) -> _Budget:
