@@ -56,7 +56,10 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
             input_text: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run `meshc ...` or `meshd ...` as a real subprocess from this venv."""
     program, *rest = args
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    # No on-disk lint cache by default: tests must not leave .meshc_cache in fixture trees
+    # (tests/test_cache.py covers the cache; pass env={"MESHC_NO_CACHE": ""} to use it).
+    quiet = {"NO_COLOR": "1", "COLUMNS": "200", "MESHC_NO_CACHE": "1"}
+    full_env = {**os.environ, **quiet, **(env or {})}
     return subprocess.run(
         [str(BIN / program), *rest],
         cwd=cwd,

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from compiler.cli.lint import lint_command
+from compiler.cli.lint import exit_without_teardown, lint_command, lint_finished
 
 OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("compiler.cli.graph", "graph_command"),
@@ -63,7 +63,9 @@ cli.add_command(lint_command)
 def main() -> None:
     try:
         cli.main(standalone_mode=True)
-    except SystemExit:
+    except SystemExit as exc:
+        if lint_finished() and isinstance(exc.code, int | None):
+            exit_without_teardown(exc.code or 0)
         raise
     except KeyboardInterrupt:
         click.echo("meshc: interrupted", err=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -81,7 +82,29 @@ def lint_command(
 
         sys.stdout.write(formats.render(fmt, diagnostics, lines=lines, root=root, now=when))
     failing = [d for d in diagnostics if d.severity >= fail_on and d.suppressed_reason is None]
+    _FINISHED.append(True)
     sys.exit(1 if failing else 0)
+
+
+_FINISHED: list[bool] = []
+
+
+def lint_finished() -> bool:
+    """Whether a lint run in this process wrote all its output (and its cache)."""
+    return bool(_FINISHED)
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End the process without freeing the compiled tree object by object.
+
+    Tearing down the ~10^6 objects of a 1,000-service compilation takes ~0.4 s, longer than
+    a cached re-run's own work. Only the console entry point calls this, after lint has
+    written everything; output is flushed first (the way mypy ends its runs).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 TIME_DEPENDENT = frozenset({"MC401", "MC402"})
