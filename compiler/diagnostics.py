@@ -50,7 +50,7 @@ class Span:
 
     @classmethod
     def from_zero_based(cls, file: str, line: int, col: int, end_line: int, end_col: int) -> Span:
-        """Build from 0-based positions (as ruamel marks and the loader's packed spans hold them)."""
+        """Build from 0-based positions (ruamel marks, the loader's packed spans)."""
         return cls(file, line + 1, col + 1, end_line + 1, end_col + 1)
 
     def __str__(self) -> str:

@@ -32,7 +32,9 @@ def tree(files: dict[str, str], *, with_mesh: bool = True) -> PolicyTree:
     return PolicyTree(files=contents)
 
 
-def compile_files(files: dict[str, str], *, with_mesh: bool = True, now: datetime = NOW) -> Compilation:
+def compile_files(
+    files: dict[str, str], *, with_mesh: bool = True, now: datetime = NOW
+) -> Compilation:
     return compile_tree(tree(files, with_mesh=with_mesh), now=now)
 
 
@@ -52,8 +54,13 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            input_text: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run `meshc ...` or `meshd ...` as a real subprocess from this venv."""
     program, *rest = args
     # No on-disk lint cache by default: tests must not leave .meshc_cache in fixture trees

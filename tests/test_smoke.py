@@ -33,6 +33,6 @@ def test_unknown_called_service_is_reported_at_the_entry() -> None:
         }
     )
     assert "MC201" in codes(compilation)
-    found = [d for d in compilation.diagnostics if d.code == "MC201"][0]
+    found = next(d for d in compilation.diagnostics if d.code == "MC201")
     assert (found.span.file, found.span.line, found.span.col) == ("a.yaml", 6, 11)
     assert "'review'" in found.message

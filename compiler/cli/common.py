@@ -13,23 +13,27 @@ from compiler.diagnostics import Severity
 from compiler.load.discover import CONFIG_FILE, YAML_SUFFIXES
 
 
-class NowType(click.ParamType):
+class NowType(click.ParamType):  # type: ignore[type-arg]
     """An RFC 3339 time or a date; naive values are UTC."""
 
     name = "TIME"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
         if isinstance(value, datetime):
             return value
         text = str(value).strip()
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            self.fail(f"{text!r} is not a time; use RFC 3339, e.g. 2026-11-25T12:00:00Z", param, ctx)
+            self.fail(
+                f"{text!r} is not a time; use RFC 3339, e.g. 2026-11-25T12:00:00Z", param, ctx
+            )
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-class SeverityType(click.Choice):
+class SeverityType(click.Choice):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__([s.label for s in Severity])
 

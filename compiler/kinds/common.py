@@ -35,14 +35,17 @@ def duration_ms(text: str) -> float:
 def _check_duration(value: str) -> str:
     if not DURATION_RE.match(value):
         raise ValueError(
-            f"{value!r} is not a duration; write a number with a unit: ms, s, m, h or d (e.g. 500ms, 2s, 1m30s)"
+            f"{value!r} is not a duration; write a number with a unit: "
+            "ms, s, m, h or d (e.g. 500ms, 2s, 1m30s)"
         )
     return value
 
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_RE.pattern, json_schema_extra={"examples": ["500ms", "2s", "1m30s", "30d"]}),
+    Field(
+        pattern=DURATION_RE.pattern, json_schema_extra={"examples": ["500ms", "2s", "1m30s", "30d"]}
+    ),
     AfterValidator(_check_duration),
 ]
 """A duration as written by the user (`500ms`, `2s`, `1m30s`, `30d`)."""
@@ -50,10 +53,14 @@ Duration = Annotated[
 Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 """A Kubernetes DNS-1123 label (names of services, namespaces, versions)."""
 
-Ref = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+Ref = Annotated[
+    str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+]
 """A service reference: `name` (same namespace) or `namespace/name`."""
 
-Labels = dict[Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=63)]]
+Labels = dict[
+    Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=63)]
+]
 
 
 def _to_utc(value: Any) -> Any:

@@ -51,7 +51,9 @@ def finalize(
         if diag.code in config.disable:
             continue
         registered = REGISTRY.get(diag.code)
-        severity = config.severity.get(diag.code, registered.severity if registered else Severity.ERROR)
+        severity = config.severity.get(
+            diag.code, registered.severity if registered else Severity.ERROR
+        )
         diag = replace(diag, severity=severity)
         reason = _suppressed(diag, suppressions.get(diag.span.file, []))
         if reason is not None:

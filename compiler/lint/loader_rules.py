@@ -42,7 +42,8 @@ loader_rule(
 
     **Example.** `ports: [{name: http, port: 9080}` (unclosed flow sequence), or `!!python/object`.
 
-    **Use instead.** Plain YAML: mappings, lists, strings, numbers and booleans, spaces for indentation.
+    **Use instead.** Plain YAML: mappings, lists, strings, numbers and booleans; indent with
+    spaces.
     """,
 )
 loader_rule(
@@ -80,7 +81,8 @@ loader_rule(
 
     **Example.** `apiVersion: meshc/v2` or `kind: AccesPolicy`.
 
-    **Use instead.** `apiVersion: meshc/v1` with one of Mesh, Service, AccessPolicy, Rollout, Resilience.
+    **Use instead.** `apiVersion: meshc/v1` with one of Mesh, Service, AccessPolicy, Rollout,
+    Resilience.
     """,
 )
 loader_rule(

@@ -79,7 +79,9 @@ def rule(
     return decorate
 
 
-def loader_rule(code: str, name: str, severity: Severity, doc: str, *, istio: str | None = None) -> None:
+def loader_rule(
+    code: str, name: str, severity: Severity, doc: str, *, istio: str | None = None
+) -> None:
     """Register a rule that the loader or validator reports (it has no check function)."""
     doc = inspect.cleandoc(doc)
     register(Rule(code, name, severity, doc.splitlines()[0], doc, istio, None))

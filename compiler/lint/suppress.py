@@ -36,5 +36,7 @@ def scan_suppressions(lines: list[str]) -> list[Suppression]:
         reason = reason_match.group(1).strip() if reason_match else None
         standalone = text[: match.start()].strip() == ""
         line = index + 1
-        found.append(Suppression(line, match.start() + 1, codes, reason, line + 1 if standalone else line))
+        found.append(
+            Suppression(line, match.start() + 1, codes, reason, line + 1 if standalone else line)
+        )
     return found

@@ -49,9 +49,13 @@ class Source(IntentModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
-        given = [v for v in (self.service, self.namespace, self.identity, self.ingress_gateway) if v]
+        given = [
+            v for v in (self.service, self.namespace, self.identity, self.ingress_gateway) if v
+        ]
         if len(given) != 1:
-            raise ValueError("give exactly one of service, namespace, identity or ingressGateway: true")
+            raise ValueError(
+                "give exactly one of service, namespace, identity or ingressGateway: true"
+            )
         return self
 
     @property
@@ -62,7 +66,9 @@ class Source(IntentModel):
 class Operation(IntentModel):
     """What may be called; an empty list means any."""
 
-    ports: list[int | str] = Field(default_factory=list, description="service port numbers or names")
+    ports: list[int | str] = Field(
+        default_factory=list, description="service port numbers or names"
+    )
     methods: list[Method] = Field(default_factory=list)
     paths: list[Path] = Field(default_factory=list)
 

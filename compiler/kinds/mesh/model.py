@@ -45,7 +45,9 @@ class CertificateAuthority(IntentModel):
     """The public side of the CA; the private keys live in the reconciler's key store."""
 
     anchors: list[TrustAnchor] = Field(min_length=1)
-    issuer: Name = Field(description="name of the anchor whose intermediate issues workload certificates")
+    issuer: Name = Field(
+        description="name of the anchor whose intermediate issues workload certificates"
+    )
     root_ttl: Duration = Field(default="87600h", alias="rootTTL")
     intermediate_ttl: Duration = Field(default="8760h", alias="intermediateTTL")
     workload_ttl: Duration = Field(default="24h", alias="workloadTTL")
@@ -64,7 +66,9 @@ class NetworkPolicySettings(IntentModel):
 
 class MeshSpec(IntentModel):
     trust_domain: str = Field(default="cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    cluster_domain: str = Field(default="cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    cluster_domain: str = Field(
+        default="cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
     root_namespace: Name = "istio-system"
     mtls: Mtls = Field(default_factory=Mtls)
     default_action: Literal["deny", "allow"] = "deny"

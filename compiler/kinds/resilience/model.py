@@ -31,8 +31,19 @@ RETRY_ON_TOKENS = frozenset(
 """Envoy's router and gRPC retry conditions, as Istio's `retryOn` accepts them."""
 
 RETRY_AFTER_UPSTREAM = frozenset(
-    {"5xx", "gateway-error", "reset", "retriable-4xx", "retriable-status-codes", "retriable-headers",
-     "deadline-exceeded", "internal", "unavailable", "cancelled", "resource-exhausted"}
+    {
+        "5xx",
+        "gateway-error",
+        "reset",
+        "retriable-4xx",
+        "retriable-status-codes",
+        "retriable-headers",
+        "deadline-exceeded",
+        "internal",
+        "unavailable",
+        "cancelled",
+        "resource-exhausted",
+    }
 )
 """Conditions that may fire after the upstream received the request (unsafe for POST)."""
 
@@ -72,7 +83,12 @@ class ConsistentHash(IntentModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ConsistentHash:
-        if sum(v is not None and v is not False for v in (self.header, self.cookie, self.source_ip)) != 1:
+        if (
+            sum(
+                v is not None and v is not False for v in (self.header, self.cookie, self.source_ip)
+            )
+            != 1
+        ):
             raise ValueError("give exactly one hash key: header, cookie or sourceIP: true")
         return self
 

@@ -34,7 +34,9 @@ class Version(IntentModel):
 
 
 class ServiceSpec(IntentModel):
-    selector: Labels | None = Field(default=None, description="workload labels; default {app: <name>}")
+    selector: Labels | None = Field(
+        default=None, description="workload labels; default {app: <name>}"
+    )
     identity: Name | None = Field(default=None, description="service account; default <name>")
     ports: list[Port] = Field(min_length=1)
     versions: dict[Name, Version] = Field(default_factory=dict)
