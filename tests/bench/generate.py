@@ -137,7 +137,8 @@ def _plan_services(count: int, rng: random.Random) -> list[_Service]:
             services[index].callers.append(caller)
     for service in services:
         leaf = not service.calls
-        service.resilience = rng.random() < 0.35
+        # a service that calls others turns Istio's default retries off: leaves retry (MC603)
+        service.resilience = rng.random() < 0.35 or not leaf
         service.retries = service.resilience and leaf
         if service.versions > 1:
             service.rollout = "steps" if rng.random() < 0.3 else "split"
@@ -238,6 +239,8 @@ def _resilience_doc(service: _Service) -> str:
     retries = (
         "  retries: {attempts: 2, perTryTimeout: 500ms, retryOn: [5xx, reset, connect-failure]}\n"
         if service.retries
+        else "  retries: {attempts: 0}\n"
+        if service.calls
         else ""
     )
     return (

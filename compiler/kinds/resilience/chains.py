@@ -24,25 +24,50 @@ MAX_SEARCH_STEPS = 100_000
 """Bound on the depth-first walk (it only matters with very large budgets)."""
 
 
+ISTIO_DEFAULT_ATTEMPTS = 2
+"""Istio's retry policy for an HTTP route that sets none: 2 retries (on connect-failure,
+refused-stream, unavailable, cancelled, retriable-status-codes), so 3 tries per call."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryHop:
-    """The most tries a call into one service may make, and the document that says so."""
+    """The most tries a call into one service may make, and the document that says so
+    (None when it is Istio's default policy on an HTTP port without declared retries)."""
 
     factor: int
-    intent: Intent[ResilienceDocument]
+    intent: Intent[ResilienceDocument] | None
+
+    @property
+    def is_default(self) -> bool:
+        return self.intent is None
 
 
 def retry_hops(model: MeshModel) -> dict[ServiceKey, RetryHop]:
-    """Per service with retries, the largest `attempts + 1` among its Resilience documents."""
+    """Per service whose calls are retried, the largest number of tries a call may make.
+
+    Declared retries count where they reach an HTTP port (the lowering gives TCP ports no
+    retries); an HTTP port no Resilience gives `retries` gets Istio's default policy
+    (`attempts: 0` turns it off)."""
     hops: dict[ServiceKey, RetryHop] = {}
     for key in sorted(model.services):
-        for intent in model.services[key].resilience:
+        view = model.services[key]
+        http_ports = {p.port for p in view.spec.ports if p.protocol != "tcp"}
+        covered: set[int] = set()
+        for intent in view.resilience:
+            port = intent.model.spec.port
+            scope = http_ports if port is None else http_ports & {port}
             retries = intent.model.spec.retries
-            if retries is None or retries.attempts <= 0:
+            if retries is None or not scope:
+                continue
+            covered |= scope
+            if retries.attempts <= 0:
                 continue
             best = hops.get(key)
             if best is None or retries.attempts + 1 > best.factor:
                 hops[key] = RetryHop(retries.attempts + 1, intent)
+        best = hops.get(key)
+        if http_ports - covered and (best is None or best.factor < ISTIO_DEFAULT_ATTEMPTS + 1):
+            hops[key] = RetryHop(ISTIO_DEFAULT_ATTEMPTS + 1, None)
     return hops
 
 

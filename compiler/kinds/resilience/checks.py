@@ -6,9 +6,9 @@ import difflib
 import re
 from collections.abc import Iterable, Iterator
 
-from compiler.diagnostics import Severity
+from compiler.diagnostics import Severity, Span
 from compiler.kinds.common import duration_ms
-from compiler.kinds.resilience.chains import retry_hops, worst_chains
+from compiler.kinds.resilience.chains import RetryHop, retry_hops, worst_chains
 from compiler.kinds.resilience.model import (
     RETRY_AFTER_UPSTREAM,
     RETRY_ON_TOKENS,
@@ -17,7 +17,7 @@ from compiler.kinds.resilience.model import (
 )
 from compiler.kinds.rollout.model import RolloutDocument
 from compiler.lint.registry import Finding, LintContext, rule
-from compiler.model.mesh import MeshModel, ServiceView
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.model.methods import is_unrestricted, non_idempotent_methods
 from compiler.validate import Intent
 
@@ -242,11 +242,15 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     """Retries at several hops of a call chain multiply beyond the mesh's retry budget.
 
     **What it does.** Walks the declared `calls:` graph (cycle-safe) and multiplies
-    `attempts + 1` of the Resilience of every service called along a chain. A chain whose
-    product exceeds `Mesh.spec.retryBudget` (default 10) is reported at the retries of its
-    last hop, with the chain and the arithmetic; when several chains end at the same hop,
-    the worst is shown and the others counted. Only the shortest chain causing an excess
-    is counted, not every caller further upstream.
+    `attempts + 1` of the Resilience of every service called along a chain. A call into an
+    HTTP port that no Resilience gives `retries` counts as 3 tries: Istio then applies its
+    default retry policy (2 retries on connect-failure, refused-stream, unavailable,
+    cancelled and retriable-status-codes); `retries: {attempts: 0}` turns it off. TCP ports
+    are never retried. A chain whose product exceeds `Mesh.spec.retryBudget` (default 10)
+    is reported at the retries of its last hop (for Istio's default, at the `calls:` entry
+    that reaches it), with the chain and the arithmetic; when several chains end at the same
+    hop, the worst is shown and the others counted. Only the shortest chain causing an
+    excess is counted, not every caller further upstream.
 
     **Why is this bad.** When the deepest service is slow or down, every layer retries every
     retry of the layer below: 4 attempts at two hops are 16 requests for one user click,
@@ -262,8 +266,12 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     spec: {service: db, retries: {attempts: 3}}    # frontend → api → db: 4 × 4 = 16 attempts
     ```
 
-    **Use instead.** Retry at one layer only (usually the one nearest the failing service),
-    lower `attempts`, or raise `retryBudget` in the Mesh if the load is truly acceptable.
+    Istio's default counts too: `frontend → api → db → cache` with no `retries` anywhere is
+    3 × 3 × 3 = 27 attempts.
+
+    **Use instead.** Retry at one layer only (usually the one nearest the failing service,
+    with `retries: {attempts: 0}` elsewhere), lower `attempts`, or raise `retryBudget` in the
+    Mesh if the load is truly acceptable.
     """
     model = ctx.model
     budget = model.settings.retry_budget
@@ -273,14 +281,28 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
         chain, count = worst[last]
         start = chain.path[0]
         names = " → ".join(key.short(start.namespace) for key in chain.path)
-        shown = " × ".join(str(f) for f in chain.factors)
+        retrying = [key for key in chain.path[1:] if key in hops]
+        shown = " × ".join(
+            f"{factor} (Istio default: 2 retries)" if hops[key].is_default else str(factor)
+            for key, factor in zip(retrying, chain.factors, strict=True)
+        )
         more = f" ({count - 1} more chain(s) end here)" if count > 1 else ""
         yield Finding(
-            hops[last].intent.span("retries", "attempts"),
+            _hop_span(model, hops[last], chain.path),
             f"retry amplification {names}: {shown} = {chain.product} attempts "
             f"exceed the mesh retry budget of {budget}{more}",
             "retry at one hop of the chain only, lower attempts, or raise Mesh spec.retryBudget",
         )
+
+
+def _hop_span(model: MeshModel, hop: RetryHop, path: tuple[ServiceKey, ...]) -> Span:
+    """Declared retries: at their `attempts`. Istio's default: at the `calls:` entry of the
+    service before it on the chain (the declared call that the default policy retries)."""
+    if hop.intent is not None:
+        return hop.intent.span("retries", "attempts")
+    caller = model.services[path[-2]]
+    index = caller.calls.index(path[-1])
+    return caller.intent.span("calls", index)
 
 
 @rule("MC604", "unknown-retry-on", Severity.ERROR)
