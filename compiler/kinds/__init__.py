@@ -25,9 +25,12 @@ KIND_NAMES = frozenset(KINDS)
 def load_checks() -> None:
     """Import every kind's checks so their rules register (idempotent)."""
     from compiler.kinds.access_policy import checks as _access  # noqa: F401
+    from compiler.kinds.access_policy import header_checks as _access_headers  # noqa: F401
     from compiler.kinds.mesh import ca_checks as _mesh_ca  # noqa: F401
     from compiler.kinds.mesh import checks as _mesh  # noqa: F401
     from compiler.kinds.resilience import checks as _resilience  # noqa: F401
+    from compiler.kinds.resilience import tcp_checks as _resilience_tcp  # noqa: F401
     from compiler.kinds.rollout import checks as _rollout  # noqa: F401
+    from compiler.kinds.rollout import http_checks as _rollout_http  # noqa: F401
     from compiler.kinds.service import checks as _service  # noqa: F401
     from compiler.lint import loader_rules as _loader  # noqa: F401
