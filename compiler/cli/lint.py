@@ -45,6 +45,12 @@ FORMATS = ("text", "json", "sarif", "github", "junit")
     default=None,
     help="Where to keep the cache [default: <root>/.meshc_cache].",
 )
+@click.option(
+    "--crds",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also lower to Istio and validate the objects against these CRD files (repeatable).",
+)
 @now_option
 def lint_command(
     paths: tuple[Path, ...],
@@ -53,6 +59,7 @@ def lint_command(
     show_suppressed: bool,
     no_cache: bool,
     cache_dir: Path | None,
+    crds: tuple[Path, ...],
     now: datetime | None,
 ) -> None:
     """Lint the policy root at PATH (default: .); file paths narrow what is reported."""
@@ -61,13 +68,19 @@ def lint_command(
     from compiler.api import load_tree
 
     root, narrow = policy_root(paths)
+    from compiler.cli.lint_crds import crd_findings, load_crds
+
+    crd_set = load_crds(crds) if crds else None
     when = resolve_now(now)
     cache_at = None if no_cache else (cache_dir or default_cache_dir(root))
     with paused_gc():
         compilation = compile_with_cache(load_tree(root), now=when, cache_dir=cache_at)
-    diagnostics = [d for d in compilation.diagnostics if in_scope(d.span.file, narrow)]
+    found, crd_notes = (
+        crd_findings(compilation, crd_set) if crd_set is not None else (compilation.diagnostics, [])
+    )
+    diagnostics = [d for d in found if in_scope(d.span.file, narrow)]
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for note in compilation.notes:
+    for note in [*compilation.notes, *crd_notes]:
         err.print(f"note: {note}")
     lines = {f: r.lines for f, r in compilation.files.items()}
     if fmt == "text":

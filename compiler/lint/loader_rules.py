@@ -146,3 +146,27 @@ loader_rule(
     **Use instead.** Copy the file into the policy root.
     """,
 )
+loader_rule(
+    "MC190",
+    "rejected-by-crds",
+    Severity.ERROR,
+    """An object compiled for Istio is rejected by the CustomResourceDefinitions of `--crds`.
+
+    **What it does.** With `meshc lint --crds FILE` (or `meshc render --crds FILE`), lowers the
+    tree to Istio and validates every emitted object against the served versions of those
+    CRDs the way a strict API server would: unknown fields are errors, and the CRDs'
+    `x-kubernetes-validations` (CEL) rules are evaluated. The finding points at the intent
+    line the rejected field was lowered from. CEL rules meshc cannot evaluate, and kinds with
+    no CRD in the files, are printed as notes, never counted as passed.
+
+    **Why is this bad.** The API server refuses the object, so the reconciler cannot apply
+    the revision: the policy in Git is not the policy in force. The usual causes are an
+    Istio older than the fields meshc emits, or a value Istio's CEL rules reject.
+
+    **Example.** `meshc lint --crds istio-1.20-crds.yaml` on a tree whose lowering uses a
+    field that Istio version does not know.
+
+    **Use instead.** Pass the CRDs of the Istio you run; upgrade Istio, or change the intent
+    so the lowering stays within what it accepts.
+    """,
+)

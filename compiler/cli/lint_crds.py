@@ -1,0 +1,56 @@
+"""`meshc lint --crds FILE`: also lower to Istio and validate against the user's CRDs.
+
+Kept apart from `compiler/cli/lint.py` so a plain `meshc lint` does not import jsonschema,
+cel-python or the lowering. The findings (MC190) get their severity, `meshc.yaml`
+configuration and inline suppressions from the same engine as every other rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from compiler.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from compiler.api import Compilation
+    from compiler.lower.istio.crd_validation import CrdSet
+
+
+def load_crds(files: Sequence[Path]) -> CrdSet:
+    """Read the `--crds` files; a bad one is a usage error (exit 2) naming file and line."""
+    from compiler.lower.istio.crd_validation import CrdLoadError, load_crd_files
+
+    try:
+        return load_crd_files(list(files))
+    except CrdLoadError as exc:
+        raise click.BadParameter(str(exc), param_hint="--crds") from None
+
+
+def crd_findings(compilation: Compilation, crds: CrdSet) -> tuple[list[Diagnostic], list[str]]:
+    """The compilation's diagnostics with the CRD findings merged in, and the notes to print
+    (what could not be checked: a tree that does not compile, kinds without a CRD, CEL
+    rules cel-python cannot evaluate)."""
+    from compiler.lint.engine import finalize
+    from compiler.lower.istio.crd_validation import check_compilation
+
+    if not compilation.ok:
+        note = "--crds: the tree does not compile, so nothing was lowered or checked"
+        return compilation.diagnostics, [note]
+    found, report = check_compilation(compilation, crds)
+    notes = [f"--crds: no CRD for {kind}; not checked" for kind in sorted(report.unchecked_kinds)]
+    notes.extend(
+        f"--crds: CEL rule not evaluated ({reason}): {rule}"
+        for rule, reason in sorted(report.cel_gaps.items())
+    )
+    lines = {name: result.lines for name, result in compilation.files.items()}
+    finalized = finalize(found, lines=lines, config=compilation.config.lint)
+    merged: dict[tuple[str, object, str], Diagnostic] = {
+        (d.code, d.span, d.message): d for d in compilation.diagnostics
+    }
+    for diag in finalized:
+        merged.setdefault((diag.code, diag.span, diag.message), diag)
+    return sorted(merged.values(), key=Diagnostic.sort_key), notes
