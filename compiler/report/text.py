@@ -35,16 +35,12 @@ def render_text(
         )
         source = lines.get(diag.span.file, [])
         if 1 <= diag.span.line <= len(source):
-            text = source[diag.span.line - 1].expandtabs(1)
+            excerpt, caret = source_excerpt(source[diag.span.line - 1].expandtabs(1), diag)
             number = str(diag.span.line)
-            console.print(f"  {number:>5} | {escape(text)}", highlight=False, soft_wrap=True)
-            width = 1
-            if diag.span.end_line == diag.span.line and diag.span.end_col > diag.span.col:
-                width = diag.span.end_col - diag.span.col
-            caret = " " * (diag.span.col - 1) + "^" * max(
-                1, min(width, len(text) - diag.span.col + 1)
+            console.print(f"  {number:>5} | {escape(excerpt)}", highlight=False, soft_wrap=True)
+            console.print(
+                f"  {'':>5} | [{style}]{caret}[/{style}]", highlight=False, soft_wrap=True
             )
-            console.print(f"  {'':>5} | [{style}]{caret}[/{style}]", highlight=False)
         if diag.hint:
             console.print(f"  {'':>5} = help: {escape(diag.hint)}", highlight=False, soft_wrap=True)
         if diag.suppressed_reason:
@@ -62,3 +58,27 @@ def render_text(
     if suppressed:
         summary += f", {suppressed} suppressed"
     console.print(summary, highlight=False)
+
+
+LINE_WINDOW = 200
+"""Source lines longer than this are shown clipped around the finding's column: a
+minified 500 KB line must not flood the terminal."""
+ELLIPSIS = "…"
+
+
+def source_excerpt(text: str, diag: Diagnostic, *, window: int = LINE_WINDOW) -> tuple[str, str]:
+    """The source line to show (clipped to `window` characters around the column, `…`
+    marking what is cut) and the caret line under the span, aligned with it."""
+    col = max(diag.span.col - 1, 0)
+    width = 1
+    if diag.span.end_line == diag.span.line and diag.span.end_col > diag.span.col:
+        width = diag.span.end_col - diag.span.col
+    start, end = 0, len(text)
+    if len(text) > window:
+        start = min(max(col - window // 2, 0), len(text) - window)
+        end = start + window
+    prefix = ELLIPSIS if start > 0 else ""
+    suffix = ELLIPSIS if end < len(text) else ""
+    offset = col - start
+    marks = max(1, min(width, end - col))
+    return prefix + text[start:end] + suffix, " " * (len(prefix) + offset) + "^" * marks
