@@ -8,6 +8,9 @@ import textwrap
 
 from compiler.api import Compilation
 from compiler.diagnostics import Diagnostic
+from compiler.kinds.rollout.model import MatchRule, StringMatch
+from compiler.lower import lower
+from compiler.lower.istio.virtual_service import cookie_regex, match_conditions
 from tests.helpers import compile_files, findings
 
 
@@ -194,6 +197,21 @@ def test_mc324_policy_header_names_differing_in_case() -> None:
     assert "only values in both lists pass (ops)" in diag.message
 
 
+def test_mc324_disjoint_values_never_match() -> None:
+    text = policy(
+        """
+        - from: [{service: client}]
+          headers: {x-role: [admin], X-ROLE: [ops]}
+        """
+    )
+    files = {"svc.yaml": service("web") + "---\n" + service("client", calls="web"), "p.yaml": text}
+    diag = only(compile_files(files), "MC324")
+    assert at(diag) == ("p.yaml", *where(text, "X-ROLE"))
+    assert "headers 'x-role' and 'X-ROLE'" in diag.message
+    assert "(none: the rule never matches)" in diag.message
+    assert "merge them into one entry" in diag.hint
+
+
 def test_mc324_silent_on_one_entry_per_header() -> None:
     text = policy(
         """
@@ -345,3 +363,33 @@ def test_mc511_four_cookies() -> None:
 def test_mc511_silent_with_three_cookies() -> None:
     compilation = compile_files({"svc.yaml": service("web"), "r.yaml": cookie_rollout(3)})
     assert findings(compilation, "MC511") == []
+
+
+# --- the lowering does what the messages say ---------------------------------------------
+
+
+def test_lowering_collapses_clashing_header_names_and_grows_cookie_regexes() -> None:
+    rule = MatchRule(
+        headers={"End-User": StringMatch(exact="jason"), "end-user": StringMatch(exact="maria")},
+        version="v2",
+    )
+    assert list(match_conditions(rule)["headers"]) == ["end-user"]
+    cookies = {f"c{i}": StringMatch(exact="1") for i in range(4)}
+    assert cookie_regex(cookies).count("(?:^|.*;\\s*)") == 24
+
+
+def test_lowering_leaves_http_settings_out_on_tcp_services() -> None:
+    rollout = doc(
+        "Rollout",
+        "web",
+        "service: web\nstable: v1\nsplit: {v1: 100}\nmirror: {version: v2, percentage: 10}",
+    )
+    resilience = doc("Resilience", "web", "service: web\ntimeout: 2s\nretries: {attempts: 2}")
+    compilation = compile_files(
+        {"svc.yaml": service("web", ports=TCP_PORTS), "r.yaml": rollout, "res.yaml": resilience}
+    )
+    assert {d.code for d in compilation.blocking()} == {"MC510", "MC609"}
+    services = [obj for key, obj in lower(compilation) if obj["kind"] == "VirtualService"]
+    assert len(services) == 1 and "tcp" in services[0]["spec"]
+    emitted = str(services[0]["spec"])
+    assert "mirror" not in emitted and "timeout" not in emitted and "retries" not in emitted

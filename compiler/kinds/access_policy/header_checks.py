@@ -37,7 +37,7 @@ def policy_header_name_clash(ctx: LintContext) -> Iterable[Finding]:
         for index, r in enumerate(policy.model.spec.rules):
             for first, later in header_clashes(r.headers):
                 both = sorted(set(r.headers[first]) & set(r.headers[later]))
-                passing = ", ".join(both) if both else "none"
+                passing = ", ".join(both) if both else "none: the rule never matches"
                 yield Finding(
                     policy.key_span("rules", index, "headers", later),
                     f"rule {index + 1}: headers {first!r} and {later!r} are one header (names "
