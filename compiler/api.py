@@ -20,6 +20,7 @@ from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.kinds import KIND_NAMES, KINDS, load_checks
 from compiler.lint.engine import finalize, run_rules
 from compiler.lint.registry import LintContext
+from compiler.lint.subjects import LintCache
 from compiler.load.discover import PolicyTree, discover_tree, read_config
 from compiler.load.documents import Document, classify_documents
 from compiler.load.yamlnodes import parse_source
@@ -45,8 +46,9 @@ class FileCache:
 
     entries: dict[tuple[str, str], FileResult] = field(default_factory=dict)
 
-    def get_or_build(self, file: str, raw: bytes) -> FileResult:
-        key = (file, content_key(raw))
+    def get_or_build(self, file: str, raw: bytes, *, digest: str | None = None) -> FileResult:
+        """The result for these bytes (`digest`: their `content_key`, if already known)."""
+        key = (file, digest if digest is not None else content_key(raw))
         hit = self.entries.get(key)
         if hit is None:
             hit = build_file(file, raw)
@@ -124,11 +126,19 @@ def compile_tree(
     now: datetime,
     rollout_state: Mapping[str, int] | None = None,
     cache: FileCache | None = None,
+    lint_cache: LintCache | None = None,
 ) -> Compilation:
+    """Compile `tree`; the result depends on the files, `now` and `rollout_state` only.
+
+    `cache` (per-file results) and `lint_cache` (per-subject lint findings) make repeated
+    compiles of similar trees cheap; pass the same objects to every compile of a session.
+    Neither changes the result."""
     enabled = gc.isenabled()
     gc.disable()  # ~10^6 acyclic objects: collections would re-scan them for nothing
     try:
-        return _compile_tree(tree, now=now, rollout_state=rollout_state, cache=cache)
+        return _compile_tree(
+            tree, now=now, rollout_state=rollout_state, cache=cache, lint_cache=lint_cache
+        )
     finally:
         if enabled:
             gc.enable()
@@ -140,17 +150,24 @@ def _compile_tree(
     now: datetime,
     rollout_state: Mapping[str, int] | None,
     cache: FileCache | None,
+    lint_cache: LintCache | None,
 ) -> Compilation:
     load_checks()
     cache = cache if cache is not None else FileCache()
     config, config_problems = parse_config(tree.config)
-    results = {file: cache.get_or_build(file, raw) for file, raw in sorted(tree.files.items())}
+    digests = {file: content_key(raw) for file, raw in sorted(tree.files.items())}
+    results = {
+        file: cache.get_or_build(file, raw, digest=digests[file])
+        for file, raw in sorted(tree.files.items())
+    }
     intents = [intent for result in results.values() for intent in result.intents]
     model = resolve_model(intents)
     raw_diagnostics = [*tree.problems, *config_problems]
     for result in results.values():
         raw_diagnostics.extend(result.problems)
-    raw_diagnostics.extend(run_rules(LintContext(model=model, now=now)))
+    raw_diagnostics.extend(
+        run_rules(LintContext(model=model, now=now), digests=digests, cache=lint_cache)
+    )
     lines = {file: result.lines for file, result in results.items()}
     diagnostics = finalize(raw_diagnostics, lines=lines, config=config.lint)
     notes = [

@@ -3,7 +3,10 @@
 `compile_tree` stays pure: the CLI asks this module for a `FileCache` pre-populated from
 disk, passes it in, and afterwards asks this module to store what the run built. Only the
 per-file stage (parse, classify, validate: a function of one file's name and bytes) is
-cached; model resolution and every rule run each time, so the cache cannot change a finding.
+cached, plus the findings of the subject rules per subject and input fingerprint (see
+`compiler.lint.subjects`): model resolution and every other rule run each time, and a
+subject's findings are reused only while every input they were computed from is unchanged,
+so the cache cannot change a finding.
 
 Layout: `<root>/.meshc_cache/` (a dot-directory, so discovery skips it) holding a
 `.gitignore` of `*` and one file `lint-v<schema>.bin`. That file is
@@ -43,12 +46,14 @@ from typing import Any
 from compiler.api import FileCache, FileResult, content_key
 from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.kinds import KINDS
+from compiler.lint.subjects import LintCache
 from compiler.load.documents import Document
 from compiler.load.yamlnodes import Positions, parse_source
+from compiler.model.mesh import ServiceKey
 from compiler.validate import Intent
 
 CACHE_DIR_NAME = ".meshc_cache"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAGIC = b"MESHC-LINT-CACHE\n"
 _DIGEST = hashlib.sha256().digest_size
 ENV_NO_CACHE = "MESHC_NO_CACHE"
@@ -57,6 +62,18 @@ PlainDiagnostic = tuple[str, tuple[int, int, int, int], str, str, int]
 PlainDocument = tuple[int, str, Any, bool]
 PlainEntry = tuple[str, list[str], list[PlainDocument], list[PlainDiagnostic], list[str]]
 """(sha256, lines, documents as (index, kind, data, valid), problems, skipped)."""
+PlainFinding = tuple[str, str, int, int, int, int, str, str]
+"""(code, file, line, col, end_line, end_col, message, hint): a rule's raw finding."""
+PlainLint = dict[tuple[str, str, str], dict[str, list[PlainFinding]]]
+"""(namespace, name, fingerprint) -> code -> findings: the subject findings of a run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the cache file held: per-file entries and subject findings."""
+
+    entries: dict[str, PlainEntry]
+    lint: PlainLint
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +104,68 @@ def open_cache(directory: Path) -> DiskCache | None:
 
 def read_entries(cache: DiskCache) -> dict[str, PlainEntry]:
     """Every entry the cache file holds: {} when it is missing, corrupt, foreign or forged."""
+    return read_stored(cache).entries
+
+
+def read_stored(cache: DiskCache) -> Stored:
+    """Everything the cache file holds (empty when it is missing, corrupt, foreign or forged)."""
     with _gc_paused():  # unpickling ~100,000 containers would trigger many useless collections
-        return _read_entries(cache)
+        data = _read_payload(cache)
+    entries = data.get("entries")
+    lint = data.get("lint")
+    return Stored(
+        entries if isinstance(entries, dict) else {}, lint if isinstance(lint, dict) else {}
+    )
+
+
+def restore_lint_cache(lint: PlainLint) -> LintCache:
+    """A LintCache holding the stored subject findings (an entry that does not fit is dropped).
+
+    Entries are keyed by their input fingerprint, so an entry whose inputs changed is
+    simply never looked up."""
+    restored = LintCache()
+    for stored_key, by_code in lint.items():
+        try:
+            namespace, name, fingerprint = stored_key
+            findings = {
+                code: [
+                    Diagnostic(found, Span(file, line, col, end_line, end_col), message, hint)
+                    for found, file, line, col, end_line, end_col, message, hint in plain
+                ]
+                for code, plain in by_code.items()
+            }
+        except (TypeError, ValueError, AttributeError):
+            continue
+        entry = (ServiceKey(namespace, name), fingerprint)
+        restored.entries[entry] = findings
+        restored.previous.add(entry)
+    return restored
+
+
+def plain_lint(lint_cache: LintCache) -> PlainLint:
+    """The subject findings the last compile used, as plain data."""
+    out: PlainLint = {}
+    for key, fingerprint in sorted(lint_cache.previous):
+        by_code = lint_cache.entries.get((key, fingerprint))
+        if by_code is None:
+            continue
+        out[(key.namespace, key.name, fingerprint)] = {
+            code: [
+                (
+                    d.code,
+                    d.span.file,
+                    d.span.line,
+                    d.span.col,
+                    d.span.end_line,
+                    d.span.end_col,
+                    d.message,
+                    d.hint,
+                )
+                for d in found
+            ]
+            for code, found in sorted(by_code.items())
+        }
+    return out
 
 
 def restore_file_cache(entries: dict[str, PlainEntry], files: dict[str, bytes]) -> FileCache:
@@ -118,14 +195,23 @@ def save_file_cache(
     file_cache: FileCache,
     *,
     previous: dict[str, PlainEntry] | None = None,
+    lint_cache: LintCache | None = None,
+    previous_lint: PlainLint | None = None,
 ) -> bool:
-    """Store the entries of the present files; skipped when nothing changed. True if written.
+    """Store the entries of the present files (and the subject findings of `lint_cache`);
+    skipped when nothing changed. True if written.
 
-    `previous` is what `read_entries` returned before the run (read again when omitted).
+    `previous` and `previous_lint` are what `read_stored` returned before the run (read
+    again when omitted).
     """
     current = {name: content_key(raw) for name, raw in files.items()}
-    stored = read_entries(cache) if previous is None else previous
-    if {name: entry[0] for name, entry in stored.items()} == current:
+    if previous is None or (lint_cache is not None and previous_lint is None):
+        before = read_stored(cache)
+        previous, previous_lint = before.entries, before.lint
+    stored = previous
+    lint = plain_lint(lint_cache) if lint_cache is not None else {}
+    same_files = {name: entry[0] for name, entry in stored.items()} == current
+    if same_files and (lint_cache is None or lint == previous_lint):
         return False
     entries: dict[str, PlainEntry] = {}
     for name, digest in current.items():
@@ -134,7 +220,9 @@ def save_file_cache(
             entries[name] = _plain(digest, result)
         elif name in stored and stored[name][0] == digest:
             entries[name] = stored[name]
-    payload = pickle.dumps({"meta": _meta(), "entries": entries}, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = pickle.dumps(
+        {"meta": _meta(), "entries": entries, "lint": lint}, protocol=pickle.HIGHEST_PROTOCOL
+    )
     _write_atomic(cache, payload)
     return True
 
@@ -152,13 +240,13 @@ def _gc_paused() -> Iterator[None]:
 
 def cached_files(cache: DiskCache) -> dict[str, str]:
     """File -> content hash of every entry the cache holds (empty when unreadable)."""
-    return {name: entry[0] for name, entry in _read_entries(cache).items()}
+    return {name: entry[0] for name, entry in read_entries(cache).items()}
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
-def _read_entries(cache: DiskCache) -> dict[str, PlainEntry]:
+def _read_payload(cache: DiskCache) -> dict[str, Any]:
     try:
         blob = cache.path.read_bytes()
     except OSError:
@@ -175,8 +263,7 @@ def _read_entries(cache: DiskCache) -> dict[str, PlainEntry]:
         return {}
     if not isinstance(data, dict) or data.get("meta") != _meta():
         return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
+    return data
 
 
 class _PlainUnpickler(pickle.Unpickler):

@@ -146,7 +146,8 @@ def default_cache_dir(root: Path) -> Path:
 def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | None) -> Compilation:
     """Compile with the on-disk cache unless it is off (None, MESHC_NO_CACHE) or unusable.
 
-    The cache only pre-fills the per-file stage, so findings are identical either way.
+    The cache pre-fills the per-file stage and the subject findings whose inputs are
+    unchanged, so findings are identical either way.
     """
     from compiler.api import FileCache, compile_tree
 
@@ -157,8 +158,16 @@ def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | Non
     disk = None if cache.cache_disabled(False) else cache.open_cache(cache_dir)
     if disk is None:
         return compile_tree(tree, now=now, cache=FileCache())
-    stored = cache.read_entries(disk)
-    file_cache = cache.restore_file_cache(stored, tree.files)
-    compilation = compile_tree(tree, now=now, cache=file_cache)
-    cache.save_file_cache(disk, tree.files, file_cache, previous=stored)
+    stored = cache.read_stored(disk)
+    file_cache = cache.restore_file_cache(stored.entries, tree.files)
+    lint_cache = cache.restore_lint_cache(stored.lint)
+    compilation = compile_tree(tree, now=now, cache=file_cache, lint_cache=lint_cache)
+    cache.save_file_cache(
+        disk,
+        tree.files,
+        file_cache,
+        previous=stored.entries,
+        lint_cache=lint_cache,
+        previous_lint=stored.lint,
+    )
     return compilation

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Diagnostic, Severity, Span
-from compiler.lint.registry import REGISTRY, LintContext
+from compiler.lint.registry import REGISTRY, Check, LintContext, SubjectCheck
+from compiler.lint.subjects import (
+    LintCache,
+    Subject,
+    SubjectContext,
+    fingerprints,
+    subjects_of,
+)
 from compiler.lint.suppress import Suppression, scan_suppressions
+
+if TYPE_CHECKING:
+    from compiler.model.mesh import MeshModel, ServiceKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,24 +29,84 @@ class LintConfig:
     severity: Mapping[str, Severity] = field(default_factory=dict)
 
 
-def run_rules(ctx: LintContext) -> list[Diagnostic]:
+def run_rules(
+    ctx: LintContext,
+    *,
+    digests: Mapping[str, str] | None = None,
+    cache: LintCache | None = None,
+) -> list[Diagnostic]:
+    """Every rule's findings (code, span, message, hint; severities come in `finalize`).
+
+    With a `cache` (and the content hash of every file in `digests`), subject rules reuse
+    the findings of every subject whose input fingerprint is unchanged; the result is the
+    same as without one."""
     diagnostics: list[Diagnostic] = []
+    subject_rules: list[tuple[str, SubjectCheck]] = []
     for code, registered in sorted(REGISTRY.items()):
-        if registered.check is None:
-            continue
-        try:
-            for finding in registered.check(ctx):
-                diagnostics.append(Diagnostic(code, finding.span, finding.message, finding.hint))
-        except Exception as exc:  # a bug in one rule must not hide the others' findings
-            diagnostics.append(
-                Diagnostic(
-                    "MC000",
-                    Span("<meshc>"),
-                    f"internal error in rule {code}: {type(exc).__name__}: {exc}",
-                    "please report this to the meshc maintainers",
-                )
-            )
+        if registered.subject_check is not None:
+            subject_rules.append((code, registered.subject_check))
+        elif registered.check is not None:
+            diagnostics.extend(_run_global(code, registered.check, ctx))
+    if subject_rules:
+        diagnostics.extend(_run_subject_rules(ctx.model, subject_rules, digests, cache))
     return diagnostics
+
+
+def _run_global(code: str, check: Check, ctx: LintContext) -> list[Diagnostic]:
+    try:
+        return [Diagnostic(code, f.span, f.message, f.hint) for f in check(ctx)]
+    except Exception as exc:  # a bug in one rule must not hide the others' findings
+        return [_internal_error(code, exc)]
+
+
+def _run_subject(
+    code: str, check: SubjectCheck, ctx: SubjectContext, subject: Subject
+) -> list[Diagnostic]:
+    try:
+        return [Diagnostic(code, f.span, f.message, f.hint) for f in check(ctx, subject)]
+    except Exception as exc:
+        return [_internal_error(code, exc)]
+
+
+def _internal_error(code: str, exc: Exception) -> Diagnostic:
+    return Diagnostic(
+        "MC000",
+        Span("<meshc>"),
+        f"internal error in rule {code}: {type(exc).__name__}: {exc}",
+        "please report this to the meshc maintainers",
+    )
+
+
+def _run_subject_rules(
+    model: MeshModel,
+    rules: list[tuple[str, SubjectCheck]],
+    digests: Mapping[str, str] | None,
+    cache: LintCache | None,
+) -> list[Diagnostic]:
+    scoped = SubjectContext(model)
+    subjects = subjects_of(model)
+    out: list[Diagnostic] = []
+    if cache is None or digests is None:
+        for subject in subjects.values():
+            for code, check in rules:
+                out.extend(_run_subject(code, check, scoped, subject))
+        return out
+    prints = fingerprints(model, digests)
+    used: set[tuple[ServiceKey, str]] = set()
+    reused = 0
+    for key, subject in subjects.items():
+        entry = (key, prints[key])
+        used.add(entry)
+        stored = cache.lookup(*entry)
+        reused += bool(stored)
+        for code, check in rules:
+            found = stored.get(code)
+            if found is None:
+                found = stored[code] = _run_subject(code, check, scoped, subject)
+            out.extend(found)
+    cache.retain(used)
+    cache.reused = reused
+    return out
 
 
 def finalize(

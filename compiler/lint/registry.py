@@ -8,8 +8,9 @@ the severity and applies suppressions, so no rule decides those for itself.
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from compiler.diagnostics import Severity, Span
 
 if TYPE_CHECKING:
+    from compiler.lint.subjects import Subject, SubjectContext
     from compiler.model.mesh import MeshModel
 
 HELP_URI = "https://github.com/meshc/meshc/blob/main/docs/rules.md#{anchor}"
@@ -36,6 +38,8 @@ class LintContext:
 
 
 Check = Callable[[LintContext], Iterable[Finding]]
+SubjectCheck = Callable[["SubjectContext", "Subject"], Iterable[Finding]]
+"""A check over one subject (`compiler.lint.subjects`): what makes re-linting incremental."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,9 @@ class Rule:
     doc: str
     istio_code: str | None
     check: Check | None
+    subject_check: SubjectCheck | None = None
+    """Set for subject rules: the engine runs this per subject (and may reuse findings);
+    `check` then runs it over every subject, for callers that want the whole model."""
 
     @property
     def help_uri(self) -> str:
@@ -74,6 +81,33 @@ def rule(
             raise RuntimeError(f"rule {code} has no documentation")
         summary = doc.splitlines()[0]
         register(Rule(code, name, severity, summary, doc, istio, check))
+        return check
+
+    return decorate
+
+
+def subject_rule(
+    code: str, name: str, severity: Severity, *, istio: str | None = None
+) -> Callable[[SubjectCheck], SubjectCheck]:
+    """Register a check that looks at one subject at a time (see `compiler.lint.subjects`
+    for what it may read); its findings are reused while the subject's inputs are unchanged.
+    """
+
+    def decorate(check: SubjectCheck) -> SubjectCheck:
+        doc = inspect.cleandoc(check.__doc__ or "")
+        if not doc:
+            raise RuntimeError(f"rule {code} has no documentation")
+
+        @functools.wraps(check)
+        def whole(ctx: LintContext) -> Iterator[Finding]:
+            from compiler.lint.subjects import SubjectContext, subjects_of
+
+            scoped = SubjectContext(ctx.model)
+            for subject in subjects_of(ctx.model).values():
+                yield from check(scoped, subject)
+
+        summary = doc.splitlines()[0]
+        register(Rule(code, name, severity, summary, doc, istio, whole, check))
         return check
 
     return decorate

@@ -95,6 +95,8 @@ class MeshModel:
     rollouts: list[Intent[RolloutDocument]]
     resilience: list[Intent[ResilienceDocument]]
     identities: dict[str, list[ServiceKey]]
+    lint_index: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Lookups the lint rules compute once per model (`compiler.lint.subjects`)."""
 
     @property
     def name(self) -> str:

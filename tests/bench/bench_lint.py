@@ -8,7 +8,8 @@ Prints, in one run, for a synthetic mesh (tests/bench/generate.py):
     every file, the floor any loader built on composed nodes pays;
   * a cold `meshc lint` through the real CLI with an empty on-disk cache;
   * in-process: a cold `compile_tree` and a re-lint after a one-file change, sharing one
-    `compiler.api.FileCache` across calls (what a watch session or the reconciler does);
+    `compiler.api.FileCache` and one `compiler.lint.subjects.LintCache` across calls (what
+    a watch session, the planner or the reconciler does);
   * a CLI re-run with the on-disk cache after a one-file change;
   * `meshc --help` start-up;
 and the ratios against the targets (cold <= 2x compose, in-process re-lint <= 10 % of
@@ -132,18 +133,23 @@ class OneFileEditor:
 
 
 def in_process(root: Path, editor: OneFileEditor, runs: int) -> tuple[float, float]:
-    """(cold compile, re-lint after a one-file change) with one shared FileCache."""
+    """(cold compile, re-lint after a one-file change) with one shared FileCache and
+    LintCache (the cold figure starts from empty ones each time)."""
     from compiler.api import FileCache, compile_tree, load_tree
+    from compiler.lint.subjects import LintCache
 
     now = datetime(2026, 11, 25, 12, tzinfo=UTC)
     tree = load_tree(root)
-    cold = median_time(lambda: compile_tree(tree, now=now, cache=FileCache()), runs)
+    cold = median_time(
+        lambda: compile_tree(tree, now=now, cache=FileCache(), lint_cache=LintCache()), runs
+    )
     cache = FileCache()
-    compile_tree(tree, now=now, cache=cache)
+    lint_cache = LintCache()
+    compile_tree(tree, now=now, cache=cache, lint_cache=lint_cache)
 
     def relint() -> None:
         tree.files[editor.relative] = editor.edited()
-        compilation = compile_tree(tree, now=now, cache=cache)
+        compilation = compile_tree(tree, now=now, cache=cache, lint_cache=lint_cache)
         if compilation.blocking():
             raise RuntimeError(f"the edited mesh does not lint clean: {compilation.blocking()[:3]}")
 

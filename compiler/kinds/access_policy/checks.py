@@ -22,7 +22,8 @@ from compiler.kinds.access_policy.model import (
     path_covers,
 )
 from compiler.kinds.mesh.checks import evaluated_at, plaintext_reason
-from compiler.lint.registry import Finding, LintContext, rule
+from compiler.lint.registry import Finding, LintContext, rule, subject_rule
+from compiler.lint.subjects import Subject, SubjectContext, namespaces_of
 from compiler.model.graph import decide_call, spiffe_of
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.validate import Intent
@@ -163,6 +164,14 @@ def iter_sources(model: MeshModel) -> Iterator[tuple[Policy, int, Rule, int, Sou
                 yield policy, index, r, position, source
 
 
+def subject_sources(subject: Subject) -> Iterator[tuple[Policy, int, Rule, int, Source]]:
+    """`iter_sources` of the policies written for one subject."""
+    for policy in subject.policies:
+        for index, r in enumerate(policy.model.spec.rules):
+            for position, source in enumerate(r.from_):
+                yield policy, index, r, position, source
+
+
 def target_of(policy: Policy, model: MeshModel) -> ServiceView | None:
     return model.service(policy.model.spec.service, policy.model.metadata.namespace)
 
@@ -170,8 +179,8 @@ def target_of(policy: Policy, model: MeshModel) -> ServiceView | None:
 # --- references -------------------------------------------------------------------------
 
 
-@rule("MC202", "unknown-policy-target", Severity.ERROR, istio="IST0101")
-def unknown_policy_target(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC202", "unknown-policy-target", Severity.ERROR, istio="IST0101")
+def unknown_policy_target(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An AccessPolicy is written for a service that no Service document declares.
 
     **What it does.** Resolves `spec.service` of every AccessPolicy (`name` in the policy's
@@ -191,19 +200,20 @@ def unknown_policy_target(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `service: reviews` (or `service: other-ns/reviews`).
     """
-    for policy in ctx.model.policies:
-        if target_of(policy, ctx.model) is None:
-            key = ServiceKey.parse(policy.model.spec.service, policy.model.metadata.namespace)
-            yield Finding(
-                policy.span("service"),
-                f"AccessPolicy {policy.model.metadata.name!r} is for {key}, which no Service "
-                "declares; it protects nothing",
-                "fix the service name (ns/name for another namespace), or declare the Service",
-            )
+    if subject.view is not None:
+        return
+    for policy in subject.policies:
+        key = subject.key
+        yield Finding(
+            policy.span("service"),
+            f"AccessPolicy {policy.model.metadata.name!r} is for {key}, which no Service "
+            "declares; it protects nothing",
+            "fix the service name (ns/name for another namespace), or declare the Service",
+        )
 
 
-@rule("MC203", "unknown-source-service", Severity.ERROR, istio="IST0101")
-def unknown_source_service(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC203", "unknown-source-service", Severity.ERROR, istio="IST0101")
+def unknown_source_service(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A rule's `from.service` names a service that no Service document declares.
 
     **What it does.** Resolves every `from: [{service: ...}]` (except `*`) against the
@@ -218,7 +228,7 @@ def unknown_source_service(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** `from: [{service: productpage}]` (or `{service: frontend/web}`).
     """
     model = ctx.model
-    for policy, index, _, position, source in iter_sources(model):
+    for policy, index, _, position, source in subject_sources(subject):
         if not source.service or source.service == "*":
             continue
         namespace = policy.model.metadata.namespace
@@ -231,8 +241,8 @@ def unknown_source_service(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC204", "unknown-source-identity", Severity.WARNING, istio="IST0101")
-def unknown_source_identity(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC204", "unknown-source-identity", Severity.WARNING, istio="IST0101")
+def unknown_source_identity(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A rule's `from.identity` is not the identity of any declared service.
 
     **What it does.** Turns every `from: [{identity: ...}]` (`ns/sa` or a SPIFFE ID) into a
@@ -249,12 +259,12 @@ def unknown_source_identity(ctx: LintContext) -> Iterable[Finding]:
     service; declare the calling workload as a Service if it is missing.
     """
     model = ctx.model
-    known = set(model.identities) | {gateway_spiffe(model)}
-    for policy, index, _, position, source in iter_sources(model):
+    gateway = gateway_spiffe(model)
+    for policy, index, _, position, source in subject_sources(subject):
         if not source.identity or source.identity == "*":
             continue
         spiffe = spiffe_of(source.identity, model)
-        if spiffe not in known:
+        if spiffe not in model.identities and spiffe != gateway:
             yield Finding(
                 policy.span("rules", index, "from", position, "identity"),
                 f"source identity {spiffe} is not the identity of any declared Service",
@@ -262,8 +272,8 @@ def unknown_source_identity(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC205", "unknown-source-namespace", Severity.WARNING, istio="IST0101")
-def unknown_source_namespace(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC205", "unknown-source-namespace", Severity.WARNING, istio="IST0101")
+def unknown_source_namespace(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A rule's `from.namespace` names a namespace where no service is declared.
 
     **What it does.** Checks every `from: [{namespace: ...}]` (except `*`) against the
@@ -278,9 +288,8 @@ def unknown_source_namespace(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Name the calling services: `from: [{service: frontend/web}]`; for the
     ingress gateway, `from: [{ingressGateway: true}]`.
     """
-    model = ctx.model
-    namespaces = set(model.namespaces)
-    for policy, index, _, position, source in iter_sources(model):
+    namespaces = namespaces_of(ctx.model)
+    for policy, index, _, position, source in subject_sources(subject):
         if not source.namespace or source.namespace == "*" or source.namespace in namespaces:
             continue
         yield Finding(
@@ -291,8 +300,8 @@ def unknown_source_namespace(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC207", "unknown-port", Severity.ERROR, istio="IST0101")
-def unknown_port(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC207", "unknown-port", Severity.ERROR, istio="IST0101")
+def unknown_port(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A rule's `to.ports` names a port the service does not have.
 
     **What it does.** Checks each entry of `to.ports` — a port number or a port name —
@@ -306,11 +315,10 @@ def unknown_port(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `to: {ports: [9080]}` or `to: {ports: [http]}`.
     """
-    model = ctx.model
-    for policy in model.policies:
-        view = target_of(policy, model)
-        if view is None:
-            continue
+    view = subject.view
+    if view is None:
+        return
+    for policy in subject.policies:
         numbers = {p.port for p in view.spec.ports}
         names = {p.name for p in view.spec.ports}
         declared = ", ".join(f"{p.name} ({p.port})" for p in view.spec.ports)
@@ -337,8 +345,8 @@ def unknown_port(ctx: LintContext) -> Iterable[Finding]:
 # --- conflicts --------------------------------------------------------------------------
 
 
-@rule("MC303", "allow-shadowed-by-deny", Severity.WARNING)
-def allow_shadowed_by_deny(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC303", "allow-shadowed-by-deny", Severity.WARNING)
+def allow_shadowed_by_deny(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A deny rule covers every source and operation of an allow rule, so the allow is dead.
 
     **What it does.** For each service, compares every allow rule with every deny rule of all
@@ -363,7 +371,8 @@ def allow_shadowed_by_deny(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Narrow the deny (e.g. `to: {methods: [DELETE]}`) or remove the dead allow.
     """
     model = ctx.model
-    for view in model.services.values():
+    view = subject.view
+    if view is not None:
         placed = placed_rules(view)
         for allow in placed:
             if allow.rule.action != "allow":
@@ -381,8 +390,8 @@ def allow_shadowed_by_deny(ctx: LintContext) -> Iterable[Finding]:
                     break
 
 
-@rule("MC304", "redundant-allow", Severity.WARNING)
-def redundant_allow(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC304", "redundant-allow", Severity.WARNING)
+def redundant_allow(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An allow rule is fully covered by another allow rule for the same service.
 
     **What it does.** For each service, compares the allow rules of all its AccessPolicies in
@@ -406,7 +415,8 @@ def redundant_allow(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Keep the rule that states the intended access and remove the other.
     """
     model = ctx.model
-    for view in model.services.values():
+    view = subject.view
+    if view is not None:
         allows = [p for p in placed_rules(view) if p.rule.action == "allow"]
         # Methods and paths, once per rule: a cheap necessary condition of `rule_covers`
         # that rejects most of the (rules x rules) pairs before the full comparison.
@@ -452,8 +462,8 @@ def _same_mode(a: PlacedRule, b: PlacedRule) -> bool:
 # --- security ---------------------------------------------------------------------------
 
 
-@rule("MC403", "wildcard-without-justification", Severity.ERROR)
-def wildcard_without_justification(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC403", "wildcard-without-justification", Severity.ERROR)
+def wildcard_without_justification(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An allow rule admits `*` (any mesh identity) without a `justification`.
 
     **What it does.** Reports allow rules with a `*` source (service, namespace or identity)
@@ -468,7 +478,7 @@ def wildcard_without_justification(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Name the callers (`from: [{service: productpage}]`), or keep the
     wildcard and say why: `justification: "token introspection, called by every service"`.
     """
-    for policy, index, r, position, source in iter_sources(ctx.model):
+    for policy, index, r, position, source in subject_sources(subject):
         if r.action != "allow" or not source.is_wildcard or (r.justification or "").strip():
             continue
         key = source_key(source)
@@ -481,8 +491,8 @@ def wildcard_without_justification(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC404", "namespace-wide-source", Severity.WARNING)
-def namespace_wide_source(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC404", "namespace-wide-source", Severity.WARNING)
+def namespace_wide_source(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An allow rule admits a whole namespace.
 
     **What it does.** Reports allow rules with a `namespace` source (other than `*`, which
@@ -497,11 +507,10 @@ def namespace_wide_source(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** Name the calling services: `from: [{service: frontend/web}]`.
     """
-    model = ctx.model
-    for policy, index, r, position, source in iter_sources(model):
+    view = subject.view
+    for policy, index, r, position, source in subject_sources(subject):
         if r.action != "allow" or not source.namespace or source.namespace == "*":
             continue
-        view = target_of(policy, model)
         home = view.key.namespace if view else policy.model.metadata.namespace
         server = str(view.key) if view else policy.model.spec.service
         whose = "its own namespace" if source.namespace == home else "another namespace"
@@ -513,8 +522,8 @@ def namespace_wide_source(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC405", "policy-on-port-without-protocol", Severity.WARNING, istio="IST0118")
-def policy_on_port_without_protocol(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC405", "policy-on-port-without-protocol", Severity.WARNING, istio="IST0118")
+def policy_on_port_without_protocol(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A service with an AccessPolicy has a port without a `protocol`.
 
     **What it does.** For every service that has at least one AccessPolicy, reports each port
@@ -531,9 +540,8 @@ def policy_on_port_without_protocol(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `ports: [{name: web, port: 9080, protocol: http}]`.
     """
-    for view in ctx.model.services.values():
-        if not view.policies:
-            continue
+    view = subject.view
+    if view is not None and view.policies:
         http_rules = any(
             r.to.methods or r.to.paths or r.headers
             for policy in view.policies
@@ -605,8 +613,8 @@ _CALL_HINTS = {
 }
 
 
-@rule("MC407", "declared-call-denied", Severity.ERROR)
-def declared_call_denied(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC407", "declared-call-denied", Severity.ERROR)
+def declared_call_denied(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A service declares a call (`calls:`) that the called service's access rules deny.
 
     **What it does.** Decides every declared call the way the server's proxy will: default
@@ -624,7 +632,8 @@ def declared_call_denied(ctx: LintContext) -> Iterable[Finding]:
     (`from: [{service: productpage}]`), or remove the call if it is not needed.
     """
     model = ctx.model
-    for client in model.services.values():
+    client = subject.view
+    if client is not None:
         for index, target in enumerate(client.calls):
             server = model.services.get(target)
             if server is None:
@@ -644,8 +653,8 @@ def declared_call_denied(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC408", "unused-allow", Severity.INFO)
-def unused_allow(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC408", "unused-allow", Severity.INFO)
+def unused_allow(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An allow rule admits a service that does not declare the call.
 
     **What it does.** For every allow rule with a `service` source, checks that the named
@@ -661,10 +670,10 @@ def unused_allow(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Remove the source, or add the call to the client's `calls:`.
     """
     model = ctx.model
-    for policy, index, r, position, source in iter_sources(model):
+    server = subject.view
+    for policy, index, r, position, source in subject_sources(subject):
         if r.action != "allow" or not source.service or source.service == "*":
             continue
-        server = target_of(policy, model)
         client = model.service(source.service, policy.model.metadata.namespace)
         if server is None or client is None or server.key in client.calls:
             continue
@@ -676,8 +685,8 @@ def unused_allow(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC409", "header-as-authentication", Severity.WARNING)
-def header_as_authentication(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC409", "header-as-authentication", Severity.WARNING)
+def header_as_authentication(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An allow rule with broad sources relies on a request header to decide who may call.
 
     **What it does.** Reports allow rules with `headers` conditions and at least one broad
@@ -698,7 +707,7 @@ def header_as_authentication(ctx: LintContext) -> Iterable[Finding]:
     validate a signed token (JWT) at the gateway.
     """
     model = ctx.model
-    for policy in model.policies:
+    for policy in subject.policies:
         namespace = policy.model.metadata.namespace
         for index, r in enumerate(policy.model.spec.rules):
             if r.action != "allow" or not r.headers:

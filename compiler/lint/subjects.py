@@ -1,0 +1,166 @@
+"""Per-service lint subjects and their input fingerprints: what makes re-linting incremental.
+
+A *subject* is one service key together with every document written for it: the Service
+(if one is declared), and the AccessPolicies, Rollouts and Resilience policies whose
+`spec.service` names it (so a policy for an undeclared service still has a subject).
+A subject rule (`registry.subject_rule`) looks at one subject at a time and may read:
+
+* the subject's own documents (their data and their spans);
+* the documents of the services it *references*: its declared `calls:` and the services
+  named by its policies' `from: [{service: ...}]` sources (whether they exist, their
+  Service, their calls, their policies...);
+* mesh-wide facts: the Mesh settings, every service's key and SPIFFE identity (so the
+  set of namespaces and identities too).
+
+It must not read `now` (it gets no clock) nor anything else of other services. The
+fingerprint below covers exactly that, so a subject whose fingerprint did not change
+yields the same findings — which is what lets `LintCache` reuse them across compiles.
+Fingerprints are built from file names and content hashes: editing a file changes the
+fingerprint of every subject with a document in it or referencing one in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.diagnostics import Diagnostic
+from compiler.kinds.access_policy.model import AccessPolicyDocument
+from compiler.kinds.resilience.model import ResilienceDocument
+from compiler.kinds.rollout.model import RolloutDocument
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.validate import Intent
+
+
+@dataclass(slots=True)
+class Subject:
+    """One service key and every document written for it (see the module docstring)."""
+
+    key: ServiceKey
+    view: ServiceView | None
+    policies: list[Intent[AccessPolicyDocument]] = field(default_factory=list)
+    rollouts: list[Intent[RolloutDocument]] = field(default_factory=list)
+    resilience: list[Intent[ResilienceDocument]] = field(default_factory=list)
+
+    def intents(self) -> Iterable[Intent[Any]]:
+        if self.view is not None:
+            yield self.view.intent
+        yield from self.policies
+        yield from self.rollouts
+        yield from self.resilience
+
+    def references(self) -> set[ServiceKey]:
+        """The services this subject's rules may look into: calls and named sources."""
+        found: set[ServiceKey] = set(self.view.calls) if self.view is not None else set()
+        for policy in self.policies:
+            namespace = policy.model.metadata.namespace
+            for rule in policy.model.spec.rules:
+                for source in rule.from_:
+                    if source.service and source.service != "*":
+                        found.add(ServiceKey.parse(source.service, namespace))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectContext:
+    """What a subject rule sees: the model (no clock: subject findings must not age)."""
+
+    model: MeshModel
+
+
+def subjects_of(model: MeshModel) -> dict[ServiceKey, Subject]:
+    """Every subject of the model, declared services first (in model order), then the
+    keys that only policies name (in document order). Computed once per model."""
+    cached: dict[ServiceKey, Subject] | None = model.lint_index.get("subjects")
+    if cached is not None:
+        return cached
+    subjects = {key: Subject(key, view) for key, view in model.services.items()}
+    for policy in model.policies:
+        _subject(subjects, policy.model.spec.service, policy.model.metadata).policies.append(policy)
+    for rollout in model.rollouts:
+        _subject(subjects, rollout.model.spec.service, rollout.model.metadata).rollouts.append(
+            rollout
+        )
+    for res in model.resilience:
+        _subject(subjects, res.model.spec.service, res.model.metadata).resilience.append(res)
+    model.lint_index["subjects"] = subjects
+    return subjects
+
+
+def namespaces_of(model: MeshModel) -> frozenset[str]:
+    """The namespaces with a declared service (computed once per model)."""
+    cached: frozenset[str] | None = model.lint_index.get("namespaces")
+    if cached is None:
+        cached = model.lint_index["namespaces"] = frozenset(key.namespace for key in model.services)
+    return cached
+
+
+def _subject(subjects: dict[ServiceKey, Subject], ref: str, metadata: Any) -> Subject:
+    key = ServiceKey.parse(ref, metadata.namespace)
+    found = subjects.get(key)
+    if found is None:
+        found = subjects[key] = Subject(key, None)
+    return found
+
+
+def fingerprints(model: MeshModel, digests: Mapping[str, str]) -> dict[ServiceKey, str]:
+    """Each subject's input fingerprint; `digests` maps every file to its content hash."""
+    subjects = subjects_of(model)
+    own = {key: _own(subject, digests) for key, subject in subjects.items()}
+    shared = _mesh_wide(model, digests)
+    out: dict[ServiceKey, str] = {}
+    for key, subject in subjects.items():
+        parts = [shared, str(key), own[key]]
+        for ref in sorted(subject.references()):
+            parts.append(f"{ref}={own.get(ref, '-')}")
+        out[key] = hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+    return out
+
+
+def _own(subject: Subject, digests: Mapping[str, str]) -> str:
+    """The files holding the subject's documents (name and content), in document order."""
+    return ",".join(
+        f"{intent.doc.file}@{digests.get(intent.doc.file, '?')}#{intent.doc.index}"
+        for intent in subject.intents()
+    )
+
+
+def _mesh_wide(model: MeshModel, digests: Mapping[str, str]) -> str:
+    """The Mesh settings' file, and every declared service's key and identity."""
+    mesh = model.mesh
+    where = f"{mesh.doc.file}@{digests.get(mesh.doc.file, '?')}#{mesh.doc.index}" if mesh else "-"
+    digest = hashlib.blake2b(where.encode(), digest_size=16)
+    for key, view in model.services.items():
+        digest.update(f"\n{key}={view.spiffe_id}".encode())
+    return digest.hexdigest()
+
+
+@dataclass(slots=True)
+class LintCache:
+    """Subject findings kept across compiles (in memory; `compiler.cache` persists it).
+
+    Pass one to `compile_tree(..., lint_cache=...)` for every compile of a session (a watch
+    loop, the planner's base and head): subjects whose fingerprint is unchanged reuse their
+    findings. Entries used by the last two compiles are kept, so alternating between two
+    trees (base and head) stays warm; everything else is dropped.
+    """
+
+    entries: dict[tuple[ServiceKey, str], dict[str, list[Diagnostic]]] = field(default_factory=dict)
+    previous: set[tuple[ServiceKey, str]] = field(default_factory=set)
+    reused: int = 0
+    """Subjects reused by the last compile (for tests and benchmarks)."""
+
+    def lookup(self, key: ServiceKey, fingerprint: str) -> dict[str, list[Diagnostic]]:
+        found = self.entries.get((key, fingerprint))
+        if found is None:
+            found = self.entries[(key, fingerprint)] = {}
+        return found
+
+    def retain(self, used: set[tuple[ServiceKey, str]]) -> None:
+        """Keep what this compile and the one before it used."""
+        keep = used | self.previous
+        for stale in [entry for entry in self.entries if entry not in keep]:
+            del self.entries[stale]
+        self.previous = used

@@ -1,0 +1,218 @@
+"""Incremental linting (`LintCache`) gives exactly the from-scratch findings.
+
+A generated mesh (tests/bench/generate.py) is edited one file at a time with random
+semantic edits (renamed services, new or dropped calls, deny rules, shared identities,
+wildcards, shifted lines, deleted files, mesh settings...). After every edit the compile
+that reuses the caches of the previous compiles must report byte-identical diagnostics to
+a compile from empty caches — also when the lint cache went through its on-disk form.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.api import Compilation, FileCache, compile_tree
+from compiler.cache import plain_lint, restore_lint_cache
+from compiler.lint.registry import REGISTRY, LintContext
+from compiler.lint.subjects import LintCache, SubjectContext, subjects_of
+from compiler.load.discover import PolicyTree
+from tests.bench.generate import generate_mesh
+from tests.helpers import NOW
+
+Edit = Callable[[dict[str, bytes], str, random.Random], None]
+
+
+def _mesh(tmp_path: Path, services: int = 36, seed: int = 0) -> dict[str, bytes]:
+    generate_mesh(tmp_path, services=services, rules_per_service=4, seed=seed)
+    return {str(p.relative_to(tmp_path)): p.read_bytes() for p in sorted(tmp_path.rglob("*.yaml"))}
+
+
+def _service_names(files: dict[str, bytes]) -> list[str]:
+    return [f"{name.split('/')[0]}/{Path(name).stem}" for name in files if "/" in name]
+
+
+def _sub(files: dict[str, bytes], name: str, pattern: str, repl: str) -> None:
+    files[name] = re.sub(pattern, repl, files[name].decode(), count=1).encode()
+
+
+def rename_service(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    _sub(files, name, r"(kind: Service\nmetadata:\n  name: )([\w-]+)", r"\g<1>\g<2>-renamed")
+
+
+def drop_calls(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    _sub(files, name, r"calls: \[[^\]]*\]", "calls: []")
+
+
+def add_call(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    other = rng.choice(_service_names(files))
+    if b"calls: [" in files[name]:
+        _sub(files, name, r"calls: \[", f"calls: [{other}, ")
+    else:
+        _sub(files, name, r"(  versions:\n(    .*\n)+)", f"\\g<1>  calls: [{other}]\n")
+
+
+def deny_rule(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    _sub(files, name, r"(  - from: \[[^\n]*\]\n)", r"\g<1>    action: deny\n")
+
+
+def shared_identity(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    _sub(files, name, r"identity: [\w-]+", "identity: shared-sa")
+
+
+def wildcard_source(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    _sub(files, name, r"\{service: [\w/-]+\}", '{service: "*"}')
+
+
+def namespace_source(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    namespace = rng.choice(_service_names(files)).split("/")[0]
+    _sub(files, name, r"\{service: [\w/-]+\}", f"{{namespace: {namespace}}}")
+
+
+def identity_source(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    _sub(files, name, r"\{service: ([\w-]+)/([\w-]+)\}", r"{identity: \g<1>/\g<2>-sa}")
+
+
+def no_protocol(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    _sub(files, name, r", protocol: http\}", "}")
+
+
+def shift_lines(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    files[name] = b"# moved down\n\n" + files[name]
+
+
+def delete_file(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    del files[name]
+
+
+def orphan_policy(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    namespace = name.split("/")[0]
+    files[f"{namespace}/orphan-{rng.randrange(1000)}.yaml"] = (
+        "apiVersion: meshc/v1\nkind: AccessPolicy\n"
+        f"metadata: {{name: ghost, namespace: {namespace}}}\n"
+        "spec:\n  service: ghost\n  rules:\n  - from: [{service: nobody}]\n"
+    ).encode()
+
+
+def mesh_setting(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    text = files["mesh.yaml"].decode()
+    if rng.random() < 0.5:
+        text = text.replace("defaultAction: deny", "defaultAction: allow")
+    else:
+        text = text.replace("trustDomain: bench.local", "trustDomain: other.local")
+    files["mesh.yaml"] = text.encode()
+
+
+EDITS: tuple[Edit, ...] = (
+    rename_service,
+    drop_calls,
+    add_call,
+    deny_rule,
+    shared_identity,
+    wildcard_source,
+    namespace_source,
+    identity_source,
+    no_protocol,
+    shift_lines,
+    delete_file,
+    orphan_policy,
+    mesh_setting,
+)
+
+
+def _rendered(compilation: Compilation) -> list[str]:
+    return [
+        f"{d.span.file}:{d.span.line}:{d.span.col}-{d.span.end_line}:{d.span.end_col} "
+        f"{d.code} {d.severity.label} {d.message} | {d.hint} | {d.suppressed_reason}"
+        for d in compilation.diagnostics
+    ]
+
+
+def _scratch(files: dict[str, bytes]) -> list[str]:
+    return _rendered(compile_tree(PolicyTree(files=dict(files)), now=NOW))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_incremental_findings_equal_from_scratch_after_random_one_file_edits(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    files = _mesh(tmp_path, seed=seed)
+    originals = dict(files)
+    file_cache, lint_cache = FileCache(), LintCache()
+    first = compile_tree(
+        PolicyTree(files=dict(files)), now=NOW, cache=file_cache, lint_cache=lint_cache
+    )
+    assert _rendered(first) == _scratch(files)
+    previous = _rendered(first)
+    changed_steps = 0
+    for step in range(14):
+        candidates = sorted(name for name in files if "/" in name and not name.startswith(("x",)))
+        name = rng.choice(candidates)
+        if step % 5 == 4 and name in originals:
+            files[name] = originals[name]  # back to an earlier content: cache entries reappear
+        else:
+            rng.choice(EDITS)(files, name, rng)
+        if step % 3 == 2:  # through the on-disk form, as the CLI's next run would see it
+            lint_cache = restore_lint_cache(plain_lint(lint_cache))
+        tree = PolicyTree(files=dict(files))
+        incremental = compile_tree(tree, now=NOW, cache=file_cache, lint_cache=lint_cache)
+        got = _rendered(incremental)
+        assert got == _scratch(files), f"seed {seed}, step {step}: {name}"
+        changed_steps += got != previous
+        previous = got
+    # the edits are real: most of them change what lint reports
+    assert changed_steps >= 7
+
+
+def test_one_file_edit_reuses_the_other_subjects(tmp_path: Path) -> None:
+    files = _mesh(tmp_path, services=40)
+    lint_cache = LintCache()
+    compile_tree(PolicyTree(files=dict(files)), now=NOW, lint_cache=lint_cache)
+    name = sorted(n for n in files if "/" in n)[20]
+    add_call(files, name, random.Random(0))
+    edited = compile_tree(PolicyTree(files=dict(files)), now=NOW, lint_cache=lint_cache)
+    subjects = len(subjects_of(edited.model))
+    assert subjects >= 40
+    assert subjects - 5 <= lint_cache.reused < subjects  # the edited one is re-linted
+    assert any(d.code == "MC407" for d in edited.diagnostics)  # the new call is denied
+
+
+def test_subject_rule_check_over_the_whole_model_matches_per_subject(tmp_path: Path) -> None:
+    """`Rule.check(ctx)` of a subject rule (what older callers use) runs every subject."""
+    files = _mesh(tmp_path, services=20)
+    deny_rule(files, sorted(n for n in files if "/" in n)[3], random.Random(0))
+    compilation = compile_tree(PolicyTree(files=files), now=NOW)
+    ctx = LintContext(compilation.model, NOW)
+    scoped = SubjectContext(compilation.model)
+    subject_rules = [r for r in REGISTRY.values() if r.subject_check is not None]
+    assert len(subject_rules) >= 10
+    for registered in subject_rules:
+        assert registered.check is not None and registered.subject_check is not None
+        whole = list(registered.check(ctx))
+        per_subject = [
+            finding
+            for subject in subjects_of(compilation.model).values()
+            for finding in registered.subject_check(scoped, subject)
+        ]
+        assert whole == per_subject, registered.code
+
+
+def test_restored_lint_cache_skips_malformed_entries() -> None:
+    restored = restore_lint_cache(
+        {  # type: ignore[dict-item]
+            ("ns", "svc", "f" * 32): {"MC203": [("MC203", "a.yaml", 1, 1, 1, 5, "msg", "hint")]},
+            ("broken",): {"MC203": []},
+            ("ns", "bad", "x"): {"MC203": [("too", "short")]},
+        }
+    )
+    assert len(restored.entries) == 1
+    (((key, fingerprint), by_code),) = restored.entries.items()
+    assert (str(key), fingerprint) == ("ns/svc", "f" * 32)
+    assert [(d.code, str(d.span), d.message, d.hint) for d in by_code["MC203"]] == [
+        ("MC203", "a.yaml:1:1", "msg", "hint")
+    ]
