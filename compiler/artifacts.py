@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,18 @@ class ObjectKey:
     kind: str
     namespace: str
     name: str
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+    """Computed once: a re-plan hashes every key of a 1,000-service mesh several times."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.group, self.kind, self.namespace, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str, str]]:
+        """Pickled by its fields: a string's hash differs between processes."""
+        return (ObjectKey, (self.group, self.kind, self.namespace, self.name))
 
     def __str__(self) -> str:
         group = f".{self.group}" if self.group else ""
@@ -60,6 +72,19 @@ class Artifacts:
             if key in result.objects:
                 raise ValueError(f"two emitted objects share the identity {key}")
             result.objects[key] = obj
+        return result
+
+    @classmethod
+    def of_groups(cls, groups: Sequence[Sequence[tuple[ObjectKey, dict[str, Any]]]]) -> Artifacts:
+        """Objects already keyed (a backend's groups, some reused from a cache)."""
+        result = cls()
+        objects = result.objects
+        count = 0
+        for group in groups:
+            objects.update(group)
+            count += len(group)
+        if len(objects) != count:  # rare: find the clash the way `of` reports it
+            return cls.of(obj for group in groups for _, obj in group)
         return result
 
     def __iter__(self) -> Iterator[tuple[ObjectKey, dict[str, Any]]]:

@@ -19,6 +19,7 @@ from compiler.api import Compilation, FileCache, compile_tree
 from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.load.discover import PolicyTree
+from compiler.lower.cache import LoweringCache
 from compiler.plan.ca import ca_refusals
 from compiler.plan.meaning import Meaning, MeaningCache, MeaningDiff, diff_meaning, summarise
 from compiler.plan.resources import ResourceChange, diff_artifacts
@@ -78,6 +79,7 @@ class Planner:
     files: FileCache = field(default_factory=FileCache)
     blobs: BlobCache = field(default_factory=BlobCache)
     meanings: MeaningCache = field(default_factory=MeaningCache)
+    lowerings: LoweringCache = field(default_factory=LoweringCache)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase of the last compiled side (compile, lower, meaning): figures
     for the benchmark; never part of any output."""
@@ -99,7 +101,9 @@ class Planner:
             started = time.perf_counter()
             compilation = compile_tree(tree, now=now, rollout_state=rollout_state, cache=self.files)
             compiled = time.perf_counter()
-            artifacts, note = lower_side(compilation) if compilation.ok else (None, None)
+            artifacts, note = (
+                lower_side(compilation, self.lowerings) if compilation.ok else (None, None)
+            )
             lowered = time.perf_counter()
             meaning = summarise(compilation, self.meanings) if compilation.ok else None
             self.timings = {
@@ -131,14 +135,16 @@ def side_digest(tree: PolicyTree, *, now: datetime, rollout_state: Mapping[str, 
     return digest.hexdigest()
 
 
-def lower_side(compilation: Compilation) -> tuple[Artifacts | None, str | None]:
+def lower_side(
+    compilation: Compilation, cache: LoweringCache | None = None
+) -> tuple[Artifacts | None, str | None]:
     """Istio objects for a compiling side; a note instead when lowering is unavailable."""
     try:
         from compiler.lower import LoweringRefused, lower
     except ImportError:
         return None, "the Istio lowering is not available in this build; resources are not compared"
     try:
-        artifacts: Artifacts = lower(compilation, target="istio")
+        artifacts: Artifacts = lower(compilation, target="istio", cache=cache)
     except LoweringRefused as exc:
         return None, f"lowering refused: {exc}"
     return artifacts, None

@@ -21,13 +21,21 @@ class ResourceChange:
 
 
 def diff_artifacts(base: Artifacts, head: Artifacts) -> list[ResourceChange]:
-    """Every object that differs, in ObjectKey order (deterministic)."""
+    """Every object that differs, in ObjectKey order (deterministic).
+
+    An object a `LoweringCache` handed to both sides is the same object: the identity
+    test skips it without comparing contents, and only the differing keys are sorted.
+    """
+    old, new = base.objects, head.objects
+    differing = [
+        key
+        for key, after in new.items()
+        if (before := old.get(key)) is not after and before != after
+    ]
+    differing.extend(key for key in old if key not in new)
     changes: list[ResourceChange] = []
-    for key in sorted(base.objects.keys() | head.objects.keys()):
-        before = base.objects.get(key)
-        after = head.objects.get(key)
-        if before == after:
-            continue
+    for key in sorted(differing):
+        before, after = old.get(key), new.get(key)
         action: Action = "created" if before is None else "deleted" if after is None else "changed"
         changes.append(ResourceChange(key, action, unified_yaml_diff(key, before, after)))
     return changes

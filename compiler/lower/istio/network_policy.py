@@ -33,13 +33,20 @@ def lower_network_policies(ctx: LowerContext) -> list[Obj]:
         return []
     out = []
     for key in sorted(ctx.model.services):
-        view = ctx.model.services[key]
-        enforced = sorted(
-            (p for p in view.policies if p.model.spec.mode == "enforce"), key=lambda p: p.ref
-        )
-        if enforced:
-            out.append(network_policy(ctx, view, enforced))
+        obj = service_network_policy(ctx, ctx.model.services[key])
+        if obj is not None:
+            out.append(obj)
     return out
+
+
+def service_network_policy(ctx: LowerContext, view: ServiceView) -> Obj | None:
+    """The service's NetworkPolicy; None when disabled or no enforced policy restricts it."""
+    if not ctx.model.settings.network_policy.enabled:
+        return None
+    enforced = sorted(
+        (p for p in view.policies if p.model.spec.mode == "enforce"), key=lambda p: p.ref
+    )
+    return network_policy(ctx, view, enforced) if enforced else None
 
 
 def _namespace(name: str) -> Obj:
@@ -71,15 +78,19 @@ def peers(ctx: LowerContext, source: Source, namespace: str) -> list[Obj]:
 def identity_peers(ctx: LowerContext, identity: str) -> list[Obj]:
     """Pods cannot be selected by service account: use the services running as it, else
     the identity's whole namespace (wider at L3; the AuthorizationPolicy stays exact)."""
-    path = identity.split("://", 1)[-1]
-    parts = path.split("/")
-    namespace, account = (parts[-3], parts[-1]) if len(parts) >= 4 else (parts[0], parts[-1])
+    namespace, account = identity_namespace_account(identity)
     found = [
         _pods(view.selector, view.key.namespace)
         for key, view in sorted(ctx.model.services.items())
         if key.namespace == namespace and view.service_account == account
     ]
     return found or [{"namespaceSelector": _namespace(namespace)}]
+
+
+def identity_namespace_account(identity: str) -> tuple[str, str]:
+    """`ns/sa` or `spiffe://<trust domain>/ns/<ns>/sa/<sa>` as (namespace, account)."""
+    parts = identity.split("://", 1)[-1].split("/")
+    return (parts[-3], parts[-1]) if len(parts) >= 4 else (parts[0], parts[-1])
 
 
 def _narrowest(peers_of: list[Obj]) -> list[Obj]:
