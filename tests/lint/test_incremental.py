@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,6 +170,26 @@ def test_incremental_findings_equal_from_scratch_after_random_one_file_edits(
     assert changed_steps >= 7
 
 
+def test_identity_change_of_a_service_named_only_by_identity_is_seen(tmp_path: Path) -> None:
+    """A source `{identity: ns/sa}` depends on a service it does not name: the mesh-wide
+    part of the fingerprint (every service's identity) must catch that service's edit."""
+    files = _mesh(tmp_path, services=30)
+    lint_cache = LintCache()
+    compile_tree(PolicyTree(files=dict(files)), now=NOW, lint_cache=lint_cache)
+    policy_file = next(n for n in sorted(files) if b"{service: " in files[n] and "/" in n)
+    match = re.search(rb"\{service: ([\w-]+)/([\w-]+)\}", files[policy_file])
+    assert match is not None
+    identity_source(files, policy_file, random.Random(0))
+    compile_tree(PolicyTree(files=dict(files)), now=NOW, lint_cache=lint_cache)
+    named = f"{match.group(1).decode()}/{match.group(2).decode()}.yaml"
+    shared_identity(files, named, random.Random(0))
+    again = compile_tree(PolicyTree(files=dict(files)), now=NOW, lint_cache=lint_cache)
+    assert _rendered(again) == _scratch(files)
+    unknown = [d for d in again.diagnostics if d.code == "MC204"]
+    assert unknown and unknown[0].span.file == policy_file
+    assert "is not the identity of any declared Service" in unknown[0].message
+
+
 def test_one_file_edit_reuses_the_other_subjects(tmp_path: Path) -> None:
     files = _mesh(tmp_path, services=40)
     lint_cache = LintCache()
@@ -203,13 +224,12 @@ def test_subject_rule_check_over_the_whole_model_matches_per_subject(tmp_path: P
 
 
 def test_restored_lint_cache_skips_malformed_entries() -> None:
-    restored = restore_lint_cache(
-        {  # type: ignore[dict-item]
-            ("ns", "svc", "f" * 32): {"MC203": [("MC203", "a.yaml", 1, 1, 1, 5, "msg", "hint")]},
-            ("broken",): {"MC203": []},
-            ("ns", "bad", "x"): {"MC203": [("too", "short")]},
-        }
-    )
+    malformed: Any = {
+        ("ns", "svc", "f" * 32): {"MC203": [("MC203", "a.yaml", 1, 1, 1, 5, "msg", "hint")]},
+        ("broken",): {"MC203": []},
+        ("ns", "bad", "x"): {"MC203": [("too", "short")]},
+    }
+    restored = restore_lint_cache(malformed)
     assert len(restored.entries) == 1
     (((key, fingerprint), by_code),) = restored.entries.items()
     assert (str(key), fingerprint) == ("ns/svc", "f" * 32)
