@@ -179,7 +179,9 @@ def test_identity_change_of_a_service_named_only_by_identity_is_seen(tmp_path: P
     policy_file = next(n for n in sorted(files) if b"{service: " in files[n] and "/" in n)
     match = re.search(rb"\{service: ([\w-]+)/([\w-]+)\}", files[policy_file])
     assert match is not None
-    identity_source(files, policy_file, random.Random(0))
+    source = match.group(0).decode()
+    identity = f"{{identity: {match.group(1).decode()}/{match.group(2).decode()}-sa}}"
+    files[policy_file] = files[policy_file].decode().replace(source, identity).encode()
     compile_tree(PolicyTree(files=dict(files)), now=NOW, lint_cache=lint_cache)
     named = f"{match.group(1).decode()}/{match.group(2).decode()}.yaml"
     shared_identity(files, named, random.Random(0))
