@@ -2,7 +2,9 @@
 
 `generate_mesh(root, services=1000)` writes one Mesh and one file per service (its
 Service, its AccessPolicy and, for some, a Rollout and a Resilience), spread across a
-handful of namespaces. The call graph is a DAG (a service only calls services with a
+handful of namespaces. Every service that calls others has a Resilience turning Istio's
+default retries off (`attempts: 0`), so only leaves retry and chains stay in the MC603
+budget. The call graph is a DAG (a service only calls services with a
 higher index), every declared call is allowed by the server, and every allow rule is used
 by a declared call, so the tree lints clean at warning level while still exercising the
 cross-file resolution and the graph rules. Deterministic for a given seed.
