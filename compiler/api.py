@@ -21,6 +21,7 @@ from compiler.kinds import KIND_NAMES, KINDS, load_checks
 from compiler.lint.engine import finalize, run_rules
 from compiler.lint.registry import LintContext
 from compiler.lint.subjects import LintCache
+from compiler.lint.suppress import Suppression, scan_suppressions
 from compiler.load.discover import PolicyTree, discover_tree, read_config
 from compiler.load.documents import Document, classify_documents
 from compiler.load.yamlnodes import parse_source
@@ -38,6 +39,13 @@ class FileResult:
     intents: list[Intent[Any]]
     problems: list[Diagnostic]
     skipped: list[str]
+    found_suppressions: list[Suppression] | None = None
+    """The file's inline suppressions, scanned on first use (`suppressions`)."""
+
+    def suppressions(self) -> list[Suppression]:
+        if self.found_suppressions is None:
+            self.found_suppressions = scan_suppressions(self.lines)
+        return self.found_suppressions
 
 
 @dataclass(slots=True)
@@ -169,7 +177,10 @@ def _compile_tree(
         run_rules(LintContext(model=model, now=now), digests=digests, cache=lint_cache)
     )
     lines = {file: result.lines for file, result in results.items()}
-    diagnostics = finalize(raw_diagnostics, lines=lines, config=config.lint)
+    suppressions = {file: result.suppressions() for file, result in results.items()}
+    diagnostics = finalize(
+        raw_diagnostics, lines=lines, config=config.lint, suppressions=suppressions
+    )
     notes = [
         f"{result.file}: skipped {what} (not a meshc document)"
         for result in results.values()

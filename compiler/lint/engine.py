@@ -91,7 +91,7 @@ def _run_subject_rules(
             for code, check in rules:
                 out.extend(_run_subject(code, check, scoped, subject))
         return out
-    prints = fingerprints(model, digests)
+    prints = fingerprints(model, digests, memo=cache.sources)
     used: set[tuple[ServiceKey, str]] = set()
     reused = 0
     for key, subject in subjects.items():
@@ -104,7 +104,7 @@ def _run_subject_rules(
             if found is None:
                 found = stored[code] = _run_subject(code, check, scoped, subject)
             out.extend(found)
-    cache.retain(used)
+    cache.retain(used, model)
     cache.reused = reused
     return out
 
@@ -114,9 +114,13 @@ def finalize(
     *,
     lines: Mapping[str, list[str]],
     config: LintConfig,
+    suppressions: Mapping[str, list[Suppression]] | None = None,
 ) -> list[Diagnostic]:
-    """Attach severities, apply configuration and inline suppressions, dedupe and sort."""
-    suppressions = {file: scan_suppressions(text) for file, text in lines.items()}
+    """Attach severities, apply configuration and inline suppressions, dedupe and sort.
+
+    `suppressions`: each file's `scan_suppressions(lines)`, when already known."""
+    if suppressions is None:
+        suppressions = {file: scan_suppressions(text) for file, text in lines.items()}
     out: dict[tuple[str, Span, str], Diagnostic] = {}
     for diag in diagnostics:
         if diag.code in config.disable:

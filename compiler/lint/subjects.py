@@ -22,7 +22,7 @@ fingerprint of every subject with a document in it or referencing one in it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,16 +51,37 @@ class Subject:
         yield from self.rollouts
         yield from self.resilience
 
-    def references(self) -> set[ServiceKey]:
+    def references(self, memo: SourceMemo | None = None) -> set[ServiceKey]:
         """The services this subject's rules may look into: calls and named sources."""
         found: set[ServiceKey] = set(self.view.calls) if self.view is not None else set()
         for policy in self.policies:
-            namespace = policy.model.metadata.namespace
-            for rule in policy.model.spec.rules:
-                for source in rule.from_:
-                    if source.service and source.service != "*":
-                        found.add(ServiceKey.parse(source.service, namespace))
+            found.update(named_sources(policy, memo))
         return found
+
+
+SourceMemo = dict[int, tuple[Intent[AccessPolicyDocument], frozenset[ServiceKey]]]
+"""id(policy) -> (policy, the services its sources name); the policy is held so that its
+id cannot be reused by another object while the entry exists."""
+
+
+def named_sources(
+    policy: Intent[AccessPolicyDocument], memo: SourceMemo | None = None
+) -> frozenset[ServiceKey]:
+    """The services a policy's `from: [{service: ...}]` sources name (not `*`)."""
+    if memo is not None:
+        hit = memo.get(id(policy))
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+    namespace = policy.model.metadata.namespace
+    found = frozenset(
+        ServiceKey.parse(source.service, namespace)
+        for rule in policy.model.spec.rules
+        for source in rule.from_
+        if source.service and source.service != "*"
+    )
+    if memo is not None:
+        memo[id(policy)] = (policy, found)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,26 +126,32 @@ def _subject(subjects: dict[ServiceKey, Subject], ref: str, metadata: Any) -> Su
     return found
 
 
-def fingerprints(model: MeshModel, digests: Mapping[str, str]) -> dict[ServiceKey, str]:
-    """Each subject's input fingerprint; `digests` maps every file to its content hash."""
+def fingerprints(
+    model: MeshModel, digests: Mapping[str, str], *, memo: SourceMemo | None = None
+) -> dict[ServiceKey, str]:
+    """Each subject's input fingerprint; `digests` maps every file to its content hash.
+
+    `memo` (kept across compiles) remembers the services each policy names."""
     subjects = subjects_of(model)
     own = {key: _own(subject, digests) for key, subject in subjects.items()}
     shared = _mesh_wide(model, digests)
     out: dict[ServiceKey, str] = {}
     for key, subject in subjects.items():
-        parts = [shared, str(key), own[key]]
-        for ref in sorted(subject.references()):
+        parts = [shared, own[key]]
+        for ref in sorted(subject.references(memo)):
             parts.append(f"{ref}={own.get(ref, '-')}")
         out[key] = hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
     return out
 
 
 def _own(subject: Subject, digests: Mapping[str, str]) -> str:
-    """The files holding the subject's documents (name and content), in document order."""
-    return ",".join(
-        f"{intent.doc.file}@{digests.get(intent.doc.file, '?')}#{intent.doc.index}"
+    """The subject's key and the files holding its documents (name and content hash), in
+    document order, hashed short (it is repeated in the fingerprint of every referrer)."""
+    text = str(subject.key) + "".join(
+        f"|{intent.doc.file}@{digests.get(intent.doc.file, '?')}#{intent.doc.index}"
         for intent in subject.intents()
     )
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def _mesh_wide(model: MeshModel, digests: Mapping[str, str]) -> str:
@@ -149,6 +176,8 @@ class LintCache:
 
     entries: dict[tuple[ServiceKey, str], dict[str, list[Diagnostic]]] = field(default_factory=dict)
     previous: set[tuple[ServiceKey, str]] = field(default_factory=set)
+    sources: SourceMemo = field(default_factory=dict)
+    """The services each policy of the last compiles names (see `named_sources`)."""
     reused: int = 0
     """Subjects reused by the last compile (for tests and benchmarks)."""
 
@@ -158,9 +187,34 @@ class LintCache:
             found = self.entries[(key, fingerprint)] = {}
         return found
 
-    def retain(self, used: set[tuple[ServiceKey, str]]) -> None:
+    def retain(self, used: set[tuple[ServiceKey, str]], model: MeshModel) -> None:
         """Keep what this compile and the one before it used."""
         keep = used | self.previous
         for stale in [entry for entry in self.entries if entry not in keep]:
             del self.entries[stale]
         self.previous = used
+        if len(self.sources) > 2 * len(model.policies):
+            current = {id(policy) for policy in model.policies}
+            self.sources = {k: v for k, v in self.sources.items() if k in current}
+
+
+def subject_views(subject: Subject) -> Iterator[ServiceView]:
+    """The subject's declared service, if there is one (a loop over "every service")."""
+    if subject.view is not None:
+        yield subject.view
+
+
+def subject_rollouts(subject: Subject) -> Iterator[tuple[Intent[RolloutDocument], ServiceView]]:
+    """The subject's Rollouts with its service, when the service is declared."""
+    if subject.view is not None:
+        for intent in subject.rollouts:
+            yield intent, subject.view
+
+
+def subject_resilience(
+    subject: Subject,
+) -> Iterator[tuple[Intent[ResilienceDocument], ServiceView]]:
+    """The subject's Resilience policies with its service, when the service is declared."""
+    if subject.view is not None:
+        for intent in subject.resilience:
+            yield intent, subject.view

@@ -16,7 +16,8 @@ from compiler.kinds.resilience.model import (
     ResilienceDocument,
 )
 from compiler.kinds.rollout.model import RolloutDocument
-from compiler.lint.registry import Finding, LintContext, rule
+from compiler.lint.registry import Finding, LintContext, rule, subject_rule
+from compiler.lint.subjects import Subject, SubjectContext, subject_resilience, subject_views
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.model.methods import is_unrestricted, non_idempotent_methods
 from compiler.validate import Intent
@@ -58,8 +59,8 @@ def _subject(intent: ResilienceIntent, view: ServiceView) -> str:
     return f"{view.key} port {port}" if port is not None else str(view.key)
 
 
-@rule("MC221", "resilience-unknown-service", Severity.ERROR, istio="IST0101")
-def resilience_unknown_service(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC221", "resilience-unknown-service", Severity.ERROR, istio="IST0101")
+def resilience_unknown_service(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Resilience names a service that no Service document declares.
 
     **What it does.** Resolves `spec.service` of every Resilience (`name` in its namespace,
@@ -74,7 +75,7 @@ def resilience_unknown_service(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** `spec: {service: ratings, timeout: 2s}`
     """
     model = ctx.model
-    for intent in model.resilience:
+    for intent in subject.resilience:
         spec = intent.model.spec
         namespace = intent.model.metadata.namespace
         if model.service(spec.service, namespace) is None:
@@ -86,8 +87,8 @@ def resilience_unknown_service(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC223", "resilience-unknown-port", Severity.ERROR, istio="IST0101")
-def resilience_unknown_port(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC223", "resilience-unknown-port", Severity.ERROR, istio="IST0101")
+def resilience_unknown_port(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Resilience `port` is not a port of its service.
 
     **What it does.** Checks `spec.port` against the service's `ports[].port` (the service
@@ -100,7 +101,7 @@ def resilience_unknown_port(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `port: 9080`, or drop `port` to apply to every port.
     """
-    for intent, view in resolved_resilience(ctx.model):
+    for intent, view in subject_resilience(subject):
         port = intent.model.spec.port
         ports = [p.port for p in view.spec.ports]
         if port is None or port in ports:
@@ -117,8 +118,8 @@ def resilience_unknown_port(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC322", "duplicate-resilience", Severity.ERROR)
-def duplicate_resilience(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC322", "duplicate-resilience", Severity.ERROR)
+def duplicate_resilience(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """Two Resilience documents configure the same service and port (or both the whole service).
 
     **What it does.** Reports every Resilience after the first (in file order) for the same
@@ -131,7 +132,7 @@ def duplicate_resilience(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** One Resilience per service (or per service port) holding all its settings.
     """
-    for view in ctx.model.services.values():
+    for view in subject_views(subject):
         seen: dict[int | None, ResilienceIntent] = {}
         for intent in view.resilience:
             port = intent.model.spec.port
@@ -146,8 +147,8 @@ def duplicate_resilience(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC601", "retry-non-idempotent", Severity.WARNING)
-def retry_non_idempotent(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC601", "retry-non-idempotent", Severity.WARNING)
+def retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """Retries may repeat non-idempotent requests that already reached the server.
 
     **What it does.** Reports retries whose `retryOn` holds a condition that fires after the
@@ -169,7 +170,7 @@ def retry_non_idempotent(ctx: LintContext) -> Iterable[Finding]:
     are idempotent (idempotency keys), say so with `nonIdempotent: true`.
     """
     model = ctx.model
-    for intent, view in resolved_resilience(model):
+    for intent, view in subject_resilience(subject):
         retries = intent.model.spec.retries
         if retries is None or retries.attempts <= 0 or retries.non_idempotent:
             continue
@@ -200,8 +201,8 @@ def retry_non_idempotent(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC602", "per-try-timeout-exceeds-timeout", Severity.WARNING)
-def per_try_timeout_exceeds_timeout(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC602", "per-try-timeout-exceeds-timeout", Severity.WARNING)
+def per_try_timeout_exceeds_timeout(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """`perTryTimeout × (attempts + 1)` is longer than the overall `timeout`.
 
     **What it does.** Compares the time all tries may take with the route's `timeout`, which
@@ -214,7 +215,7 @@ def per_try_timeout_exceeds_timeout(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `timeout: 2s`, or `perTryTimeout: 250ms`, or fewer attempts.
     """
-    for intent, view in resolved_resilience(ctx.model):
+    for intent, view in subject_resilience(subject):
         spec = intent.model.spec
         retries = spec.retries
         if (
@@ -305,8 +306,8 @@ def _hop_span(model: MeshModel, hop: RetryHop, path: tuple[ServiceKey, ...]) -> 
     return caller.intent.span("calls", index)
 
 
-@rule("MC604", "unknown-retry-on", Severity.ERROR)
-def unknown_retry_on(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC604", "unknown-retry-on", Severity.ERROR)
+def unknown_retry_on(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A `retryOn` token is not a retry condition Istio/Envoy know.
 
     **What it does.** Checks every `retries.retryOn` entry against Envoy's HTTP and gRPC
@@ -322,7 +323,7 @@ def unknown_retry_on(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** `retryOn: [5xx, connect-failure]`
     """
     known = sorted(RETRY_ON_TOKENS)
-    for intent, view in resolved_resilience(ctx.model):
+    for intent, view in subject_resilience(subject):
         retries = intent.model.spec.retries
         if retries is None:
             continue
@@ -459,8 +460,8 @@ def percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
                 )
 
 
-@rule("MC607", "target-cannot-express", Severity.WARNING)
-def target_cannot_express(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC607", "target-cannot-express", Severity.WARNING)
+def target_cannot_express(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Resilience field has no form in one of the targets (e.g. `localRateLimit` on Istio).
 
     **What it does.** Reports fields that only the Envoy (xDS) target lowers. Today that is
@@ -476,7 +477,7 @@ def target_cannot_express(ctx: LintContext) -> Iterable[Finding]:
     breaker limits (`maxRequests`, `maxPendingRequests`), which both targets express; or
     suppress with a reason when the Istio target is not used.
     """
-    for intent, view in resolved_resilience(ctx.model):
+    for intent, view in subject_resilience(subject):
         if intent.model.spec.local_rate_limit is not None:
             yield Finding(
                 intent.key_span("localRateLimit"),
@@ -493,8 +494,8 @@ _NOT_NEGATIVE = ("maxRequestsPerConnection", "consecutive5xx", "consecutiveGatew
 """0 is meaningful here: unlimited requests per connection; ejection on that error disabled."""
 
 
-@rule("MC608", "non-positive-count", Severity.ERROR)
-def non_positive_count(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC608", "non-positive-count", Severity.ERROR)
+def non_positive_count(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A count is negative, or zero where Istio reads zero as "unset".
 
     **What it does.** Checks `retries.attempts` (≥ 0), the connection-pool limits
@@ -509,7 +510,7 @@ def non_positive_count(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `maxConnections: 1` (or a real limit), `attempts: 0` to disable retries.
     """
-    for intent, view in resolved_resilience(ctx.model):
+    for intent, view in subject_resilience(subject):
         spec = intent.model.spec
         if spec.retries is not None and spec.retries.attempts < 0:
             yield Finding(

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity
 from compiler.kinds.rollout.model import MatchRule, RolloutDocument, StringMatch
-from compiler.lint.registry import Finding, LintContext, rule
+from compiler.lint.registry import Finding, subject_rule
+from compiler.lint.subjects import Subject, SubjectContext, subject_rollouts, subject_views
 from compiler.model.mesh import MeshModel, ServiceView
 from compiler.model.methods import is_unrestricted, non_idempotent_methods
 from compiler.validate import Intent
@@ -43,8 +44,8 @@ def _weights(spec_weights: Iterable[int]) -> str:
     return " + ".join(str(w) for w in spec_weights)
 
 
-@rule("MC220", "rollout-unknown-service", Severity.ERROR, istio="IST0101")
-def rollout_unknown_service(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC220", "rollout-unknown-service", Severity.ERROR, istio="IST0101")
+def rollout_unknown_service(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout names a service that no Service document declares.
 
     **What it does.** Resolves `spec.service` of every Rollout (`name` in the Rollout's
@@ -65,7 +66,7 @@ def rollout_unknown_service(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** `service: reviews` (or `service: other-ns/reviews`).
     """
     model = ctx.model
-    for intent in model.rollouts:
+    for intent in subject.rollouts:
         spec = intent.model.spec
         namespace = intent.model.metadata.namespace
         if model.service(spec.service, namespace) is None:
@@ -77,8 +78,8 @@ def rollout_unknown_service(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC222", "rollout-unknown-version", Severity.ERROR, istio="IST0101")
-def rollout_unknown_version(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC222", "rollout-unknown-version", Severity.ERROR, istio="IST0101")
+def rollout_unknown_version(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout's `stable`, `canary`, `split` key or `match[].version` is not a declared version.
 
     **What it does.** Checks every version a Rollout routes to against the `versions` of its
@@ -95,7 +96,7 @@ def rollout_unknown_version(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `split: {v1: 90, v3: 10}`, or declare `v4` in the Service first.
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         spec = intent.model.spec
         declared = view.spec.versions
         named: list[tuple[str, str, tuple[str | int, ...], bool]] = [
@@ -118,8 +119,8 @@ def rollout_unknown_version(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC320", "duplicate-rollout", Severity.ERROR, istio="IST0109")
-def duplicate_rollout(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC320", "duplicate-rollout", Severity.ERROR, istio="IST0109")
+def duplicate_rollout(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """Two Rollouts target the same service.
 
     **What it does.** Reports every Rollout for a service after the first (in file order).
@@ -132,7 +133,7 @@ def duplicate_rollout(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** One Rollout per service holding the split, the match rules and the mirror.
     """
-    for view in ctx.model.services.values():
+    for view in subject_views(subject):
         if len(view.rollouts) < 2:
             continue
         first = view.rollouts[0]
@@ -209,8 +210,8 @@ def rule_covers(earlier: MatchRule, later: MatchRule) -> bool:
     )
 
 
-@rule("MC321", "unreachable-match", Severity.WARNING, istio="IST0130")
-def unreachable_match(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC321", "unreachable-match", Severity.WARNING, istio="IST0130")
+def unreachable_match(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An A/B match rule can never fire because an earlier rule matches everything it matches.
 
     **What it does.** Match rules are tried in order and the first that matches wins. A rule
@@ -237,7 +238,7 @@ def unreachable_match(ctx: LintContext) -> Iterable[Finding]:
     - {headers: {end-user: {prefix: j}}, version: v2}
     ```
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         rules = intent.model.spec.match
         for j, later in enumerate(rules):
             for i, earlier in enumerate(rules[:j]):
@@ -252,8 +253,8 @@ def unreachable_match(ctx: LintContext) -> Iterable[Finding]:
                     break
 
 
-@rule("MC501", "split-not-100", Severity.ERROR)
-def split_not_100(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC501", "split-not-100", Severity.ERROR)
+def split_not_100(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout's `split` weights do not add up to 100.
 
     **What it does.** Sums the weights of `spec.split`.
@@ -265,7 +266,7 @@ def split_not_100(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `split: {v1: 95, v3: 5}`
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         split = intent.model.spec.split
         if split is None:
             continue
@@ -285,8 +286,8 @@ def split_not_100(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC502", "steps-not-progressive", Severity.ERROR)
-def steps_not_progressive(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC502", "steps-not-progressive", Severity.ERROR)
+def steps_not_progressive(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """Progressive `steps` go backwards, or do not end with the canary at 100 %.
 
     **What it does.** Checks that step weights never decrease and that the last step sends
@@ -301,7 +302,7 @@ def steps_not_progressive(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.**
     `steps: [{weight: 5, pause: 5m}, {weight: 10, pause: 5m}, {weight: 50}, {weight: 100}]`
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         steps = intent.model.spec.steps
         if steps is None:
             continue
@@ -331,8 +332,8 @@ def steps_not_progressive(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC503", "weight-out-of-range", Severity.ERROR)
-def weight_out_of_range(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC503", "weight-out-of-range", Severity.ERROR)
+def weight_out_of_range(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A split or step weight is outside 0-100.
 
     **What it does.** Checks every `split` value and every `steps[].weight`.
@@ -344,7 +345,7 @@ def weight_out_of_range(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `steps: [{weight: 10}, {weight: 100}]`
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         spec = intent.model.spec
         for version, weight in (spec.split or {}).items():
             if not 0 <= weight <= 100:
@@ -362,8 +363,8 @@ def weight_out_of_range(ctx: LintContext) -> Iterable[Finding]:
                 )
 
 
-@rule("MC504", "mirror-unknown-version", Severity.ERROR, istio="IST0101")
-def mirror_unknown_version(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC504", "mirror-unknown-version", Severity.ERROR, istio="IST0101")
+def mirror_unknown_version(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout mirrors to a version its service does not declare.
 
     **What it does.** Checks `mirror.version` against the Service's `versions`.
@@ -376,7 +377,7 @@ def mirror_unknown_version(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `mirror: {version: v3}`, or declare `v4` in the Service first.
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         mirror = intent.model.spec.mirror
         if mirror is not None and mirror.version not in view.spec.versions:
             yield Finding(
@@ -386,8 +387,8 @@ def mirror_unknown_version(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC505", "mirror-non-idempotent", Severity.WARNING)
-def mirror_non_idempotent(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC505", "mirror-non-idempotent", Severity.WARNING)
+def mirror_non_idempotent(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout mirrors a service that accepts non-idempotent methods, without opting in.
 
     **What it does.** Works out which methods can reach the service from its AccessPolicies
@@ -406,7 +407,7 @@ def mirror_non_idempotent(ctx: LintContext) -> Iterable[Finding]:
     mirror's side effects are isolated: `mirror: {version: v3, allowNonIdempotent: true}`.
     """
     model = ctx.model
-    for intent, view in resolved_rollouts(model):
+    for intent, view in subject_rollouts(subject):
         mirror = intent.model.spec.mirror
         if mirror is None or mirror.allow_non_idempotent:
             continue
@@ -426,8 +427,8 @@ def mirror_non_idempotent(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC506", "mirror-percentage-out-of-range", Severity.ERROR)
-def mirror_percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC506", "mirror-percentage-out-of-range", Severity.ERROR)
+def mirror_percentage_out_of_range(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A mirror percentage is outside 0-100.
 
     **What it does.** Checks `mirror.percentage`.
@@ -439,7 +440,7 @@ def mirror_percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `mirror: {version: v3, percentage: 50}`
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         mirror = intent.model.spec.mirror
         if mirror is not None and not 0 <= mirror.percentage <= 100:
             yield Finding(
@@ -449,8 +450,8 @@ def mirror_percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC507", "header-match-on-tcp", Severity.ERROR)
-def header_match_on_tcp(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC507", "header-match-on-tcp", Severity.ERROR)
+def header_match_on_tcp(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout has header/cookie match rules but every port of the service is `tcp`.
 
     **What it does.** Checks the protocols of the service's ports when `match` rules exist.
@@ -465,7 +466,7 @@ def header_match_on_tcp(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Declare the port as `http`, `http2` or `grpc` if it carries HTTP, or use
     a weighted `split` alone for TCP services.
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         if not intent.model.spec.match:
             continue
         protocols = [port.protocol for port in view.spec.ports]
@@ -493,8 +494,8 @@ def live_versions(intent: RolloutIntent) -> dict[str, str]:
     return {spec.stable: "stable (all default traffic)"}
 
 
-@rule("MC508", "mirror-into-live-version", Severity.WARNING)
-def mirror_into_live_version(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC508", "mirror-into-live-version", Severity.WARNING)
+def mirror_into_live_version(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout mirrors into a version that already takes live traffic on the same route.
 
     **What it does.** Compares `mirror.version` with the versions the default route sends
@@ -515,7 +516,7 @@ def mirror_into_live_version(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Mirror into a version without live traffic (`mirror: {version: v4}`
     with v4 outside the split), or drop the mirror once the version takes real traffic.
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         mirror = intent.model.spec.mirror
         if mirror is None:
             continue
@@ -530,8 +531,8 @@ def mirror_into_live_version(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC509", "canary-is-stable", Severity.ERROR)
-def canary_is_stable(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC509", "canary-is-stable", Severity.ERROR)
+def canary_is_stable(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A progressive Rollout's `canary` is the same version as its `stable`.
 
     **What it does.** Compares `canary` with `stable`.
@@ -544,7 +545,7 @@ def canary_is_stable(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `canary: v2` (the version being rolled out).
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         spec = intent.model.spec
         if spec.canary is not None and spec.canary == spec.stable:
             yield Finding(

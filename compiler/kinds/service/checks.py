@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from compiler.diagnostics import Severity
-from compiler.lint.registry import Finding, LintContext, rule
+from compiler.lint.registry import Finding, LintContext, rule, subject_rule
+from compiler.lint.subjects import Subject, SubjectContext, subject_views
 from compiler.model.mesh import ServiceKey
 
 
-@rule("MC201", "unknown-service", Severity.ERROR, istio="IST0101")
-def unknown_called_service(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC201", "unknown-service", Severity.ERROR, istio="IST0101")
+def unknown_called_service(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A `calls:` entry names a service that no Service document declares.
 
     **What it does.** Resolves every entry of a Service's `calls:` list (`name` in the same
@@ -30,7 +31,7 @@ def unknown_called_service(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** `calls: [reviews]` (or `calls: [other-ns/reviews]`).
     """
     model = ctx.model
-    for view in model.services.values():
+    for view in subject_views(subject):
         for index, ref in enumerate(view.spec.calls):
             if model.service(ref, view.key.namespace) is None:
                 yield Finding(
@@ -40,8 +41,8 @@ def unknown_called_service(ctx: LintContext) -> Iterable[Finding]:
                 )
 
 
-@rule("MC206", "version-contradicts-selector", Severity.ERROR, istio="IST0127")
-def version_contradicts_selector(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC206", "version-contradicts-selector", Severity.ERROR, istio="IST0127")
+def version_contradicts_selector(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A version's labels give a selector key a different value, so the version selects nothing.
 
     **What it does.** Compares each version's `labels` with the service's `selector` (by
@@ -64,7 +65,7 @@ def version_contradicts_selector(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Label versions with a key the selector does not use:
     `versions: {v2: {labels: {version: v2}}}`.
     """
-    for view in ctx.model.services.values():
+    for view in subject_views(subject):
         for version, spec in view.spec.versions.items():
             for label, value in spec.labels.items():
                 wanted = view.selector.get(label)
@@ -150,8 +151,8 @@ def duplicate_service(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-@rule("MC307", "duplicate-version-labels", Severity.ERROR)
-def duplicate_version_labels(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC307", "duplicate-version-labels", Severity.ERROR)
+def duplicate_version_labels(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """Two versions of one service select exactly the same workloads.
 
     **What it does.** Compares the full labels of each version (the selector ANDed with the
@@ -170,7 +171,7 @@ def duplicate_version_labels(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** Distinct labels per version: `v2: {labels: {version: v2}}`.
     """
-    for view in ctx.model.services.values():
+    for view in subject_views(subject):
         seen: dict[tuple[tuple[str, str], ...], str] = {}
         for version in view.spec.versions:
             labels = tuple(sorted(view.version_labels(version).items()))
