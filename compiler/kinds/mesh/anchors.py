@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from compiler.kinds.mesh.model import CertificateAuthority
+
+if TYPE_CHECKING:  # imported where a PEM is parsed: most meshes carry no certificate
+    from cryptography import x509
 
 PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _CERT_BLOCK = re.compile(
@@ -54,6 +56,8 @@ def parse_anchor_pem(text: str) -> AnchorPem:
     blocks = _CERT_BLOCK.findall(text)
     if not blocks:
         return AnchorPem([], has_key, "holds no PEM certificate block")
+    from cryptography import x509
+
     certificates: list[x509.Certificate] = []
     for index, block in enumerate(blocks):
         try:

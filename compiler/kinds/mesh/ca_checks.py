@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Severity
 from compiler.kinds.common import duration_ms
@@ -20,6 +18,9 @@ from compiler.kinds.mesh.anchors import anchor_fingerprints, parse_anchor_pem
 from compiler.kinds.mesh.model import CertificateAuthority, MeshDocument
 from compiler.lint.registry import Finding, LintContext, rule
 from compiler.validate import Intent
+
+if TYPE_CHECKING:  # cryptography is imported where a certificate is read: most meshes have none
+    from cryptography import x509
 
 EXPIRY_WARNING = timedelta(days=90)
 
@@ -169,6 +170,8 @@ def anchor_not_ca(ctx: LintContext) -> Iterable[Finding]:
 
 
 def _ca_problem(cert: x509.Certificate) -> str | None:
+    from cryptography import x509
+
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -197,6 +200,8 @@ def anchor_not_self_signed(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** Anchor the self-signed root (`root-cert.pem`).
     """
+    from cryptography.exceptions import InvalidSignature
+
     for mesh, index, name, certificates in _pem_anchors(ctx):
         cert = certificates[0]
         try:
