@@ -13,8 +13,10 @@ Layout: `<root>/.meshc_cache/` (a dot-directory, so discovery skips it) holding 
 
     MAGIC | HMAC-SHA256(key, payload) | payload (pickle of plain data only)
 
-* The payload holds plain data (str, int, tuples, lists, dicts) and is read with an
-  unpickler that refuses every global, so a tampered file cannot run code.
+* The payload holds plain data (str, int, bytes, tuples, lists, dicts) and is read with
+  an unpickler that refuses every global, so a tampered file cannot run code. Each file's
+  entry is a separately pickled blob inside it (read with the same unpickler), so a run
+  that changed one file re-pickles one entry.
 * The HMAC key is a per-user secret outside the policy tree
   (`$XDG_CACHE_HOME/meshc/cache.key`, mode 0600), so a cache directory committed to the
   repository (a pull request can add one) is never trusted: its entries fail the check and
@@ -39,7 +41,7 @@ import pickle
 import stat
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ from compiler.model.mesh import ServiceKey
 from compiler.validate import Intent
 
 CACHE_DIR_NAME = ".meshc_cache"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAGIC = b"MESHC-LINT-CACHE\n"
 _DIGEST = hashlib.sha256().digest_size
 ENV_NO_CACHE = "MESHC_NO_CACHE"
@@ -70,10 +72,14 @@ PlainLint = dict[tuple[str, str, str], dict[str, list[PlainFinding]]]
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What the cache file held: per-file entries and subject findings."""
+    """What the cache file held: per-file entries and subject findings.
+
+    `blobs` are the entries as stored (each pickled on its own), so a run that changed one
+    file re-pickles one entry, not the whole tree."""
 
     entries: dict[str, PlainEntry]
     lint: PlainLint
+    blobs: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +117,59 @@ def read_stored(cache: DiskCache) -> Stored:
     """Everything the cache file holds (empty when it is missing, corrupt, foreign or forged)."""
     with _gc_paused():  # unpickling ~100,000 containers would trigger many useless collections
         data = _read_payload(cache)
-    entries = data.get("entries")
-    lint = data.get("lint")
-    return Stored(
-        entries if isinstance(entries, dict) else {}, lint if isinstance(lint, dict) else {}
-    )
+        blobs = data.get("blobs")
+        if not isinstance(blobs, dict):
+            return Stored({}, {})
+        entries: dict[str, PlainEntry] = {}
+        kept: dict[str, bytes] = {}
+        for name, blob in blobs.items():
+            entry = _unpickle_plain(blob)
+            if isinstance(name, str) and isinstance(entry, tuple) and entry:
+                entries[name] = entry  # its fields are checked again on restore
+                kept[name] = blob
+        return Stored(entries, _expand_lint(data.get("lint")), kept)
+
+
+def _unpickle_plain(blob: Any) -> Any:
+    try:
+        return _PlainUnpickler(io.BytesIO(blob)).load()
+    except Exception:  # corrupt or foreign: ignored and rebuilt
+        return None
+
+
+def _expand_lint(stored: Any) -> PlainLint:
+    """The stored subject findings: (code sets, {subject: (code set index, non-empty)})."""
+    if not isinstance(stored, tuple) or len(stored) != 2:
+        return {}
+    code_sets, subjects = stored
+    if not isinstance(code_sets, list) or not isinstance(subjects, dict):
+        return {}
+    out: PlainLint = {}
+    for key, value in subjects.items():
+        try:
+            which, found = value
+            by_code: dict[str, list[PlainFinding]] = {code: [] for code in code_sets[which]}
+            by_code.update(found)
+        except (TypeError, ValueError, IndexError):
+            continue
+        out[key] = by_code
+    return out
+
+
+def _compact_lint(lint: PlainLint) -> tuple[list[tuple[str, ...]], dict[Any, Any]]:
+    """`_expand_lint`'s input: each subject's codes as an index into shared code sets, and
+    only the codes with findings (most subjects of a clean tree have none)."""
+    code_sets: list[tuple[str, ...]] = []
+    index: dict[tuple[str, ...], int] = {}
+    subjects: dict[Any, Any] = {}
+    for key, by_code in lint.items():
+        codes = tuple(by_code)
+        which = index.get(codes)
+        if which is None:
+            which = index[codes] = len(code_sets)
+            code_sets.append(codes)
+        subjects[key] = (which, {code: found for code, found in by_code.items() if found})
+    return code_sets, subjects
 
 
 def restore_lint_cache(lint: PlainLint) -> LintCache:
@@ -196,32 +250,36 @@ def save_file_cache(
     *,
     previous: dict[str, PlainEntry] | None = None,
     lint_cache: LintCache | None = None,
-    previous_lint: PlainLint | None = None,
+    stored: Stored | None = None,
 ) -> bool:
     """Store the entries of the present files (and the subject findings of `lint_cache`);
     skipped when nothing changed. True if written.
 
-    `previous` and `previous_lint` are what `read_stored` returned before the run (read
-    again when omitted).
+    `stored` is what `read_stored` returned before the run (`previous`: its entries, the
+    older form of this argument); the cache file is read again when neither is given.
     """
     current = {name: content_key(raw) for name, raw in files.items()}
-    if previous is None or (lint_cache is not None and previous_lint is None):
-        before = read_stored(cache)
-        previous, previous_lint = before.entries, before.lint
-    stored = previous
+    if stored is None:
+        stored = Stored(previous, {}) if previous is not None else read_stored(cache)
     lint = plain_lint(lint_cache) if lint_cache is not None else {}
-    same_files = {name: entry[0] for name, entry in stored.items()} == current
-    if same_files and (lint_cache is None or lint == previous_lint):
+    same_files = {name: entry[0] for name, entry in stored.entries.items()} == current
+    if same_files and (lint_cache is None or lint == stored.lint):
         return False
-    entries: dict[str, PlainEntry] = {}
+    blobs: dict[str, bytes] = {}
     for name, digest in current.items():
+        before = stored.entries.get(name)
+        if before is not None and before[0] == digest and name in stored.blobs:
+            blobs[name] = stored.blobs[name]
+            continue
         result = file_cache.entries.get((name, digest))
-        if result is not None:
-            entries[name] = _plain(digest, result)
-        elif name in stored and stored[name][0] == digest:
-            entries[name] = stored[name]
+        entry = _plain(digest, result) if result is not None else None
+        if entry is None and before is not None and before[0] == digest:
+            entry = before
+        if entry is not None:
+            blobs[name] = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
     payload = pickle.dumps(
-        {"meta": _meta(), "entries": entries, "lint": lint}, protocol=pickle.HIGHEST_PROTOCOL
+        {"meta": _meta(), "blobs": blobs, "lint": _compact_lint(lint)},
+        protocol=pickle.HIGHEST_PROTOCOL,
     )
     _write_atomic(cache, payload)
     return True

@@ -162,12 +162,5 @@ def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | Non
     file_cache = cache.restore_file_cache(stored.entries, tree.files)
     lint_cache = cache.restore_lint_cache(stored.lint)
     compilation = compile_tree(tree, now=now, cache=file_cache, lint_cache=lint_cache)
-    cache.save_file_cache(
-        disk,
-        tree.files,
-        file_cache,
-        previous=stored.entries,
-        lint_cache=lint_cache,
-        previous_lint=stored.lint,
-    )
+    cache.save_file_cache(disk, tree.files, file_cache, lint_cache=lint_cache, stored=stored)
     return compilation

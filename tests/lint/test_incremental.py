@@ -238,3 +238,29 @@ def test_restored_lint_cache_skips_malformed_entries() -> None:
     assert [(d.code, str(d.span), d.message, d.hint) for d in by_code["MC203"]] == [
         ("MC203", "a.yaml:1:1", "msg", "hint")
     ]
+
+
+def test_on_disk_cache_reruns_equal_from_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI path: each run reads the cache the previous run wrote (per-file entries and
+    subject findings), after a one-file edit; every run reports what a cold run reports."""
+    from compiler import cache
+    from compiler.cli.lint import compile_with_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(cache.ENV_NO_CACHE, raising=False)
+    files = _mesh(tmp_path / "mesh", services=30, seed=5)
+    cache_dir = tmp_path / "cache"
+    rng = random.Random(5)
+    first = compile_with_cache(PolicyTree(files=dict(files)), now=NOW, cache_dir=cache_dir)
+    assert _rendered(first) == _scratch(files)
+    disk = cache.open_cache(cache_dir)
+    assert disk is not None
+    for step, edit in enumerate((deny_rule, add_call, shared_identity, shift_lines, drop_calls)):
+        name = rng.choice(sorted(n for n in files if "/" in n))
+        edit(files, name, rng)
+        stored = cache.read_stored(disk)
+        assert set(stored.entries) == set(stored.blobs) and len(stored.lint) >= 30, step
+        again = compile_with_cache(PolicyTree(files=dict(files)), now=NOW, cache_dir=cache_dir)
+        assert _rendered(again) == _scratch(files), f"step {step}: {edit.__name__} on {name}"
