@@ -18,6 +18,7 @@ from typing import Any
 from compiler.api import Compilation, FileCache, compile_tree
 from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.lint.subjects import LintCache
 from compiler.load.discover import PolicyTree
 from compiler.lower.cache import LoweringCache
 from compiler.plan.ca import ca_refusals
@@ -77,6 +78,7 @@ class Planner:
     """Compiles sides with shared caches; one per process (or per watch session)."""
 
     files: FileCache = field(default_factory=FileCache)
+    lints: LintCache = field(default_factory=LintCache)
     blobs: BlobCache = field(default_factory=BlobCache)
     meanings: MeaningCache = field(default_factory=MeaningCache)
     lowerings: LoweringCache = field(default_factory=LoweringCache)
@@ -99,7 +101,9 @@ class Planner:
         hit = self.sides.get(key)
         if hit is None:
             started = time.perf_counter()
-            compilation = compile_tree(tree, now=now, rollout_state=rollout_state, cache=self.files)
+            compilation = compile_tree(
+                tree, now=now, rollout_state=rollout_state, cache=self.files, lint_cache=self.lints
+            )
             compiled = time.perf_counter()
             artifacts, note = (
                 lower_side(compilation, self.lowerings) if compilation.ok else (None, None)

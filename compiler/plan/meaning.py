@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from compiler.api import Compilation
 from compiler.kinds.mesh.anchors import anchor_fingerprints
@@ -117,16 +117,61 @@ class MeaningCache:
     calls: dict[tuple[Any, ...], tuple[tuple[Any, ...], frozenset[CallEdge]]] = field(
         default_factory=dict
     )
-    named: dict[tuple[int, ...], tuple[tuple[Any, ...], tuple[ServiceKey | None, ...]]] = field(
+    named: dict[tuple[int, ...], _Named] = field(default_factory=dict)
+    effective: dict[tuple[int, ...], tuple[tuple[Any, ...], frozenset[CallEdge]]] = field(
         default_factory=dict
     )
+    traffic: dict[tuple[Any, ...], tuple[tuple[Any, ...], Traffic]] = field(default_factory=dict)
+    resilience: dict[tuple[int, ...], tuple[tuple[Any, ...], Mapping[str, str]]] = field(
+        default_factory=dict
+    )
+    last: _Aggregate | None = None
+    """The pieces and sets of the last summary: the next one adjusts them, not rebuilds."""
+    _changes: dict[int, set[ServiceKey]] = field(default_factory=dict)
 
     def trim(self, limit: int) -> None:
         """Forget everything once the cache outgrows `limit` entries (a crude bound)."""
-        if len(self.allowed) + len(self.calls) > limit:
+        if len(self.allowed) + len(self.calls) + len(self.effective) > limit:
             self.allowed.clear()
             self.calls.clear()
             self.named.clear()
+            self.effective.clear()
+            self.traffic.clear()
+            self.resilience.clear()
+
+    def changed_since(
+        self, basis: dict[ServiceKey, str], now: dict[ServiceKey, str]
+    ) -> set[ServiceKey]:
+        """Services added, removed or given another SPIFFE ID between two summaries."""
+        hit = self._changes.get(id(basis))
+        if hit is None:
+            hit = {key for key, spiffe in now.items() if basis.get(key) != spiffe}
+            hit.update(key for key in basis if key not in now)
+            self._changes[id(basis)] = hit
+        return hit
+
+
+@dataclass(slots=True)
+class _Named:
+    """One server's named identities, valid while none of `keys` changed since `basis`."""
+
+    policies: tuple[Any, ...]
+    keys: tuple[ServiceKey | None, ...]
+    named: frozenset[ServiceKey]
+    identities: tuple[str | None, ...]
+    basis: dict[ServiceKey, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Aggregate:
+    """Per-service pieces (allowed edges by server, effective edges by client) and their
+    unions. The pieces of different services are disjoint, so a new summary is the last
+    one minus the pieces that changed plus their replacements."""
+
+    allowed_pieces: dict[ServiceKey, frozenset[AccessEdge]]
+    effective_pieces: dict[ServiceKey, frozenset[CallEdge]]
+    allowed: frozenset[AccessEdge]
+    effective: frozenset[CallEdge]
 
 
 def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Meaning:
@@ -134,33 +179,127 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
     model = compilation.model
     cache = cache if cache is not None else MeaningCache()
     cache.trim(16 * (len(model.services) + 1) * 4)
-    allowed: set[AccessEdge] = set()
-    effective: set[CallEdge] = set()
+    cache._changes = {}
+    spiffes = {key: view.spiffe_id for key, view in model.services.items()}
+    allowed_pieces: dict[ServiceKey, frozenset[AccessEdge]] = {}
+    effective_pieces: dict[ServiceKey, frozenset[CallEdge]] = {}
     named: dict[ServiceKey, tuple[str | None, ...]] = {}
-    for view in model.services.values():
-        allowed |= _server_allowed(view, model, cache)
+    traffic: dict[str, Traffic] = {}
+    resilience: dict[str, Mapping[str, str]] = {}
+    for key in sorted(model.services, key=_order):
+        view = model.services[key]
+        allowed_pieces[key] = _server_allowed(view, model, cache)
+        parts = []
         for target in view.calls:
             server = model.services.get(target)
             if server is None:
                 continue
             if target not in named:
-                named[target] = _named_identities(server, model, cache)
-            effective |= _call_effective(view, server, named[target], model, cache)
-    traffic = {
-        str(key): traffic_of(compilation, view) for key, view in sorted(model.services.items())
-    }
-    resilience = {str(key): resilience_of(view) for key, view in sorted(model.services.items())}
+                named[target] = _named_identities(server, spiffes, cache)
+            parts.append(_call_effective(view, server, named[target], model, cache))
+        effective_pieces[key] = _union(parts, cache)
+        name = str(key)
+        traffic[name] = _traffic(compilation, view, cache)
+        fields = _resilience(view, cache)
+        if fields:
+            resilience[name] = fields
+    aggregate = _aggregate(cache.last, allowed_pieces, effective_pieces)
+    cache.last = aggregate
+    cache._changes = {}
     mesh, anchors, issuer = mesh_of(model)
     return Meaning(
-        allowed=frozenset(allowed),
-        effective=frozenset(effective),
+        allowed=aggregate.allowed,
+        effective=aggregate.effective,
         traffic=traffic,
-        resilience={k: v for k, v in resilience.items() if v},
+        resilience=resilience,
         mesh=mesh,
         anchors=anchors,
         issuer=issuer,
         namespaces=frozenset(model.namespaces),
     )
+
+
+def _order(key: ServiceKey) -> tuple[str, str]:
+    return (key.namespace, key.name)
+
+
+def _aggregate(
+    last: _Aggregate | None,
+    allowed_pieces: dict[ServiceKey, frozenset[AccessEdge]],
+    effective_pieces: dict[ServiceKey, frozenset[CallEdge]],
+) -> _Aggregate:
+    if last is None:
+        return _Aggregate(
+            allowed_pieces,
+            effective_pieces,
+            frozenset().union(*allowed_pieces.values()),
+            frozenset().union(*effective_pieces.values()),
+        )
+    return _Aggregate(
+        allowed_pieces,
+        effective_pieces,
+        _adjust(last.allowed, last.allowed_pieces, allowed_pieces),
+        _adjust(last.effective, last.effective_pieces, effective_pieces),
+    )
+
+
+E = TypeVar("E")
+
+
+def _adjust(
+    total: frozenset[E],
+    before: dict[ServiceKey, frozenset[E]],
+    after: dict[ServiceKey, frozenset[E]],
+) -> frozenset[E]:
+    """`total` (the union of `before`'s disjoint pieces) turned into the union of `after`'s."""
+    removed: set[E] = set()
+    added: set[E] = set()
+    for key, piece in after.items():
+        old = before.get(key)
+        if old is not piece:
+            if old:
+                removed.update(old)
+            added.update(piece)
+    for key, old in before.items():
+        if key not in after:
+            removed.update(old)
+    if not removed and not added:
+        return total
+    return (total - removed) | added
+
+
+def _union(parts: list[frozenset[CallEdge]], cache: MeaningCache) -> frozenset[CallEdge]:
+    """One client's effective edges: the same set object while its parts are the same."""
+    key = tuple(map(id, parts))
+    hit = cache.effective.get(key)
+    if hit is None:
+        hit = (tuple(parts), frozenset().union(*parts))
+        cache.effective[key] = hit
+    return hit[1]
+
+
+def _traffic(compilation: Compilation, view: ServiceView, cache: MeaningCache) -> Traffic:
+    """`traffic_of`, memoised on what it reads: the service, its first rollout, its state."""
+    rollout = view.rollouts[0] if view.rollouts else None
+    state = None
+    if rollout is not None:
+        meta = rollout.model.metadata
+        state = compilation.rollout_state.get(f"{meta.namespace}/{meta.name}")
+    key = (id(view.intent), id(rollout), state)
+    hit = cache.traffic.get(key)
+    if hit is None:
+        hit = ((view.intent, rollout), traffic_of(compilation, view))
+        cache.traffic[key] = hit
+    return hit[1]
+
+
+def _resilience(view: ServiceView, cache: MeaningCache) -> Mapping[str, str]:
+    key = tuple(map(id, view.resilience))
+    hit = cache.resilience.get(key)
+    if hit is None:
+        hit = (tuple(view.resilience), resilience_of(view))
+        cache.resilience[key] = hit
+    return hit[1]
 
 
 def _server_allowed(
@@ -183,11 +322,17 @@ def _server_allowed(
 
 
 def _named_identities(
-    server: ServiceView, model: MeshModel, cache: MeaningCache
+    server: ServiceView, spiffes: dict[ServiceKey, str], cache: MeaningCache
 ) -> tuple[str | None, ...]:
     """The SPIFFE IDs of the services the server's rules name (None: no such service)."""
     ids = tuple(map(id, server.policies))
     hit = cache.named.get(ids)
+    if hit is not None and hit.basis is not spiffes:
+        if cache.changed_since(hit.basis, spiffes).isdisjoint(hit.named):
+            hit.basis = spiffes
+        else:
+            hit = _Named(hit.policies, hit.keys, hit.named, _spiffes(hit.keys, spiffes), spiffes)
+            cache.named[ids] = hit
     if hit is None:
         keys = tuple(
             None
@@ -198,13 +343,16 @@ def _named_identities(
             for source in rule.from_
             if source.service
         )
-        hit = (tuple(server.policies), keys)
+        named = frozenset(key for key in keys if key is not None)
+        hit = _Named(tuple(server.policies), keys, named, _spiffes(keys, spiffes), spiffes)
         cache.named[ids] = hit
-    services = model.services
-    return tuple(
-        "*" if key is None else (services[key].spiffe_id if key in services else None)
-        for key in hit[1]
-    )
+    return hit.identities
+
+
+def _spiffes(
+    keys: tuple[ServiceKey | None, ...], spiffes: dict[ServiceKey, str]
+) -> tuple[str | None, ...]:
+    return tuple("*" if key is None else spiffes.get(key) for key in keys)
 
 
 def _call_effective(
@@ -400,13 +548,14 @@ class MeaningDiff:
 
 
 def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
+    """What changed from base to head. Pieces a `MeaningCache` shared between the two
+    summaries are the same objects: the identity test skips them unread."""
     traffic = tuple(
         TrafficChange(service, base.traffic.get(service), head.traffic.get(service))
-        for service in sorted(base.traffic.keys() | head.traffic.keys())
-        if base.traffic.get(service) != head.traffic.get(service)
+        for service in sorted(_differing(base.traffic, head.traffic))
     )
     resilience: list[FieldChange] = []
-    for service in sorted(base.resilience.keys() | head.resilience.keys()):
+    for service in sorted(_differing(base.resilience, head.resilience)):
         resilience.extend(
             _field_changes(
                 service, base.resilience.get(service, {}), head.resilience.get(service, {})
@@ -430,6 +579,17 @@ def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
         trust=tuple(trust),
         qualify=len(base.namespaces | head.namespaces) > 1,
     )
+
+
+def _differing(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Keys whose values differ (absent on one side counts)."""
+    out = [
+        key
+        for key, value in after.items()
+        if (old := before.get(key)) is not value and old != value
+    ]
+    out.extend(key for key in before if key not in after)
+    return out
 
 
 def _field_changes(

@@ -5,8 +5,8 @@ change chosen to hit a different input of the per-service memo: a caller's ident
 selector (read by the AuthorizationPolicies and NetworkPolicies of the services it
 calls), a new rule naming a service or an identity, a deleted and restored service file,
 a policy's mode, mesh settings and rollout state. After every edit the lowering through a
-long-lived `LoweringCache`, and the plan through a long-lived `Planner`, must equal a
-fresh lowering and a fresh planner's plan exactly.
+long-lived `LoweringCache`, the meaning through a long-lived `MeaningCache` and the plan
+through a long-lived `Planner` must equal a fresh lowering, meaning and plan exactly.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from compiler.load.discover import PolicyTree
 from compiler.lower import LoweringCache, lower
 from compiler.lower.istio import lower_istio_keyed
 from compiler.plan.engine import Planner, build_plan
+from compiler.plan.meaning import MeaningCache, summarise
 from compiler.plan.report import plan_document
 from compiler.plan.source import Revision
 from tests.bench.generate import generate_mesh
@@ -64,6 +65,19 @@ def change_identity(files: Files, state: dict[str, int], rng: random.Random) -> 
     return f"identity of {name}"
 
 
+def share_identity(files: Files, state: dict[str, int], rng: random.Random) -> str:
+    """Run a service as another one of its namespace (rules naming either now match both)."""
+    name = _pick(files, rng)
+    namespace, _ = _name_of(files[name])
+    peers = [n for n in _service_files(files) if n != name and n.startswith(f"{namespace}/")]
+    if not peers:
+        return "no peer to share an identity with"
+    account = re.search(r"identity: (\S+)", files[rng.choice(peers)])
+    assert account
+    files[name] = re.sub(r"identity: \S+", f"identity: {account.group(1)}", files[name])
+    return f"{name} shares an identity"
+
+
 def change_selector(files: Files, state: dict[str, int], rng: random.Random) -> str:
     name = _pick(files, rng)
     _, service = _name_of(files[name])
@@ -97,11 +111,9 @@ def add_identity_rule(files: Files, state: dict[str, int], rng: random.Random) -
 _removed: dict[str, str] = {}
 
 
-def delete_or_restore(files: Files, state: dict[str, int], rng: random.Random) -> str:
-    if _removed and rng.random() < 0.5:
-        name, text = _removed.popitem()
-        files[name] = text
-        return f"restored {name}"
+def delete_file(files: Files, state: dict[str, int], rng: random.Random) -> str:
+    """Delete a service file (its callers' references dangle: the tree stops compiling,
+    so the walk restores it at the next step)."""
     name = _pick(files, rng)
     _removed[name] = files.pop(name)
     return f"deleted {name}"
@@ -140,10 +152,11 @@ def change_rollout_state(files: Files, state: dict[str, int], rng: random.Random
 
 EDITS: tuple[Edit, ...] = (
     change_identity,
+    share_identity,
     change_selector,
     add_service_rule,
     add_identity_rule,
-    delete_or_restore,
+    delete_file,
     toggle_mode,
     change_mesh,
     change_rollout_state,
@@ -162,9 +175,15 @@ def test_random_edits_lower_and_plan_like_from_scratch(tmp_path: Path, seed: int
     state: dict[str, int] = {}
     file_cache, lowerings, planner = FileCache(), LoweringCache(), Planner()
     previous = (_tree(files), dict(state))
-    reused = 0
+    meanings = MeaningCache()
+    reused = compiled = 0
     for step in range(STEPS):
-        what = rng.choice(EDITS)(files, state, rng)
+        if _removed:
+            name, text = _removed.popitem()
+            files[name] = text
+            what = f"restored {name}"
+        else:
+            what = rng.choice(EDITS)(files, state, rng)
         tree = _tree(files)
         compilation = compile_tree(tree, now=NOW, rollout_state=state, cache=file_cache)
         fresh = compile_tree(tree, now=NOW, rollout_state=state)
@@ -179,10 +198,16 @@ def test_random_edits_lower_and_plan_like_from_scratch(tmp_path: Path, seed: int
         assert to_yaml_stream(o for g in incremental for _, o in g) == to_yaml_stream(
             o for g in scratch for _, o in g
         ), f"step {step} ({what}): incremental lowering differs from a fresh one"
+        if compilation.ok:
+            compiled += 1
+            assert summarise(compilation, meanings) == summarise(fresh), (
+                f"step {step} ({what}): the incremental meaning differs from a fresh one"
+            )
         warm = _plan(planner, previous, (tree, state))
         cold = _plan(Planner(), previous, (tree, state))
         assert warm == cold, f"step {step} ({what}): the warm planner's plan differs"
         previous = (tree, dict(state))
+    assert compiled > STEPS // 2, "too few steps compiled to check the meaning"
     assert reused > STEPS * 15, "the cache reused almost nothing: the memo is not working"
 
 
