@@ -168,8 +168,8 @@ class _Aggregate:
     unions. The pieces of different services are disjoint, so a new summary is the last
     one minus the pieces that changed plus their replacements."""
 
-    allowed_pieces: dict[ServiceKey, frozenset[AccessEdge]]
-    effective_pieces: dict[ServiceKey, frozenset[CallEdge]]
+    allowed_pieces: dict[str, frozenset[AccessEdge]]
+    effective_pieces: dict[str, frozenset[CallEdge]]
     allowed: frozenset[AccessEdge]
     effective: frozenset[CallEdge]
 
@@ -181,24 +181,25 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
     cache.trim(16 * (len(model.services) + 1) * 4)
     cache._changes = {}
     spiffes = {key: view.spiffe_id for key, view in model.services.items()}
-    allowed_pieces: dict[ServiceKey, frozenset[AccessEdge]] = {}
-    effective_pieces: dict[ServiceKey, frozenset[CallEdge]] = {}
-    named: dict[ServiceKey, tuple[str | None, ...]] = {}
+    allowed_pieces: dict[str, frozenset[AccessEdge]] = {}
+    effective_pieces: dict[str, frozenset[CallEdge]] = {}
+    named: dict[int, tuple[str | None, ...]] = {}
     traffic: dict[str, Traffic] = {}
     resilience: dict[str, Mapping[str, str]] = {}
     for key in sorted(model.services, key=_order):
         view = model.services[key]
-        allowed_pieces[key] = _server_allowed(view, model, cache)
+        name = f"{key.namespace}/{key.name}"
+        allowed_pieces[name] = _server_allowed(view, model, cache)
         parts = []
         for target in view.calls:
             server = model.services.get(target)
             if server is None:
                 continue
-            if target not in named:
-                named[target] = _named_identities(server, spiffes, cache)
-            parts.append(_call_effective(view, server, named[target], model, cache))
-        effective_pieces[key] = _union(parts, cache)
-        name = str(key)
+            identities = named.get(id(server))
+            if identities is None:
+                identities = named[id(server)] = _named_identities(server, spiffes, cache)
+            parts.append(_call_effective(view, server, identities, model, cache))
+        effective_pieces[name] = _union(parts, cache)
         traffic[name] = _traffic(compilation, view, cache)
         fields = _resilience(view, cache)
         if fields:
@@ -225,8 +226,8 @@ def _order(key: ServiceKey) -> tuple[str, str]:
 
 def _aggregate(
     last: _Aggregate | None,
-    allowed_pieces: dict[ServiceKey, frozenset[AccessEdge]],
-    effective_pieces: dict[ServiceKey, frozenset[CallEdge]],
+    allowed_pieces: dict[str, frozenset[AccessEdge]],
+    effective_pieces: dict[str, frozenset[CallEdge]],
 ) -> _Aggregate:
     if last is None:
         return _Aggregate(
@@ -248,8 +249,8 @@ E = TypeVar("E")
 
 def _adjust(
     total: frozenset[E],
-    before: dict[ServiceKey, frozenset[E]],
-    after: dict[ServiceKey, frozenset[E]],
+    before: dict[str, frozenset[E]],
+    after: dict[str, frozenset[E]],
 ) -> frozenset[E]:
     """`total` (the union of `before`'s disjoint pieces) turned into the union of `after`'s."""
     removed: set[E] = set()
@@ -305,10 +306,11 @@ def _resilience(view: ServiceView, cache: MeaningCache) -> Mapping[str, str]:
 def _server_allowed(
     view: ServiceView, model: MeshModel, cache: MeaningCache
 ) -> frozenset[AccessEdge]:
-    """`allowed_edges` for one server: a function of its policies and two mesh settings."""
+    """`allowed_edges` for one server: a function of its policies and two mesh settings
+    (the Service intent stands for the server's key)."""
     settings = model.settings
     inputs = (view.intent, *view.policies)
-    key = (view.key, *map(id, inputs), settings.default_action, settings.trust_domain)
+    key = (*map(id, inputs), settings.default_action, settings.trust_domain)
     hit = cache.allowed.get(key)
     if hit is None:
         alone = replace(model, services={view.key: view})
@@ -363,13 +365,11 @@ def _call_effective(
     cache: MeaningCache,
 ) -> frozenset[CallEdge]:
     """`decide_call` for one declared call, keyed by everything the decision reads: both
-    services, the server's policies, the identities its rules name (`named`), two mesh
-    settings."""
+    services (their intents stand for their keys), the server's policies, the identities
+    its rules name (`named`), two mesh settings."""
     settings = model.settings
     inputs = (client.intent, server.intent, *server.policies)
     key = (
-        client.key,
-        server.key,
         client.spiffe_id,
         *map(id, inputs),
         named,
