@@ -7,10 +7,12 @@ by both sides) and whole compiled sides by their content digest.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +30,7 @@ from compiler.plan.risk import RiskFlag, risk_flags
 from compiler.plan.source import BlobCache, Revision
 
 _SIDE_CACHE_SIZE = 8
+_DIGEST_CACHE_SIZE = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ class Planner:
     sides: OrderedDict[str, tuple[Compilation, Artifacts | None, str | None, Meaning | None]] = (
         field(default_factory=OrderedDict)
     )
+    contents: ContentDigests = field(default_factory=lambda: ContentDigests())
 
     def compile_side(
         self,
@@ -97,7 +101,7 @@ class Planner:
         now: datetime,
         rollout_state: Mapping[str, int],
     ) -> Side:
-        key = side_digest(tree, now=now, rollout_state=rollout_state)
+        key = side_digest(tree, now=now, rollout_state=rollout_state, contents=self.contents)
         hit = self.sides.get(key)
         if hit is None:
             started = time.perf_counter()
@@ -105,11 +109,12 @@ class Planner:
                 tree, now=now, rollout_state=rollout_state, cache=self.files, lint_cache=self.lints
             )
             compiled = time.perf_counter()
-            artifacts, note = (
-                lower_side(compilation, self.lowerings) if compilation.ok else (None, None)
-            )
-            lowered = time.perf_counter()
-            meaning = summarise(compilation, self.meanings) if compilation.ok else None
+            with _gc_paused():  # the model is ~10^6 acyclic objects: collections find nothing
+                artifacts, note = (
+                    lower_side(compilation, self.lowerings) if compilation.ok else (None, None)
+                )
+                lowered = time.perf_counter()
+                meaning = summarise(compilation, self.meanings) if compilation.ok else None
             self.timings = {
                 "compile": compiled - started,
                 "lower": lowered - compiled,
@@ -124,8 +129,43 @@ class Planner:
         return Side(revision, *hit)
 
 
-def side_digest(tree: PolicyTree, *, now: datetime, rollout_state: Mapping[str, int]) -> str:
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass(slots=True)
+class ContentDigests:
+    """sha256 of file contents, memoised by the bytes object: a `BlobCache` hands out the
+    same object for the same blob, so a re-plan hashes only the files that changed."""
+
+    entries: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+
+    def of(self, raw: bytes) -> bytes:
+        hit = self.entries.get(id(raw))
+        if hit is None or hit[0] is not raw:
+            if len(self.entries) > _DIGEST_CACHE_SIZE:
+                self.entries.clear()
+            hit = (raw, hashlib.sha256(raw).digest())  # keeps raw alive: its id stays unique
+            self.entries[id(raw)] = hit
+        return hit[1]
+
+
+def side_digest(
+    tree: PolicyTree,
+    *,
+    now: datetime,
+    rollout_state: Mapping[str, int],
+    contents: ContentDigests | None = None,
+) -> str:
     """Everything a compiled side depends on, hashed."""
+    sha256 = contents.of if contents is not None else _sha256
     digest = hashlib.sha256()
     digest.update(now.isoformat().encode())
     for name, step in sorted(rollout_state.items()):
@@ -135,8 +175,12 @@ def side_digest(tree: PolicyTree, *, now: datetime, rollout_state: Mapping[str, 
         digest.update(f"\0problem\0{problem}".encode())
     for path, raw in sorted(tree.files.items()):
         digest.update(f"\0file\0{path}\0{len(raw)}\0".encode())
-        digest.update(hashlib.sha256(raw).digest())
+        digest.update(sha256(raw))
     return digest.hexdigest()
+
+
+def _sha256(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()
 
 
 def lower_side(
@@ -175,10 +219,11 @@ def build_plan(
         return Plan(base, head, None, None, (), (), tuple(notes), now)
     head_meaning = head.meaning if head.meaning is not None else Meaning()
     base_meaning = base.meaning if base.compiles and base.meaning is not None else Meaning()
-    meaning = diff_meaning(base_meaning, head_meaning)
     resources: tuple[ResourceChange, ...] | None = None
-    if head.artifacts is not None and (base.artifacts is not None or not base.compiles):
-        resources = tuple(diff_artifacts(base.artifacts or Artifacts(), head.artifacts))
+    with _gc_paused():
+        meaning = diff_meaning(base_meaning, head_meaning)
+        if head.artifacts is not None and (base.artifacts is not None or not base.compiles):
+            resources = tuple(diff_artifacts(base.artifacts or Artifacts(), head.artifacts))
     for side in (base, head):
         if side.lowering_note and side.lowering_note not in notes:
             notes.append(side.lowering_note)
