@@ -389,8 +389,8 @@ def _dotted(path: Path) -> str:
     return out
 
 
-@rule("MC605", "duration-below-1ms", Severity.ERROR)
-def duration_below_1ms(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC605", "duration-below-1ms", Severity.ERROR)
+def duration_below_1ms(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A duration in a Resilience or Rollout is shorter than 1 ms (including `0s`).
 
     **What it does.** Checks timeouts, per-try timeouts, outlier-detection intervals and
@@ -405,12 +405,13 @@ def duration_below_1ms(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `timeout: 2s`; leave a field out to keep the default.
     """
-    model = ctx.model
     found: list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]] = []
     found.extend(
-        (i, path, value) for i in model.resilience for path, value in _resilience_durations(i)
+        (i, path, value) for i in subject.resilience for path, value in _resilience_durations(i)
     )
-    found.extend((i, path, value) for i in model.rollouts for path, value in _rollout_durations(i))
+    found.extend(
+        (i, path, value) for i in subject.rollouts for path, value in _rollout_durations(i)
+    )
     for intent, path, value in found:
         if duration_ms(value) < 1:
             meta = intent.model.metadata
@@ -422,8 +423,8 @@ def duration_below_1ms(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC606", "percentage-out-of-range", Severity.ERROR)
-def percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC606", "percentage-out-of-range", Severity.ERROR)
+def percentage_out_of_range(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A percentage (`maxEjectionPercent`, an analysis `successRate`) is outside 0-100.
 
     **What it does.** Checks `circuitBreaker.maxEjectionPercent` of Resilience and
@@ -437,8 +438,7 @@ def percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** `maxEjectionPercent: 50`, `analysis: {successRate: 99.5}`
     """
-    model = ctx.model
-    for intent in model.resilience:
+    for intent in subject.resilience:
         breaker = intent.model.spec.circuit_breaker
         value = breaker.max_ejection_percent if breaker else None
         if value is not None and not 0 <= value <= 100:
@@ -448,7 +448,7 @@ def percentage_out_of_range(ctx: LintContext) -> Iterable[Finding]:
                 f"maxEjectionPercent {value} is outside 0-100",
                 "write a percentage of hosts between 0 and 100",
             )
-    for rollout in model.rollouts:
+    for rollout in subject.rollouts:
         for i, step in enumerate(rollout.model.spec.steps or []):
             rate = step.analysis.success_rate if step.analysis else None
             if rate is not None and not 0 <= rate <= 100:
