@@ -137,10 +137,10 @@ def fingerprints(
     shared = _mesh_wide(model, digests)
     out: dict[ServiceKey, str] = {}
     for key, subject in subjects.items():
-        parts = [shared, own[key]]
-        for ref in sorted(subject.references(memo)):
-            parts.append(f"{ref}={own.get(ref, '-')}")
-        out[key] = hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+        # each referenced subject's own hash starts from its key; an undeclared one is "-key"
+        refs = sorted([own.get(ref) or f"-{ref}" for ref in subject.references(memo)])
+        text = "\n".join([shared, own[key], *refs])
+        out[key] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     return out
 
 
