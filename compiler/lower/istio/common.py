@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from compiler.kinds.common import duration_ms, split_ref
+from compiler.kinds.common import duration_ms
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -91,8 +91,9 @@ def gateway_principal(ctx: LowerContext) -> str:
 
 
 def resolve_service(ctx: LowerContext, ref: str, namespace: str) -> ServiceView | None:
-    ns, name = split_ref(ref, namespace)
-    return ctx.model.services.get(ServiceKey(ns, name))
+    """The service a reference names (parsed keys are memoised and interned, so this is
+    a cache hit and an identity-matched dict lookup for the references rules repeat)."""
+    return ctx.model.services.get(ServiceKey.parse(ref, namespace))
 
 
 def istio_duration(text: str) -> str:

@@ -10,6 +10,8 @@ with the AuthorizationPolicy. Shadow-only services get none: their live decision
 
 from __future__ import annotations
 
+from typing import Any
+
 from compiler.artifacts import canonical_json
 from compiler.kinds.access_policy.model import AccessPolicyDocument, Rule, Source
 from compiler.lower.istio.authorization_policy import target_port
@@ -93,6 +95,22 @@ def identity_namespace_account(identity: str) -> tuple[str, str]:
     return (parts[-3], parts[-1]) if len(parts) >= 4 else (parts[0], parts[-1])
 
 
+def _keyed_peers(
+    ctx: LowerContext,
+    source: Source,
+    namespace: str,
+    resolved: dict[tuple[Any, ...], list[tuple[str, Obj]]],
+) -> list[tuple[str, Obj]]:
+    """`peers` with their canonical JSON (the grouping and sort key), memoised per
+    NetworkPolicy: one caller usually appears in many rules."""
+    key = (source.service, source.namespace, source.identity, source.ingress_gateway, namespace)
+    hit = resolved.get(key)
+    if hit is None:
+        hit = [(canonical_json(peer), peer) for peer in peers(ctx, source, namespace)]
+        resolved[key] = hit
+    return hit
+
+
 def _narrowest(peers_of: list[Obj]) -> list[Obj]:
     """Any pod in any namespace subsumes the rest: keep the list to what it means."""
     return [ANY_POD] if ANY_POD in peers_of else peers_of
@@ -108,6 +126,7 @@ def network_policy(
     ctx: LowerContext, view: ServiceView, enforced: list[Intent[AccessPolicyDocument]]
 ) -> Obj:
     by_peer: dict[str, tuple[Obj, set[int]]] = {}
+    resolved: dict[tuple[Any, ...], list[tuple[str, Obj]]] = {}
     for policy in enforced:
         namespace = policy.model.metadata.namespace
         for rule in policy.model.spec.rules:
@@ -115,8 +134,8 @@ def network_policy(
                 continue
             ports = rule_ports(view, rule)
             for source in rule.from_:
-                for peer in peers(ctx, source, namespace):
-                    entry = by_peer.setdefault(canonical_json(peer), (peer, set()))
+                for text, peer in _keyed_peers(ctx, source, namespace, resolved):
+                    entry = by_peer.setdefault(text, (peer, set()))
                     entry[1].update(ports)
     by_ports: dict[tuple[int, ...], list[Obj]] = {}
     for _, (peer, ports) in sorted(by_peer.items()):
