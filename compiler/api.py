@@ -1,8 +1,10 @@
 """The compiler's entry points: `load_tree` (files from disk) and `compile_tree` (pure).
 
 `compile_tree` is a function of the file contents, the time and the rollout state only.
-Per-file work (parse, classify, validate) is cached by content hash in a `FileCache`,
-which is what makes an in-process re-lint after a one-file change cheap.
+Per-file work (parse, classify, validate) is cached by content hash in a `FileCache`, and
+the findings of the subject rules per service and input fingerprint in a `LintCache`
+(`compiler.lint.subjects`): together they make an in-process re-lint after a one-file
+change cheap. Neither cache can change a result.
 """
 
 from __future__ import annotations
