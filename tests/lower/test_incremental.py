@@ -265,3 +265,24 @@ def test_a_renamed_identity_relowers_the_services_that_name_it(tmp_path: Path) -
     ]
     assert holders, "no AuthorizationPolicy picked up the caller's new identity"
     assert lowerings.misses == 1 + len({key.name.rsplit("-", 1)[0] for key in holders})
+
+
+def test_the_cache_stays_bounded_and_keeps_the_latest_lowering(tmp_path: Path) -> None:
+    """Every mesh-wide change makes every group new; old generations are dropped once
+    the cache outgrows a few meshes, and the newest lowering stays cached."""
+    from compiler.lower.cache import KEEP_GENERATIONS
+
+    files = _mesh(tmp_path, services=20)
+    file_cache, lowerings = FileCache(), LoweringCache()
+    bound = 2 * KEEP_GENERATIONS * (20 + 16)
+    for domain in range(20):
+        files["mesh.yaml"] = re.sub(
+            r"trustDomain: \S+", f"trustDomain: t{domain}.local", files["mesh.yaml"]
+        )
+        compilation = compile_tree(_tree(files), now=NOW, cache=file_cache)
+        lower(compilation, cache=lowerings)
+        assert lowerings.misses == 20, "a new trust domain must re-lower every service"
+        assert len(lowerings.entries) <= bound
+    assert len(lowerings.entries) < 20 * 20, "nothing was ever dropped"
+    lower(compilation, cache=lowerings)
+    assert (lowerings.hits, lowerings.misses) == (20, 0)
