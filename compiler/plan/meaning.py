@@ -109,6 +109,11 @@ class MeaningCache:
     hands out the same objects for unchanged files, so after a one-file change only the
     services that file touches are recomputed. Each value keeps its inputs alive, so an id
     in a key can never be reused by another object while the entry exists.
+
+    `pieces` holds each service's whole share (allowed edges as a server, effective edges
+    as a client, traffic, resilience), reused while its own inputs are the same objects
+    and neither the services it calls nor the services their rules name changed; the
+    finer caches below serve the services that do change.
     """
 
     allowed: dict[tuple[Any, ...], tuple[tuple[Any, ...], frozenset[AccessEdge]]] = field(
@@ -125,9 +130,11 @@ class MeaningCache:
     resilience: dict[tuple[int, ...], tuple[tuple[Any, ...], Mapping[str, str]]] = field(
         default_factory=dict
     )
+    pieces: dict[tuple[Any, ...], _Piece] = field(default_factory=dict)
     last: _Aggregate | None = None
     """The pieces and sets of the last summary: the next one adjusts them, not rebuilds."""
     _changes: dict[int, set[ServiceKey]] = field(default_factory=dict)
+    _token_changes: dict[int, set[ServiceKey]] = field(default_factory=dict)
 
     def trim(self, limit: int) -> None:
         """Forget everything once the cache outgrows `limit` entries (a crude bound)."""
@@ -138,6 +145,20 @@ class MeaningCache:
             self.effective.clear()
             self.traffic.clear()
             self.resilience.clear()
+        if len(self.pieces) > limit // 8:
+            self.pieces.clear()
+
+    def tokens_changed_since(
+        self, basis: dict[ServiceKey, tuple[object, ...]], now: dict[ServiceKey, tuple[object, ...]]
+    ) -> set[ServiceKey]:
+        """Services added, removed, or whose Service or AccessPolicy intents are other
+        objects between two summaries."""
+        hit = self._token_changes.get(id(basis))
+        if hit is None:
+            hit = {key for key, token in now.items() if not _same(basis.get(key), token)}
+            hit.update(key for key in basis if key not in now)
+            self._token_changes[id(basis)] = hit  # basis is alive (a piece holds it)
+        return hit
 
     def changed_since(
         self, basis: dict[ServiceKey, str], now: dict[ServiceKey, str]
@@ -149,6 +170,14 @@ class MeaningCache:
             hit.update(key for key in basis if key not in now)
             self._changes[id(basis)] = hit
         return hit
+
+
+def _same(before: tuple[object, ...] | None, after: tuple[object, ...]) -> bool:
+    return (
+        before is not None
+        and len(before) == len(after)
+        and all(a is b for a, b in zip(before, after, strict=True))
+    )
 
 
 @dataclass(slots=True)
@@ -180,33 +209,36 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
     cache = cache if cache is not None else MeaningCache()
     cache.trim(16 * (len(model.services) + 1) * 4)
     cache._changes = {}
+    cache._token_changes = {}
     spiffes = {key: view.spiffe_id for key, view in model.services.items()}
+    tokens = {key: (view.intent, *view.policies) for key, view in model.services.items()}
     allowed_pieces: dict[str, frozenset[AccessEdge]] = {}
     effective_pieces: dict[str, frozenset[CallEdge]] = {}
-    named: dict[int, tuple[str | None, ...]] = {}
+    named: dict[int, _Named] = {}
     traffic: dict[str, Traffic] = {}
     resilience: dict[str, Mapping[str, str]] = {}
     for key in sorted(model.services, key=_order):
         view = model.services[key]
         name = f"{key.namespace}/{key.name}"
-        allowed_pieces[name] = _server_allowed(view, model, cache)
-        parts = []
-        for target in view.calls:
-            server = model.services.get(target)
-            if server is None:
-                continue
-            identities = named.get(id(server))
-            if identities is None:
-                identities = named[id(server)] = _named_identities(server, spiffes, cache)
-            parts.append(_call_effective(view, server, identities, model, cache))
-        effective_pieces[name] = _union(parts, cache)
-        traffic[name] = _traffic(compilation, view, cache)
-        fields = _resilience(view, cache)
-        if fields:
-            resilience[name] = fields
+        fingerprint, inputs = _piece_inputs(compilation, view)
+        piece = cache.pieces.get(fingerprint)
+        if piece is not None and piece.basis is not tokens:
+            if cache.tokens_changed_since(piece.basis, tokens).isdisjoint(piece.dependencies):
+                piece.basis = tokens
+            else:
+                piece = None
+        if piece is None:
+            piece = _piece(compilation, view, spiffes, named, cache, inputs, tokens)
+            cache.pieces[fingerprint] = piece
+        allowed_pieces[name] = piece.allowed
+        effective_pieces[name] = piece.effective
+        traffic[name] = piece.traffic
+        if piece.resilience:
+            resilience[name] = piece.resilience
     aggregate = _aggregate(cache.last, allowed_pieces, effective_pieces)
     cache.last = aggregate
     cache._changes = {}
+    cache._token_changes = {}
     mesh, anchors, issuer = mesh_of(model)
     return Meaning(
         allowed=aggregate.allowed,
@@ -217,6 +249,68 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
         anchors=anchors,
         issuer=issuer,
         namespaces=frozenset(model.namespaces),
+    )
+
+
+@dataclass(slots=True)
+class _Piece:
+    """One service's share of a meaning, valid while its own inputs (the fingerprint)
+    are the same objects and none of `dependencies` changed since `basis`."""
+
+    inputs: tuple[object, ...]
+    """Kept alive so that the ids in the fingerprint cannot be reused by other objects."""
+    dependencies: frozenset[ServiceKey]
+    """The services it calls and the services their rules name."""
+    allowed: frozenset[AccessEdge]
+    effective: frozenset[CallEdge]
+    traffic: Traffic
+    resilience: Mapping[str, str]
+    basis: dict[ServiceKey, tuple[object, ...]]
+
+
+def _piece_inputs(
+    compilation: Compilation, view: ServiceView
+) -> tuple[tuple[Any, ...], tuple[object, ...]]:
+    """A service's own inputs: the mesh document (settings), its Service, AccessPolicy,
+    Rollout and Resilience intents, by identity, and its rollouts' states."""
+    inputs: tuple[object, ...] = (compilation.model.mesh, view.intent, *view.policies)
+    inputs += (*view.rollouts, *view.resilience)
+    states = tuple(
+        compilation.rollout_state.get(f"{r.model.metadata.namespace}/{r.model.metadata.name}")
+        for r in view.rollouts
+    )
+    return (len(view.policies), len(view.rollouts), states, *map(id, inputs)), inputs
+
+
+def _piece(
+    compilation: Compilation,
+    view: ServiceView,
+    spiffes: dict[ServiceKey, str],
+    named: dict[int, _Named],
+    cache: MeaningCache,
+    inputs: tuple[object, ...],
+    tokens: dict[ServiceKey, tuple[object, ...]],
+) -> _Piece:
+    model = compilation.model
+    parts = []
+    dependencies: set[ServiceKey] = set(view.calls)
+    for target in view.calls:
+        server = model.services.get(target)
+        if server is None:
+            continue
+        identities = named.get(id(server))
+        if identities is None:
+            identities = named[id(server)] = _named_identities(server, spiffes, cache)
+        dependencies.update(identities.named)
+        parts.append(_call_effective(view, server, identities.identities, model, cache))
+    return _Piece(
+        inputs,
+        frozenset(dependencies),
+        _server_allowed(view, model, cache),
+        _union(parts, cache),
+        _traffic(compilation, view, cache),
+        _resilience(view, cache),
+        tokens,
     )
 
 
@@ -325,8 +419,8 @@ def _server_allowed(
 
 def _named_identities(
     server: ServiceView, spiffes: dict[ServiceKey, str], cache: MeaningCache
-) -> tuple[str | None, ...]:
-    """The SPIFFE IDs of the services the server's rules name (None: no such service)."""
+) -> _Named:
+    """The services the server's rules name, and their SPIFFE IDs (None: no such service)."""
     ids = tuple(map(id, server.policies))
     hit = cache.named.get(ids)
     if hit is not None and hit.basis is not spiffes:
@@ -348,7 +442,7 @@ def _named_identities(
         named = frozenset(key for key in keys if key is not None)
         hit = _Named(tuple(server.policies), keys, named, _spiffes(keys, spiffes), spiffes)
         cache.named[ids] = hit
-    return hit.identities
+    return hit
 
 
 def _spiffes(
