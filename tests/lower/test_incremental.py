@@ -286,3 +286,26 @@ def test_the_cache_stays_bounded_and_keeps_the_latest_lowering(tmp_path: Path) -
     assert len(lowerings.entries) < 20 * 20, "nothing was ever dropped"
     lower(compilation, cache=lowerings)
     assert (lowerings.hits, lowerings.misses) == (20, 0)
+
+
+def test_a_selector_change_relowers_rules_that_name_its_identity(tmp_path: Path) -> None:
+    """A rule naming `ns/account` selects the pods of the services running as it
+    (NetworkPolicy): changing such a service's selector must re-lower the rule's server."""
+    files = _mesh(tmp_path, services=30)
+    server = next(n for n in _service_files(files) if "  rules:\n" in files[n])
+    caller = next(n for n in _service_files(files) if n != server)
+    namespace, service = _name_of(files[caller])
+    rule = f"  - from: [{{identity: {namespace}/{service}-sa}}]\n    to: {{methods: [GET]}}\n"
+    files[server] = files[server].replace("  rules:\n", "  rules:\n" + rule, 1)
+    file_cache, lowerings = FileCache(), LoweringCache()
+    first = lower(compile_tree(_tree(files), now=NOW, cache=file_cache), cache=lowerings)
+    files[caller] = files[caller].replace(
+        "spec:\n", f"spec:\n  selector: {{app: {service}, lane: blue}}\n", 1
+    )
+    compilation = compile_tree(_tree(files), now=NOW, cache=file_cache)
+    second = lower(compilation, cache=lowerings)
+    fresh = lower(compile_tree(_tree(files), now=NOW))
+    assert to_yaml_stream(o for _, o in second) == to_yaml_stream(o for _, o in fresh)
+    server_ns, server_name = _name_of(files[server])
+    changed = {str(key) for key, obj in second if first.objects.get(key) != obj}
+    assert f"NetworkPolicy.networking.k8s.io/{server_ns}/{server_name}" in changed
