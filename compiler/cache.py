@@ -491,12 +491,21 @@ def _meta() -> tuple[str, int, str]:
 _FINGERPRINT: list[str] = []
 
 
+LINT_PACKAGES = ("kinds", "lint", "load", "model")
+"""The subpackages whose code can change what the cache holds (parse results, findings)."""
+LINT_MODULES = ("__init__.py", "api.py", "cache.py", "config.py", "diagnostics.py", "validate.py")
+"""The top-level modules that can. The rest (lower, plan, report, cli...) only reads
+compilations, so editing it keeps the cache; tests/lint checks that compiling a tree
+imports nothing outside these."""
+
+
 def _code_fingerprint() -> str:
-    """Sizes and mtimes of the compiler's source files: an edited meshc rebuilds the cache."""
+    """Sizes and mtimes of the compiler sources that lint results depend on: an edited
+    meshc rebuilds the cache."""
     if not _FINGERPRINT:
         package = Path(__file__).resolve().parent
         digest = hashlib.sha256()
-        for path in sorted(_sources(package)):
+        for path in sorted(lint_sources(package)):
             try:
                 info = path.stat()
             except OSError:
@@ -508,12 +517,16 @@ def _code_fingerprint() -> str:
     return _FINGERPRINT[0]
 
 
-def _sources(package: Path) -> Iterator[Path]:
-    for directory, subdirs, names in os.walk(package):
-        subdirs[:] = [d for d in subdirs if d != "__pycache__"]
-        for name in names:
-            if name.endswith(".py"):
-                yield Path(directory) / name
+def lint_sources(package: Path) -> Iterator[Path]:
+    """The source files `_code_fingerprint` covers."""
+    for module in LINT_MODULES:
+        yield package / module
+    for sub in LINT_PACKAGES:
+        for directory, subdirs, names in os.walk(package / sub):
+            subdirs[:] = [d for d in subdirs if d != "__pycache__"]
+            for name in names:
+                if name.endswith(".py"):
+                    yield Path(directory) / name
 
 
 def _meshc_version() -> str:

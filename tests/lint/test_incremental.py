@@ -264,3 +264,42 @@ def test_on_disk_cache_reruns_equal_from_scratch(
         assert set(stored.entries) == set(stored.blobs) and len(stored.lint) >= 30, step
         again = compile_with_cache(PolicyTree(files=dict(files)), now=NOW, cache_dir=cache_dir)
         assert _rendered(again) == _scratch(files), f"step {step}: {edit.__name__} on {name}"
+
+
+def test_compiling_imports_only_modules_the_cache_fingerprint_covers(tmp_path: Path) -> None:
+    """The on-disk cache is invalidated by edits to the modules `lint_sources` lists; a
+    compile (every rule included) must not depend on any other compiler module."""
+    import subprocess
+    import sys
+
+    from compiler import cache
+    from tests.helpers import REPO
+
+    files = _mesh(tmp_path / "mesh", services=12)
+    orphan_policy(files, sorted(n for n in files if "/" in n)[2], random.Random(0))
+    for name, raw in files.items():
+        (tmp_path / "mesh" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mesh" / name).write_bytes(raw)
+    script = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from pathlib import Path\n"
+        "from compiler.api import compile_tree, load_tree\n"
+        f"c = compile_tree(load_tree(Path({str(tmp_path / 'mesh')!r})), "
+        "now=datetime(2026, 11, 25, tzinfo=UTC))\n"
+        "assert c.diagnostics\n"
+        "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('compiler'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    package = Path(cache.__file__).resolve().parent
+    covered = {
+        ".".join(("compiler", *p.relative_to(package).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for p in cache.lint_sources(package)
+    }
+    imported = set(result.stdout.split())
+    assert "compiler.kinds.access_policy.checks" in imported
+    assert imported <= covered, sorted(imported - covered)
