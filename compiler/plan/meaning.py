@@ -151,11 +151,13 @@ class MeaningCache:
     def tokens_changed_since(
         self, basis: dict[ServiceKey, tuple[object, ...]], now: dict[ServiceKey, tuple[object, ...]]
     ) -> set[ServiceKey]:
-        """Services added, removed, or whose Service or AccessPolicy intents are other
-        objects between two summaries."""
+        """Services added, removed, or whose Service or AccessPolicy intents changed
+        between two summaries."""
         hit = self._token_changes.get(id(basis))
         if hit is None:
-            hit = {key for key, token in now.items() if not _same(basis.get(key), token)}
+            # tuples compare items by identity first: the same objects never reach __eq__,
+            # and other objects with equal contents would summarise the same anyway
+            hit = {key for key, token in now.items() if basis.get(key) != token}
             hit.update(key for key in basis if key not in now)
             self._token_changes[id(basis)] = hit  # basis is alive (a piece holds it)
         return hit
@@ -170,14 +172,6 @@ class MeaningCache:
             hit.update(key for key in basis if key not in now)
             self._changes[id(basis)] = hit
         return hit
-
-
-def _same(before: tuple[object, ...] | None, after: tuple[object, ...]) -> bool:
-    return (
-        before is not None
-        and len(before) == len(after)
-        and all(a is b for a, b in zip(before, after, strict=True))
-    )
 
 
 @dataclass(slots=True)
