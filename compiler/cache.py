@@ -80,6 +80,8 @@ class Stored:
     entries: dict[str, PlainEntry]
     lint: PlainLint
     blobs: dict[str, bytes] = field(default_factory=dict)
+    compact_lint: Any = None
+    """`lint` as the file stores it (compared to skip writing an unchanged cache)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,8 @@ def read_stored(cache: DiskCache) -> Stored:
             if isinstance(name, str) and isinstance(entry, tuple) and entry:
                 entries[name] = entry  # its fields are checked again on restore
                 kept[name] = blob
-        return Stored(entries, _expand_lint(data.get("lint")), kept)
+        compact = data.get("lint")
+        return Stored(entries, _expand_lint(compact), kept, compact)
 
 
 def _unpickle_plain(blob: Any) -> Any:
@@ -156,20 +159,41 @@ def _expand_lint(stored: Any) -> PlainLint:
     return out
 
 
-def _compact_lint(lint: PlainLint) -> tuple[list[tuple[str, ...]], dict[Any, Any]]:
-    """`_expand_lint`'s input: each subject's codes as an index into shared code sets, and
-    only the codes with findings (most subjects of a clean tree have none)."""
+def _compact_lint(lint_cache: LintCache) -> tuple[list[tuple[str, ...]], dict[Any, Any]]:
+    """`_expand_lint`'s input, for the subjects the last compile used: each subject's codes
+    as an index into shared code sets, and only the codes with findings (most subjects of
+    a clean tree have none)."""
     code_sets: list[tuple[str, ...]] = []
     index: dict[tuple[str, ...], int] = {}
     subjects: dict[Any, Any] = {}
-    for key, by_code in lint.items():
-        codes = tuple(by_code)
+    for key, fingerprint in sorted(lint_cache.previous):
+        by_code = lint_cache.entries.get((key, fingerprint))
+        if by_code is None:
+            continue
+        codes = tuple(sorted(by_code))
         which = index.get(codes)
         if which is None:
             which = index[codes] = len(code_sets)
             code_sets.append(codes)
-        subjects[key] = (which, {code: found for code, found in by_code.items() if found})
+        found = {code: _plain_findings(by_code[code]) for code in codes if by_code[code]}
+        subjects[(key.namespace, key.name, fingerprint)] = (which, found)
     return code_sets, subjects
+
+
+def _plain_findings(found: list[Diagnostic]) -> list[PlainFinding]:
+    return [
+        (
+            d.code,
+            d.span.file,
+            d.span.line,
+            d.span.col,
+            d.span.end_line,
+            d.span.end_col,
+            d.message,
+            d.hint,
+        )
+        for d in found
+    ]
 
 
 def restore_lint_cache(lint: PlainLint) -> LintCache:
@@ -204,20 +228,7 @@ def plain_lint(lint_cache: LintCache) -> PlainLint:
         if by_code is None:
             continue
         out[(key.namespace, key.name, fingerprint)] = {
-            code: [
-                (
-                    d.code,
-                    d.span.file,
-                    d.span.line,
-                    d.span.col,
-                    d.span.end_line,
-                    d.span.end_col,
-                    d.message,
-                    d.hint,
-                )
-                for d in found
-            ]
-            for code, found in sorted(by_code.items())
+            code: _plain_findings(found) for code, found in sorted(by_code.items())
         }
     return out
 
@@ -261,9 +272,9 @@ def save_file_cache(
     current = {name: content_key(raw) for name, raw in files.items()}
     if stored is None:
         stored = Stored(previous, {}) if previous is not None else read_stored(cache)
-    lint = plain_lint(lint_cache) if lint_cache is not None else {}
+    lint = _compact_lint(lint_cache if lint_cache is not None else LintCache())
     same_files = {name: entry[0] for name, entry in stored.entries.items()} == current
-    if same_files and (lint_cache is None or lint == stored.lint):
+    if same_files and (lint_cache is None or lint == stored.compact_lint):
         return False
     blobs: dict[str, bytes] = {}
     for name, digest in current.items():
@@ -278,7 +289,7 @@ def save_file_cache(
         if entry is not None:
             blobs[name] = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
     payload = pickle.dumps(
-        {"meta": _meta(), "blobs": blobs, "lint": _compact_lint(lint)},
+        {"meta": _meta(), "blobs": blobs, "lint": lint},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     _write_atomic(cache, payload)
