@@ -82,6 +82,8 @@ class Stored:
     blobs: dict[str, bytes] = field(default_factory=dict)
     compact_lint: Any = None
     """`lint` as the file stores it (compared to skip writing an unchanged cache)."""
+    references: dict[Any, Any] = field(default_factory=dict)
+    """Each subject's references by its own hash, as plain (namespace, name) pairs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,14 @@ def read_stored(cache: DiskCache) -> Stored:
                 entries[name] = entry  # its fields are checked again on restore
                 kept[name] = blob
         compact = data.get("lint")
-        return Stored(entries, _expand_lint(compact), kept, compact)
+        references = data.get("references")
+        return Stored(
+            entries,
+            _expand_lint(compact),
+            kept,
+            compact,
+            references if isinstance(references, dict) else {},
+        )
 
 
 def _unpickle_plain(blob: Any) -> Any:
@@ -196,12 +205,21 @@ def _plain_findings(found: list[Diagnostic]) -> list[PlainFinding]:
     ]
 
 
-def restore_lint_cache(lint: PlainLint) -> LintCache:
+def restore_lint_cache(lint: PlainLint, references: dict[Any, Any] | None = None) -> LintCache:
     """A LintCache holding the stored subject findings (an entry that does not fit is dropped).
 
     Entries are keyed by their input fingerprint, so an entry whose inputs changed is
-    simply never looked up."""
+    simply never looked up. `references`: `Stored.references`."""
     restored = LintCache()
+    for own, pairs in (references or {}).items():
+        try:
+            keys = tuple(ServiceKey(namespace, name) for namespace, name in pairs)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(own, str) and all(
+            isinstance(k.namespace, str) and isinstance(k.name, str) for k in keys
+        ):
+            restored.references[own] = keys
     for stored_key, by_code in lint.items():
         try:
             namespace, name, fingerprint = stored_key
@@ -273,6 +291,10 @@ def save_file_cache(
     if stored is None:
         stored = Stored(previous, {}) if previous is not None else read_stored(cache)
     lint = _compact_lint(lint_cache if lint_cache is not None else LintCache())
+    references = {
+        own: tuple((key.namespace, key.name) for key in keys)
+        for own, keys in (lint_cache.references if lint_cache is not None else {}).items()
+    }
     same_files = {name: entry[0] for name, entry in stored.entries.items()} == current
     if same_files and (lint_cache is None or lint == stored.compact_lint):
         return False
@@ -289,7 +311,7 @@ def save_file_cache(
         if entry is not None:
             blobs[name] = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
     payload = pickle.dumps(
-        {"meta": _meta(), "blobs": blobs, "lint": lint},
+        {"meta": _meta(), "blobs": blobs, "lint": lint, "references": references},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     _write_atomic(cache, payload)

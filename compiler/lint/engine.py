@@ -91,7 +91,7 @@ def _run_subject_rules(
             for code, check in rules:
                 out.extend(_run_subject(code, check, scoped, subject))
         return out
-    prints = fingerprints(model, digests, memo=cache.sources)
+    prints = fingerprints(model, digests, memo=cache.references)
     used: set[tuple[ServiceKey, str]] = set()
     reused = 0
     for key, subject in subjects.items():
@@ -104,7 +104,7 @@ def _run_subject_rules(
             if found is None:
                 found = stored[code] = _run_subject(code, check, scoped, subject)
             out.extend(found)
-    cache.retain(used, model)
+    cache.retain(used)
     cache.reused = reused
     return out
 

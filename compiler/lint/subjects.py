@@ -51,37 +51,22 @@ class Subject:
         yield from self.rollouts
         yield from self.resilience
 
-    def references(self, memo: SourceMemo | None = None) -> set[ServiceKey]:
-        """The services this subject's rules may look into: calls and named sources."""
+    def references(self) -> set[ServiceKey]:
+        """The services this subject's rules may look into: calls and named sources.
+
+        A function of the subject's own documents only (so of its `_own` hash)."""
         found: set[ServiceKey] = set(self.view.calls) if self.view is not None else set()
         for policy in self.policies:
-            found.update(named_sources(policy, memo))
+            namespace = policy.model.metadata.namespace
+            for rule in policy.model.spec.rules:
+                for source in rule.from_:
+                    if source.service and source.service != "*":
+                        found.add(ServiceKey.parse(source.service, namespace))
         return found
 
 
-SourceMemo = dict[int, tuple[Intent[AccessPolicyDocument], frozenset[ServiceKey]]]
-"""id(policy) -> (policy, the services its sources name); the policy is held so that its
-id cannot be reused by another object while the entry exists."""
-
-
-def named_sources(
-    policy: Intent[AccessPolicyDocument], memo: SourceMemo | None = None
-) -> frozenset[ServiceKey]:
-    """The services a policy's `from: [{service: ...}]` sources name (not `*`)."""
-    if memo is not None:
-        hit = memo.get(id(policy))
-        if hit is not None and hit[0] is policy:
-            return hit[1]
-    namespace = policy.model.metadata.namespace
-    found = frozenset(
-        ServiceKey.parse(source.service, namespace)
-        for rule in policy.model.spec.rules
-        for source in rule.from_
-        if source.service and source.service != "*"
-    )
-    if memo is not None:
-        memo[id(policy)] = (policy, found)
-    return found
+RefMemo = dict[str, tuple[ServiceKey, ...]]
+"""A subject's own hash -> its references (they depend on its own documents only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,20 +112,30 @@ def _subject(subjects: dict[ServiceKey, Subject], ref: str, metadata: Any) -> Su
 
 
 def fingerprints(
-    model: MeshModel, digests: Mapping[str, str], *, memo: SourceMemo | None = None
+    model: MeshModel, digests: Mapping[str, str], *, memo: RefMemo | None = None
 ) -> dict[ServiceKey, str]:
     """Each subject's input fingerprint; `digests` maps every file to its content hash.
 
-    `memo` (kept across compiles) remembers the services each policy names."""
+    `memo` (kept across compiles, and on disk) remembers each subject's references by its
+    own hash; it is pruned to the subjects of this model when it grows."""
     subjects = subjects_of(model)
     own = {key: _own(subject, digests) for key, subject in subjects.items()}
     shared = _mesh_wide(model, digests)
+    memo = memo if memo is not None else {}
     out: dict[ServiceKey, str] = {}
     for key, subject in subjects.items():
-        # each referenced subject's own hash starts from its key; an undeclared one is "-key"
-        refs = sorted([own.get(ref) or f"-{ref}" for ref in subject.references(memo)])
-        text = "\n".join([shared, own[key], *refs])
+        mine = own[key]
+        references = memo.get(mine)
+        if references is None:
+            references = memo[mine] = tuple(subject.references())
+        # each referenced subject's own hash covers its key; an undeclared one is "-key"
+        refs = sorted([own.get(ref) or f"-{ref}" for ref in references])
+        text = "\n".join([shared, mine, *refs])
         out[key] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    if len(memo) > 2 * len(own):
+        current = set(own.values())
+        for stale in [h for h in memo if h not in current]:
+            del memo[stale]
     return out
 
 
@@ -176,8 +171,8 @@ class LintCache:
 
     entries: dict[tuple[ServiceKey, str], dict[str, list[Diagnostic]]] = field(default_factory=dict)
     previous: set[tuple[ServiceKey, str]] = field(default_factory=set)
-    sources: SourceMemo = field(default_factory=dict)
-    """The services each policy of the last compiles names (see `named_sources`)."""
+    references: RefMemo = field(default_factory=dict)
+    """Each subject's references by its own hash (see `fingerprints`)."""
     reused: int = 0
     """Subjects reused by the last compile (for tests and benchmarks)."""
 
@@ -187,15 +182,12 @@ class LintCache:
             found = self.entries[(key, fingerprint)] = {}
         return found
 
-    def retain(self, used: set[tuple[ServiceKey, str]], model: MeshModel) -> None:
+    def retain(self, used: set[tuple[ServiceKey, str]]) -> None:
         """Keep what this compile and the one before it used."""
         keep = used | self.previous
         for stale in [entry for entry in self.entries if entry not in keep]:
             del self.entries[stale]
         self.previous = used
-        if len(self.sources) > 2 * len(model.policies):
-            current = {id(policy) for policy in model.policies}
-            self.sources = {k: v for k, v in self.sources.items() if k in current}
 
 
 def subject_views(subject: Subject) -> Iterator[ServiceView]:
