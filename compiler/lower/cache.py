@@ -84,7 +84,7 @@ class LoweringCache:
     def lookup(self, fingerprint: tuple[Any, ...]) -> tuple[Keyed, ...] | None:
         entry = self.entries.get(fingerprint)
         if entry is not None and entry.basis is not self._services:
-            changes = self._changes_since(entry.basis)
+            changes = self._changes.get(id(entry.basis)) or self._changes_since(entry.basis)
             deps = entry.dependencies
             if not (
                 changes.services.isdisjoint(deps.services)

@@ -125,18 +125,16 @@ def service_inputs(
     mesh document stands for the settings and the mesh name), and its rollouts' states.
     The services its rules name are `dependencies`, checked by the cache."""
     inputs = (ctx.model.mesh, view.intent, *view.policies, *view.rollouts, *view.resilience)
-    states = tuple(
-        ctx.rollout_state.get(f"{r.model.metadata.namespace}/{r.model.metadata.name}")
-        for r in view.rollouts
+    states = (
+        tuple(
+            ctx.rollout_state.get(f"{r.model.metadata.namespace}/{r.model.metadata.name}")
+            for r in view.rollouts
+        )
+        if view.rollouts
+        else ()
     )
-    fingerprint = (
-        view.key.namespace,
-        view.key.name,
-        len(view.policies),
-        len(view.rollouts),
-        states,
-        *map(id, inputs),
-    )
+    # the Service intent stands for the key; the counts tell the lists apart
+    fingerprint = (len(view.policies), len(view.rollouts), states, *map(id, inputs))
     return fingerprint, inputs
 
 
