@@ -13,7 +13,7 @@ re-lowers one or two services instead of all of them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -136,8 +136,3 @@ def service_inputs(
     # the Service intent stands for the key; the counts tell the lists apart
     fingerprint = (len(view.policies), len(view.rollouts), states, *map(id, inputs))
     return fingerprint, inputs
-
-
-def iter_objects(groups: list[tuple[Keyed, ...]]) -> Iterator[Keyed]:
-    for group in groups:
-        yield from group
