@@ -78,12 +78,20 @@ class Stored:
     file re-pickles one entry, not the whole tree."""
 
     entries: dict[str, PlainEntry]
-    lint: PlainLint
     blobs: dict[str, bytes] = field(default_factory=dict)
     compact_lint: Any = None
-    """`lint` as the file stores it (compared to skip writing an unchanged cache)."""
+    """The subject findings as the file stores them (see `_compact_lint`)."""
     references: dict[Any, Any] = field(default_factory=dict)
     """Each subject's references by its own hash, as plain (namespace, name) pairs."""
+
+    @property
+    def lint(self) -> PlainLint:
+        """The subject findings: (namespace, name, fingerprint) -> code -> findings."""
+        return _expand_lint(self.compact_lint)
+
+    def lint_cache(self) -> LintCache:
+        """A LintCache holding the stored subject findings and references."""
+        return restore_lint_cache(self.lint, self.references)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +131,7 @@ def read_stored(cache: DiskCache) -> Stored:
         data = _read_payload(cache)
         blobs = data.get("blobs")
         if not isinstance(blobs, dict):
-            return Stored({}, {})
+            return Stored({})
         entries: dict[str, PlainEntry] = {}
         kept: dict[str, bytes] = {}
         for name, blob in blobs.items():
@@ -131,14 +139,9 @@ def read_stored(cache: DiskCache) -> Stored:
             if isinstance(name, str) and isinstance(entry, tuple) and entry:
                 entries[name] = entry  # its fields are checked again on restore
                 kept[name] = blob
-        compact = data.get("lint")
         references = data.get("references")
         return Stored(
-            entries,
-            _expand_lint(compact),
-            kept,
-            compact,
-            references if isinstance(references, dict) else {},
+            entries, kept, data.get("lint"), references if isinstance(references, dict) else {}
         )
 
 
@@ -160,12 +163,16 @@ def _expand_lint(stored: Any) -> PlainLint:
     for key, value in subjects.items():
         try:
             which, found = value
-            by_code: dict[str, list[PlainFinding]] = {code: [] for code in code_sets[which]}
+            by_code: dict[str, list[PlainFinding]] = dict.fromkeys(code_sets[which], _EMPTY)
             by_code.update(found)
         except (TypeError, ValueError, IndexError):
             continue
         out[key] = by_code
     return out
+
+
+_EMPTY: list[PlainFinding] = []
+"""Shared by every code without findings in `_expand_lint` (never mutated)."""
 
 
 def _compact_lint(lint_cache: LintCache) -> tuple[list[tuple[str, ...]], dict[Any, Any]]:
@@ -228,6 +235,8 @@ def restore_lint_cache(lint: PlainLint, references: dict[Any, Any] | None = None
                     Diagnostic(found, Span(file, line, col, end_line, end_col), message, hint)
                     for found, file, line, col, end_line, end_col, message, hint in plain
                 ]
+                if plain
+                else []
                 for code, plain in by_code.items()
             }
         except (TypeError, ValueError, AttributeError):
@@ -289,7 +298,7 @@ def save_file_cache(
     """
     current = {name: content_key(raw) for name, raw in files.items()}
     if stored is None:
-        stored = Stored(previous, {}) if previous is not None else read_stored(cache)
+        stored = Stored(previous) if previous is not None else read_stored(cache)
     lint = _compact_lint(lint_cache if lint_cache is not None else LintCache())
     references = {
         own: tuple((key.namespace, key.name) for key in keys)

@@ -160,7 +160,7 @@ def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | Non
         return compile_tree(tree, now=now, cache=FileCache())
     stored = cache.read_stored(disk)
     file_cache = cache.restore_file_cache(stored.entries, tree.files)
-    lint_cache = cache.restore_lint_cache(stored.lint, stored.references)
+    lint_cache = stored.lint_cache()
     compilation = compile_tree(tree, now=now, cache=file_cache, lint_cache=lint_cache)
     cache.save_file_cache(disk, tree.files, file_cache, lint_cache=lint_cache, stored=stored)
     return compilation
