@@ -309,3 +309,30 @@ def test_a_selector_change_relowers_rules_that_name_its_identity(tmp_path: Path)
     server_ns, server_name = _name_of(files[server])
     changed = {str(key) for key, obj in second if first.objects.get(key) != obj}
     assert f"NetworkPolicy.networking.k8s.io/{server_ns}/{server_name}" in changed
+
+
+def test_groups_with_a_shared_identity_are_refused_like_single_objects() -> None:
+    from compiler.artifacts import Artifacts, ObjectKey
+
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}}
+    key = ObjectKey.of(obj)
+    with pytest.raises(ValueError, match="two emitted objects share the identity ConfigMap/n/a"):
+        Artifacts.of_groups([((key, obj),), ((key, dict(obj)),)])
+    assert list(Artifacts.of_groups([((key, obj),), ()])) == [(key, obj)]
+
+
+def test_object_keys_hash_by_value_and_survive_pickling() -> None:
+    import pickle
+
+    from compiler.artifacts import ObjectKey
+
+    key = ObjectKey("security.istio.io", "AuthorizationPolicy", "shop", "cart-allow")
+    twin = ObjectKey("security.istio.io", "AuthorizationPolicy", "shop", "cart-allow")
+    assert key == twin and hash(key) == hash(twin) and {key: 1}[twin] == 1
+    copy = pickle.loads(pickle.dumps(key))
+    assert copy == key and hash(copy) == hash(key)
+    assert repr(key) == (
+        "ObjectKey(group='security.istio.io', kind='AuthorizationPolicy', namespace='shop', "
+        "name='cart-allow')"
+    )
+    assert sorted([key, ObjectKey("a", "b", "c", "d")])[0].group == "a"
