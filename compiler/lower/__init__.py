@@ -55,7 +55,8 @@ def lower(
             rollout_state=compilation.rollout_state,
             cache=cache,
         )
-        return Artifacts.of_groups(groups)
+        objects = cache.assemble(groups) if cache is not None else None
+        return Artifacts(objects) if objects is not None else Artifacts.of_groups(groups)
     finally:
         if enabled:
             gc.enable()

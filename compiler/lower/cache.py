@@ -72,6 +72,8 @@ class LoweringCache:
     misses: int = 0
     """Groups computed by the last lowering."""
     _services: Services = field(default_factory=dict)
+    _last_groups: dict[int, tuple[Keyed, ...]] = field(default_factory=dict)
+    _last_objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     _changes: dict[int, _Changes] = field(default_factory=dict)
 
     def start(self, services: Services) -> None:
@@ -109,6 +111,25 @@ class LoweringCache:
         self.entries[fingerprint] = _Entry(
             inputs, dependencies, group, self._services, self.generation
         )
+
+    def assemble(self, groups: list[tuple[Keyed, ...]]) -> dict[ObjectKey, dict[str, Any]] | None:
+        """All objects of `groups` in one mapping: the last assembled mapping, copied,
+        minus the groups no longer present plus the new ones (a re-plan shares all but a
+        few groups). None when two objects share an identity (the caller reports it)."""
+        objects = dict(self._last_objects)
+        current = {id(group): group for group in groups}
+        for key, group in self._last_groups.items():
+            if key not in current:
+                for object_key, _ in group:
+                    del objects[object_key]
+        for key, group in current.items():
+            if key not in self._last_groups:
+                objects.update(group)
+        if len(objects) != sum(map(len, groups)):
+            self._last_groups, self._last_objects = {}, {}
+            return None
+        self._last_groups, self._last_objects = current, dict(objects)
+        return objects
 
     def finish(self, services: int) -> None:
         """Forget groups no recent lowering used, once the cache outgrows a few meshes."""

@@ -175,7 +175,7 @@ def test_random_edits_lower_and_plan_like_from_scratch(tmp_path: Path, seed: int
     state: dict[str, int] = {}
     file_cache, lowerings, planner = FileCache(), LoweringCache(), Planner()
     previous = (_tree(files), dict(state))
-    meanings = MeaningCache()
+    meanings, assembled = MeaningCache(), LoweringCache()
     reused = compiled = 0
     for step in range(STEPS):
         if _removed:
@@ -200,6 +200,9 @@ def test_random_edits_lower_and_plan_like_from_scratch(tmp_path: Path, seed: int
         ), f"step {step} ({what}): incremental lowering differs from a fresh one"
         if compilation.ok:
             compiled += 1
+            artifacts = lower(compilation, cache=assembled)
+            assert artifacts.objects == lower(fresh).objects, f"step {step} ({what})"
+            assert [k for k, _ in artifacts] == sorted(artifacts.objects)
             assert summarise(compilation, meanings) == summarise(fresh), (
                 f"step {step} ({what}): the incremental meaning differs from a fresh one"
             )
