@@ -5,18 +5,21 @@ one run (a benchmark, never a timed test):
 
 - render: compile + lower the whole tree, in-process (cold) and `meshc render` (CLI);
 - cold plan: a fresh `Planner` plans base A -> head B (B changes one service file);
-- one-file re-plan: the same planner then plans A -> C (C changes one more file), as a
-  watch session or a review bot would. Reported as the total, the part spent reading the
-  two Git trees (blob bytes are cached by blob id), and the rest (target <= 50 ms, and
-  >= 20x faster than the cold plan), with how many services' lowered objects the
-  planner's `LoweringCache` reused;
-- `meshc plan --base A --head C` as a fresh CLI process.
+- one-file re-plans: the same planner then plans A -> C0, A -> C1, ... where each Ci
+  changes one more file than the head before it (a real new access rule), as a watch
+  session or a review bot would; every head is new to the planner. Each is reported as
+  the total, the part spent reading the two Git trees (blob bytes are cached by blob id)
+  and the rest, with how many services' lowered objects the planner's `LoweringCache`
+  reused; the median of the rests is held to the targets (<= 50 ms, and >= 20x faster
+  than the cold plan without its Git reading);
+- `meshc plan --base A --head C<last>` as a fresh CLI process.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,6 +100,9 @@ def cli(*args: str) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument(
+        "--replans", type=int, default=5, help="one-file re-plans, each to a new head"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="meshc-bench-plan-") as tmp:
         repo = init_repo(Path(tmp) / "repo")
@@ -105,8 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         files = stats.service_files
         change_one_file(repo, files[len(files) // 2], "bench-b")
         commit_b = commit_all(repo, "B")
-        change_one_file(repo, files[len(files) // 3], "bench-c")
-        commit_c = commit_all(repo, "C")
+        heads = []
+        for index in range(args.replans):
+            edited = files[(len(files) // 3 + 37 * index) % len(files)]
+            change_one_file(repo, edited, f"bench-c{index}")
+            heads.append(commit_all(repo, f"C{index}"))
+        commit_c = heads[-1]
         git(repo, "gc", "-q")
         print(
             f"mesh: {stats.services} services, {stats.files} files, {stats.bytes:,} bytes, "
@@ -129,22 +139,27 @@ def main(argv: list[str] | None = None) -> None:
             f"plan A->B, in-process (cold planner): {cold:.0f} ms "
             f"(reading both Git trees {cold_read:.0f} ms); {risks} risk flag(s)"
         )
-        warm, warm_read, risks = plan_in_process(planner, repo, commit_a, commit_c)
-        beyond = warm - warm_read
-        lowered = planner.lowerings
+        rests = []
+        for index, head in enumerate(heads):
+            warm, warm_read, risks = plan_in_process(planner, repo, commit_a, head)
+            beyond = warm - warm_read
+            rests.append(beyond)
+            lowered = planner.lowerings
+            print(
+                f"plan A->C{index}, one-file re-plan, in-process (warm planner): {warm:.1f} ms "
+                f"total, reading both Git trees {warm_read:.1f} ms, the rest {beyond:.1f} ms; "
+                f"lowering reused {lowered.hits} of {lowered.hits + lowered.misses} services' "
+                f"objects; {risks} risk flag(s)"
+            )
+        beyond = statistics.median(rests)
         print(
-            f"  lowering reused {lowered.hits} of {lowered.hits + lowered.misses} services' "
-            f"objects, re-lowered {lowered.misses}"
-        )
-        print(
-            f"plan A->C, one-file re-plan, in-process (warm planner): {warm:.1f} ms total, "
-            f"reading both Git trees {warm_read:.1f} ms, the rest {beyond:.1f} ms "
-            f"(target <= 50 ms: {'PASS' if beyond <= 50 else 'FAIL'}); {risks} risk flag(s)"
+            f"one-file re-plan beyond reading the Git trees, median of {len(rests)}: "
+            f"{beyond:.1f} ms (target <= 50 ms: {'PASS' if beyond <= 50 else 'FAIL'})"
         )
         speedup = (cold - cold_read) / max(beyond, 0.001)
         print(
-            f"  speed-up over the cold plan: {cold / warm:.1f}x total, {speedup:.1f}x excluding "
-            f"Git reading (target >= 20x: {'PASS' if speedup >= 20 else 'FAIL'})"
+            f"  speed-up over the cold plan, excluding Git reading: {speedup:.1f}x "
+            f"(target >= 20x: {'PASS' if speedup >= 20 else 'FAIL'})"
         )
         plan_cli = cli(
             "plan",
@@ -162,7 +177,10 @@ def main(argv: list[str] | None = None) -> None:
             "json",
             "--no-cache",
         )
-        print(f"plan A->C, CLI (meshc plan, fresh process, no cache): {plan_cli:.0f} ms")
+        print(
+            f"plan A->C{len(heads) - 1}, CLI (meshc plan, fresh process, no cache): "
+            f"{plan_cli:.0f} ms"
+        )
         lint_cli = cli("lint", str(repo / "policies"), "--now", "2026-11-25T12:00:00Z")
         cached_cli = cli(
             "plan",
