@@ -53,19 +53,25 @@ def run_rules(
 
 
 def _run_global(code: str, check: Check, ctx: LintContext) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
     try:
-        return [Diagnostic(code, f.span, f.message, f.hint) for f in check(ctx)]
+        for finding in check(ctx):
+            found.append(Diagnostic(code, finding.span, finding.message, finding.hint))
     except Exception as exc:  # a bug in one rule must not hide the others' findings
-        return [_internal_error(code, exc)]
+        found.append(_internal_error(code, exc))
+    return found
 
 
 def _run_subject(
     code: str, check: SubjectCheck, ctx: SubjectContext, subject: Subject
 ) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
     try:
-        return [Diagnostic(code, f.span, f.message, f.hint) for f in check(ctx, subject)]
-    except Exception as exc:
-        return [_internal_error(code, exc)]
+        for finding in check(ctx, subject):
+            found.append(Diagnostic(code, finding.span, finding.message, finding.hint))
+    except Exception as exc:  # as above, for one subject
+        found.append(_internal_error(code, exc))
+    return found
 
 
 def _internal_error(code: str, exc: Exception) -> Diagnostic:

@@ -20,7 +20,7 @@ import pytest
 from compiler.api import Compilation, FileCache, compile_tree
 from compiler.cache import plain_lint, restore_lint_cache
 from compiler.lint.registry import REGISTRY, LintContext
-from compiler.lint.subjects import LintCache, SubjectContext, subjects_of
+from compiler.lint.subjects import LintCache, Subject, SubjectContext, subjects_of
 from compiler.load.discover import PolicyTree
 from tests.bench.generate import generate_mesh
 from tests.helpers import NOW
@@ -303,3 +303,47 @@ def test_compiling_imports_only_modules_the_cache_fingerprint_covers(tmp_path: P
     imported = set(result.stdout.split())
     assert "compiler.kinds.access_policy.checks" in imported
     assert imported <= covered, sorted(imported - covered)
+
+
+def test_plain_rules_still_work_and_a_crashing_subject_rule_is_contained(tmp_path: Path) -> None:
+    """A plain `@rule` over the whole model keeps working next to subject rules (it is run
+    every time), and a subject rule that fails on one subject reports MC000 once while the
+    other subjects' findings stay — with and without a LintCache."""
+    from compiler.diagnostics import Severity
+    from compiler.lint.registry import Finding, rule, subject_rule
+
+    files = _mesh(tmp_path, services=10)
+
+    def plain(ctx: LintContext) -> list[Finding]:
+        """Test rule: one finding per service (plain rule)."""
+        return [
+            Finding(view.intent.span("ports"), f"plain saw {view.key}")
+            for view in ctx.model.services.values()
+        ]
+
+    def fragile(ctx: SubjectContext, subject: Subject) -> list[Finding]:
+        """Test rule: fails on one subject."""
+        if subject.view is None:
+            return []
+        if subject.key.name.endswith("0003"):
+            raise ValueError("boom")
+        return [Finding(subject.view.intent.span("ports"), f"fragile saw {subject.key}")]
+
+    try:
+        rule("MC991", "test-plain", Severity.INFO)(plain)
+        subject_rule("MC992", "test-fragile", Severity.INFO)(fragile)
+        lint_cache = LintCache()
+        runs = [
+            compile_tree(PolicyTree(files=dict(files)), now=NOW, lint_cache=lint_cache)
+            for _ in range(2)
+        ]
+        runs.append(compile_tree(PolicyTree(files=dict(files)), now=NOW))
+    finally:
+        del REGISTRY["MC991"], REGISTRY["MC992"]
+    assert _rendered(runs[0]) == _rendered(runs[1]) == _rendered(runs[2])
+    assert lint_cache.reused == 10
+    diagnostics = runs[0].diagnostics
+    assert len([d for d in diagnostics if d.code == "MC991"]) == 10
+    assert len([d for d in diagnostics if d.code == "MC992"]) == 9
+    crashes = [d for d in diagnostics if d.code == "MC000"]
+    assert [d.message for d in crashes] == ["internal error in rule MC992: ValueError: boom"]
