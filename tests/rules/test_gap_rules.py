@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import textwrap
 
-from compiler.api import Compilation
-from compiler.diagnostics import Diagnostic
 from compiler.kinds.rollout.model import MatchRule, StringMatch
 from compiler.lower import lower
 from compiler.lower.istio.virtual_service import cookie_regex, match_conditions
 from tests.helpers import compile_files, findings
+from tests.rules import locate, only, where
 
 
 def doc(kind: str, name: str, spec: str, *, namespace: str = "shop") -> str:
@@ -38,25 +37,6 @@ TCP_PORTS = "[{name: db, port: 5432, protocol: tcp}]"
 MIXED_PORTS = "[{name: http, port: 9080, protocol: http}, {name: db, port: 5432, protocol: tcp}]"
 
 
-def where(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
-    """1-based line and column of the `occurrence`-th `needle` in `text`."""
-    offset = -1
-    for _ in range(occurrence):
-        offset = text.index(needle, offset + 1)
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def only(compilation: Compilation, code: str) -> Diagnostic:
-    found = findings(compilation, code)
-    assert len(found) == 1, [f"{d.span} {d.code} {d.message}" for d in compilation.diagnostics]
-    return found[0]
-
-
-def at(diag: Diagnostic) -> tuple[str, int, int]:
-    return diag.span.file, diag.span.line, diag.span.col
-
-
 # --- MC603: Istio's default retry policy counts -------------------------------------------
 
 RETRYING_DB = doc(
@@ -77,7 +57,7 @@ def test_mc603_counts_istio_default_on_a_hop_without_retries() -> None:
         "db.yaml": RETRYING_DB,
     }
     diag = only(compile_files(files), "MC603")
-    assert at(diag) == ("db.yaml", *where(RETRYING_DB, "3, perTryTimeout"))
+    assert where(diag) == ("db.yaml", *locate(RETRYING_DB, "3, perTryTimeout"))
     assert (
         "retry amplification frontend → api → db: 3 (Istio default: 2 retries) × 4 = 12 "
         "attempts exceed the mesh retry budget of 10" in diag.message
@@ -112,7 +92,7 @@ def test_mc603_default_only_chain_is_reported_at_the_calls_entry() -> None:
         + service("d")
     )
     diag = only(compile_files({"svc.yaml": text}), "MC603")
-    assert at(diag) == ("svc.yaml", *where(text, "d]"))
+    assert where(diag) == ("svc.yaml", *locate(text, "d]"))
     assert (
         "a → b → c → d: 3 (Istio default: 2 retries) × 3 (Istio default: 2 retries) × "
         "3 (Istio default: 2 retries) = 27 attempts" in diag.message
@@ -135,7 +115,7 @@ def test_mc323_header_names_differing_in_case() -> None:
         """,
     )
     diag = only(compile_files({"svc.yaml": service("web"), "r.yaml": rollout}), "MC323")
-    assert at(diag) == ("r.yaml", *where(rollout, "end-user"))
+    assert where(diag) == ("r.yaml", *locate(rollout, "end-user"))
     assert "match[0] headers 'End-User' and 'end-user' are one header" in diag.message
     assert "only one of the two conditions reaches the VirtualService" in diag.message
 
@@ -154,7 +134,7 @@ def test_mc323_cookie_header_next_to_cookie_conditions() -> None:
         """,
     )
     diag = only(compile_files({"svc.yaml": service("web"), "r.yaml": rollout}), "MC323")
-    assert at(diag) == ("r.yaml", *where(rollout, "Cookie"))
+    assert where(diag) == ("r.yaml", *locate(rollout, "Cookie"))
     assert "'Cookie' header condition and cookie conditions" in diag.message
     assert "move the condition under cookies:" in diag.hint
 
@@ -192,7 +172,7 @@ def test_mc324_policy_header_names_differing_in_case() -> None:
     )
     files = {"svc.yaml": service("web") + "---\n" + service("client", calls="web"), "p.yaml": text}
     diag = only(compile_files(files), "MC324")
-    assert at(diag) == ("p.yaml", *where(text, "x-role"))
+    assert where(diag) == ("p.yaml", *locate(text, "x-role"))
     assert "rule 1: headers 'X-Role' and 'x-role' are one header" in diag.message
     assert "only values in both lists pass (ops)" in diag.message
 
@@ -206,7 +186,7 @@ def test_mc324_disjoint_values_never_match() -> None:
     )
     files = {"svc.yaml": service("web") + "---\n" + service("client", calls="web"), "p.yaml": text}
     diag = only(compile_files(files), "MC324")
-    assert at(diag) == ("p.yaml", *where(text, "X-ROLE"))
+    assert where(diag) == ("p.yaml", *locate(text, "X-ROLE"))
     assert "headers 'x-role' and 'X-ROLE'" in diag.message
     assert "(none: the rule never matches)" in diag.message
     assert "merge them into one entry" in diag.hint
@@ -238,7 +218,7 @@ def test_mc411_allow_with_methods_on_a_named_tcp_port() -> None:
         "p.yaml": text,
     }
     diag = only(compile_files(files), "MC411")
-    assert at(diag) == ("p.yaml", *where(text, "db]"))
+    assert where(diag) == ("p.yaml", *locate(text, "db]"))
     assert "rule 1 has HTTP conditions (methods) on tcp port 'db' (5432)" in diag.message
     assert "Istio ignores this allow rule on a TCP port" in diag.message
 
@@ -257,7 +237,7 @@ def test_mc411_deny_without_ports_on_an_all_tcp_service() -> None:
         "p.yaml": text,
     }
     diag = only(compile_files(files), "MC411")
-    assert at(diag) == ("p.yaml", *where(text, "paths"))
+    assert where(diag) == ("p.yaml", *locate(text, "paths"))
     assert "(paths, headers) on shop/web, whose ports are all tcp" in diag.message
     assert "this deny rule denies every connection from its sources" in diag.message
 
@@ -290,7 +270,7 @@ def test_mc510_mirror_on_an_all_tcp_service() -> None:
     diag = only(
         compile_files({"svc.yaml": service("web", ports=TCP_PORTS), "r.yaml": rollout}), "MC510"
     )
-    assert at(diag) == ("r.yaml", *where(rollout, "mirror"))
+    assert where(diag) == ("r.yaml", *locate(rollout, "mirror"))
     assert "shop/web: mirror on a service whose ports are all tcp" in diag.message
     assert "the lowering leaves it out" in diag.message
 
@@ -309,9 +289,9 @@ def test_mc609_timeout_and_retries_on_an_all_tcp_service() -> None:
     text = doc("Resilience", "web", "service: web\ntimeout: 2s\nretries: {attempts: 2}")
     compilation = compile_files({"svc.yaml": service("web", ports=TCP_PORTS), "res.yaml": text})
     found = findings(compilation, "MC609")
-    assert [at(d) for d in found] == [
-        ("res.yaml", *where(text, "timeout")),
-        ("res.yaml", *where(text, "retries")),
+    assert [where(d) for d in found] == [
+        ("res.yaml", *locate(text, "timeout")),
+        ("res.yaml", *locate(text, "retries")),
     ]
     assert "shop/web: timeout applies to HTTP routes only, but its ports are all tcp" in (
         found[0].message
@@ -323,7 +303,7 @@ def test_mc609_port_scoped_to_a_tcp_port_of_a_mixed_service() -> None:
     text = doc("Resilience", "web", "service: web\nport: 5432\ntimeout: 2s")
     compilation = compile_files({"svc.yaml": service("web", ports=MIXED_PORTS), "res.yaml": text})
     diag = only(compilation, "MC609")
-    assert at(diag) == ("res.yaml", *where(text, "timeout"))
+    assert where(diag) == ("res.yaml", *locate(text, "timeout"))
     assert "but port 5432 is tcp; the lowering leaves it out" in diag.message
 
 
@@ -355,7 +335,7 @@ def cookie_rollout(count: int) -> str:
 def test_mc511_four_cookies() -> None:
     rollout = cookie_rollout(4)
     diag = only(compile_files({"svc.yaml": service("web"), "r.yaml": rollout}), "MC511")
-    assert at(diag) == ("r.yaml", *where(rollout, "cookies"))
+    assert where(diag) == ("r.yaml", *locate(rollout, "cookies"))
     assert "match[0] names 4 cookies" in diag.message
     assert "24 alternatives" in diag.message
 

@@ -3,11 +3,9 @@ names, at the offending node, and stays silent on the corrected input."""
 
 from __future__ import annotations
 
-import textwrap
-
 from compiler.api import Compilation
-from compiler.diagnostics import Diagnostic
 from tests.helpers import compile_files, findings
+from tests.rules import document, locate, only, where
 
 SERVICE = """\
 apiVersion: meshc/v1
@@ -45,39 +43,17 @@ spec:
 
 def resilience(spec: str, *, name: str = "ratings") -> str:
     """A Resilience document in namespace shop; `spec` is the body under `spec:`."""
-    body = textwrap.indent(textwrap.dedent(spec), "  ")
-    head = f"apiVersion: meshc/v1\nkind: Resilience\nmetadata: {{name: {name}, namespace: shop}}\n"
-    return f"{head}spec:\n{body}"
+    return document("Resilience", spec, name=name)
 
 
 def lint(text: str, *, policy: str = GET_ONLY) -> Compilation:
     return compile_files({"svc.yaml": SERVICE + "---\n" + policy, "res.yaml": text})
 
 
-def where(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
-    """1-based line and column of the `occurrence`-th `needle` in `text`."""
-    offset = -1
-    for _ in range(occurrence):
-        offset = text.index(needle, offset + 1)
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, col
-
-
-def only(compilation: Compilation, code: str) -> Diagnostic:
-    found = findings(compilation, code)
-    assert len(found) == 1, [str(d.span) + " " + d.message for d in compilation.diagnostics]
-    return found[0]
-
-
-def at(diag: Diagnostic) -> tuple[str, int, int]:
-    return diag.span.file, diag.span.line, diag.span.col
-
-
 def test_mc221_resilience_for_undeclared_service() -> None:
     text = resilience("service: rating\ntimeout: 2s\n")
     diag = only(lint(text), "MC221")
-    assert at(diag) == ("res.yaml", *where(text, "rating\n"))
+    assert where(diag) == ("res.yaml", *locate(text, "rating\n"))
     assert "service 'rating' is not declared" in diag.message
 
 
@@ -88,7 +64,7 @@ def test_mc221_silent_for_declared_service() -> None:
 def test_mc223_port_not_of_the_service() -> None:
     text = resilience("service: ratings\nport: 9090\ntimeout: 2s\n")
     diag = only(lint(text), "MC223")
-    assert at(diag) == ("res.yaml", *where(text, "9090"))
+    assert where(diag) == ("res.yaml", *locate(text, "9090"))
     assert "port 9090 is not a port of the service" in diag.message
     assert "9080 (http)" in diag.hint
 
@@ -112,7 +88,7 @@ def test_mc322_two_service_wide_resilience_documents() -> None:
         }
     )
     diag = only(compilation, "MC322")
-    assert at(diag) == ("b.yaml", *where(second, "ratings\n"))
+    assert where(diag) == ("b.yaml", *locate(second, "ratings\n"))
     assert "second Resilience for the whole service" in diag.message
     assert "a.yaml#Resilience/shop/ratings-a" in diag.message
 
@@ -127,7 +103,7 @@ def test_mc322_same_port_twice() -> None:
         }
     )
     diag = only(compilation, "MC322")
-    assert at(diag) == ("b.yaml", *where(second, "9080"))
+    assert where(diag) == ("b.yaml", *locate(second, "9080"))
     assert "for port 9080" in diag.message
 
 
@@ -145,7 +121,7 @@ def test_mc322_silent_for_service_wide_plus_port() -> None:
 def test_mc601_retries_on_5xx_for_service_accepting_post() -> None:
     text = resilience("service: ratings\nretries: {attempts: 2, retryOn: [connect-failure, 5xx]}\n")
     diag = only(lint(text, policy=WITH_POST), "MC601")
-    assert at(diag) == ("res.yaml", *where(text, "5xx"))
+    assert where(diag) == ("res.yaml", *locate(text, "5xx"))
     assert "retrying on 5xx may repeat non-idempotent requests" in diag.message
     assert "AccessPolicies allow PATCH, POST" in diag.message
     assert "nonIdempotent: true" in diag.hint
@@ -183,7 +159,7 @@ def test_mc602_tries_exceed_timeout() -> None:
         "service: ratings\ntimeout: 1s\nretries: {attempts: 3, perTryTimeout: 500ms}\n"
     )
     diag = only(lint(text), "MC602")
-    assert at(diag) == ("res.yaml", *where(text, "500ms"))
+    assert where(diag) == ("res.yaml", *locate(text, "500ms"))
     assert "4 tries × 500ms = 2s exceed the timeout of 1s" in diag.message
     assert "at least 2s" in diag.hint
 
@@ -228,7 +204,7 @@ def test_mc603_retry_amplification_along_chain() -> None:
         "retry amplification frontend → api → db: 4 × 4 = 16 attempts "
         "exceed the mesh retry budget of 10"
     ]
-    assert at(found[0]) == ("db.yaml", *where(files["db.yaml"], "3,"))
+    assert where(found[0]) == ("db.yaml", *locate(files["db.yaml"], "3,"))
     assert "retryBudget" in found[0].hint
 
 
@@ -244,13 +220,13 @@ def test_mc604_unknown_retry_on_tokens() -> None:
         "service: ratings\nretries: {attempts: 1, retryOn: [5XX, connect-failures, '503']}\n"
     )
     found = findings(lint(text), "MC604")
-    assert {d.message: (at(d), d.hint) for d in found} == {
+    assert {d.message: (where(d), d.hint) for d in found} == {
         "shop/ratings: unknown retryOn condition '5XX'": (
-            ("res.yaml", *where(text, "5XX")),
+            ("res.yaml", *locate(text, "5XX")),
             "did you mean '5xx'?",
         ),
         "shop/ratings: unknown retryOn condition 'connect-failures'": (
-            ("res.yaml", *where(text, "connect-failures")),
+            ("res.yaml", *locate(text, "connect-failures")),
             "did you mean 'connect-failure'?",
         ),
     }
@@ -280,11 +256,11 @@ def test_mc605_durations_below_1ms() -> None:
         """
     )
     found = findings(lint(text), "MC605")
-    assert {d.message: at(d) for d in found} == {
-        "Resilience shop/ratings: timeout 0s is below 1ms": ("res.yaml", *where(text, "0s")),
+    assert {d.message: where(d) for d in found} == {
+        "Resilience shop/ratings: timeout 0s is below 1ms": ("res.yaml", *locate(text, "0s")),
         "Resilience shop/ratings: retries.perTryTimeout 0.5ms is below 1ms": (
             "res.yaml",
-            *where(text, "0.5ms"),
+            *locate(text, "0.5ms"),
         ),
     }
 
@@ -320,7 +296,7 @@ def test_mc606_percentages_outside_0_100() -> None:
         "service: ratings\ncircuitBreaker: {consecutive5xx: 5, maxEjectionPercent: 150}\n"
     )
     diag = only(lint(text), "MC606")
-    assert at(diag) == ("res.yaml", *where(text, "150"))
+    assert where(diag) == ("res.yaml", *locate(text, "150"))
     assert "maxEjectionPercent 150 is outside 0-100" in diag.message
     rollout = (
         "apiVersion: meshc/v1\nkind: Rollout\nmetadata: {name: ratings, namespace: shop}\n"
@@ -329,7 +305,7 @@ def test_mc606_percentages_outside_0_100() -> None:
     )
     compilation = compile_files({"svc.yaml": SERVICE, "r.yaml": rollout})
     diag = only(compilation, "MC606")
-    assert at(diag) == ("r.yaml", *where(rollout, "995"))
+    assert where(diag) == ("r.yaml", *locate(rollout, "995"))
     assert "step 0 successRate 995 is outside 0-100" in diag.message
 
 
@@ -341,7 +317,7 @@ def test_mc606_silent_in_range() -> None:
 def test_mc607_local_rate_limit_has_no_istio_form() -> None:
     text = resilience("service: ratings\nlocalRateLimit: {requests: 100, per: 1s}\n")
     diag = only(lint(text), "MC607")
-    assert at(diag) == ("res.yaml", *where(text, "localRateLimit"))
+    assert where(diag) == ("res.yaml", *locate(text, "localRateLimit"))
     assert "used by the Envoy target only; on Istio it is not applied" in diag.message
     assert diag.severity.label == "warning"
 
@@ -363,19 +339,19 @@ def test_mc608_non_positive_counts() -> None:
         """
     )
     found = findings(lint(text), "MC608")
-    assert {d.message: at(d) for d in found} == {
-        "shop/ratings: retries.attempts -1 is negative": ("res.yaml", *where(text, "-1")),
+    assert {d.message: where(d) for d in found} == {
+        "shop/ratings: retries.attempts -1 is negative": ("res.yaml", *locate(text, "-1")),
         f"shop/ratings: circuitBreaker.maxConnections 0 is below 1 {UNSET}": (
             "res.yaml",
-            *where(text, "0,"),
+            *locate(text, "0,"),
         ),
         f"shop/ratings: circuitBreaker.maxRetries 0 is below 1 {UNSET}": (
             "res.yaml",
-            *where(text, "0,", 2),
+            *locate(text, "0,", 2),
         ),
         "shop/ratings: circuitBreaker.consecutive5xx -2 is negative": (
             "res.yaml",
-            *where(text, "-2"),
+            *locate(text, "-2"),
         ),
     }
 

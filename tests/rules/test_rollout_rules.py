@@ -3,11 +3,9 @@ it names, at the offending node, and stays silent on the corrected input."""
 
 from __future__ import annotations
 
-import textwrap
-
 from compiler.api import Compilation
-from compiler.diagnostics import Diagnostic
 from tests.helpers import compile_files, findings
+from tests.rules import document, locate, only, where
 
 SERVICE = """\
 apiVersion: meshc/v1
@@ -43,39 +41,17 @@ spec:
 
 def rollout(spec: str, *, name: str = "reviews") -> str:
     """A Rollout document in namespace shop; `spec` is the body under `spec:`."""
-    body = textwrap.indent(textwrap.dedent(spec), "  ")
-    head = f"apiVersion: meshc/v1\nkind: Rollout\nmetadata: {{name: {name}, namespace: shop}}\n"
-    return f"{head}spec:\n{body}"
+    return document("Rollout", spec, name=name)
 
 
 def lint(rollout_text: str, *, service: str = SERVICE, policy: str = GET_ONLY) -> Compilation:
     return compile_files({"svc.yaml": service + "---\n" + policy, "rollout.yaml": rollout_text})
 
 
-def where(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
-    """1-based line and column of the `occurrence`-th `needle` in `text`."""
-    offset = -1
-    for _ in range(occurrence):
-        offset = text.index(needle, offset + 1)
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, col
-
-
-def only(compilation: Compilation, code: str) -> Diagnostic:
-    found = findings(compilation, code)
-    assert len(found) == 1, [str(d.span) + " " + d.message for d in compilation.diagnostics]
-    return found[0]
-
-
-def at(diag: Diagnostic) -> tuple[str, int, int]:
-    return diag.span.file, diag.span.line, diag.span.col
-
-
 def test_mc220_rollout_for_undeclared_service() -> None:
     text = rollout("service: review\nstable: v1\n")
     diag = only(lint(text), "MC220")
-    assert at(diag) == ("rollout.yaml", *where(text, "review\n"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "review\n"))
     assert "'review' is not declared" in diag.message
     assert "declare the Service" in diag.hint
 
@@ -101,23 +77,23 @@ def test_mc222_unknown_versions_in_every_role() -> None:
         """
     )
     found = findings(lint(text), "MC222")
-    by_message = {d.message: at(d) for d in found}
+    by_message = {d.message: where(d) for d in found}
     assert by_message == {
         "shop/reviews: stable version 'v0' is not declared by the Service": (
             "rollout.yaml",
-            *where(text, "v0\n"),
+            *locate(text, "v0\n"),
         ),
         "shop/reviews: split version 'v0' is not declared by the Service": (
             "rollout.yaml",
-            *where(text, "v0:"),
+            *locate(text, "v0:"),
         ),
         "shop/reviews: split version 'v4' is not declared by the Service": (
             "rollout.yaml",
-            *where(text, "v4:"),
+            *locate(text, "v4:"),
         ),
         "shop/reviews: match[0] version 'v5' is not declared by the Service": (
             "rollout.yaml",
-            *where(text, "v5"),
+            *locate(text, "v5"),
         ),
     }
     assert all("v1, v2, v3" in d.hint for d in found)
@@ -126,7 +102,7 @@ def test_mc222_unknown_versions_in_every_role() -> None:
 def test_mc222_unknown_canary_suggests_closest() -> None:
     text = rollout("service: reviews\nstable: v1\ncanary: v3x\nsteps: [{weight: 100}]\n")
     diag = only(lint(text), "MC222")
-    assert at(diag) == ("rollout.yaml", *where(text, "v3x"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "v3x"))
     assert "canary version 'v3x'" in diag.message
     assert "did you mean 'v3'?" in diag.hint
 
@@ -150,7 +126,7 @@ def test_mc320_second_rollout_for_one_service() -> None:
         {"svc.yaml": SERVICE + "---\n" + GET_ONLY, "a.yaml": first, "b.yaml": second}
     )
     diag = only(compilation, "MC320")
-    assert at(diag) == ("b.yaml", *where(second, "reviews\n"))
+    assert where(diag) == ("b.yaml", *locate(second, "reviews\n"))
     assert "second Rollout" in diag.message
     assert "a.yaml#Rollout/shop/reviews-a" in diag.message
 
@@ -180,8 +156,8 @@ def test_mc321_later_match_shadowed_by_wider_prefix() -> None:
         """
     )
     diag = only(lint(text), "MC321")
-    line, _ = where(text, "End-User")
-    assert at(diag)[:2] == ("rollout.yaml", line)
+    line, _ = locate(text, "End-User")
+    assert where(diag)[:2] == ("rollout.yaml", line)
     assert "match[1] can never fire" in diag.message
     assert "match[0]" in diag.message and "v2" in diag.message
     assert "move it before match[0]" in diag.hint
@@ -241,7 +217,7 @@ def test_mc321_silent_when_specific_rule_comes_first() -> None:
 def test_mc501_split_not_summing_to_100() -> None:
     text = rollout("service: reviews\nstable: v1\nsplit: {v1: 90, v3: 5}\n")
     diag = only(lint(text), "MC501")
-    assert at(diag) == ("rollout.yaml", *where(text, "{v1"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "{v1"))
     assert "sum to 95 (90 + 5), not 100" in diag.message
     assert "add up to 100" in diag.hint
 
@@ -266,15 +242,15 @@ def test_mc502_steps_decreasing_and_not_ending_at_100() -> None:
         """
     )
     found = findings(lint(text), "MC502")
-    messages = {d.message: at(d) for d in found}
+    messages = {d.message: where(d) for d in found}
     assert messages == {
         "shop/reviews: step 1 lowers the canary weight from 10 to 5": (
             "rollout.yaml",
-            *where(text, "5,"),
+            *locate(text, "5,"),
         ),
         "shop/reviews: the last step sends 50% to the canary, so the rollout never completes": (
             "rollout.yaml",
-            *where(text, "50"),
+            *locate(text, "50"),
         ),
     }
 
@@ -283,7 +259,7 @@ def test_mc502_empty_steps() -> None:
     text = rollout("service: reviews\nstable: v1\ncanary: v3\nsteps: []\n")
     diag = only(lint(text), "MC502")
     assert "steps is empty" in diag.message
-    assert at(diag) == ("rollout.yaml", *where(text, "[]"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "[]"))
 
 
 def test_mc502_silent_for_progressive_steps() -> None:
@@ -304,9 +280,9 @@ def test_mc503_weights_outside_0_100() -> None:
         """
     )
     found = findings(lint(text), "MC503")
-    assert {d.message: at(d) for d in found} == {
-        "shop/reviews: step 0 weight -5 is outside 0-100": ("rollout.yaml", *where(text, "-5")),
-        "shop/reviews: step 1 weight 150 is outside 0-100": ("rollout.yaml", *where(text, "150")),
+    assert {d.message: where(d) for d in found} == {
+        "shop/reviews: step 0 weight -5 is outside 0-100": ("rollout.yaml", *locate(text, "-5")),
+        "shop/reviews: step 1 weight 150 is outside 0-100": ("rollout.yaml", *locate(text, "150")),
     }
     split = rollout("service: reviews\nstable: v1\nsplit: {v1: 120, v3: -20}\n")
     found = findings(lint(split), "MC503")
@@ -325,7 +301,7 @@ def test_mc503_silent_for_weights_in_range() -> None:
 def test_mc504_mirror_to_undeclared_version() -> None:
     text = rollout("service: reviews\nstable: v1\nmirror: {version: v9}\n")
     diag = only(lint(text), "MC504")
-    assert at(diag) == ("rollout.yaml", *where(text, "v9"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "v9"))
     assert "mirror version 'v9' is not declared" in diag.message
     assert findings(lint(text), "MC222") == []  # reported once, by the mirror rule
 
@@ -340,7 +316,7 @@ def test_mc504_silent_for_declared_mirror() -> None:
 def test_mc505_mirror_of_service_accepting_post() -> None:
     text = rollout("service: reviews\nstable: v1\nmirror: {version: v3, percentage: 10}\n")
     diag = only(lint(text, policy=WITH_POST), "MC505")
-    assert at(diag) == ("rollout.yaml", *where(text, "{version"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "{version"))
     assert "mirroring to v3 repeats non-idempotent requests" in diag.message
     assert "AccessPolicies allow POST" in diag.message
     assert "allowNonIdempotent: true" in diag.hint
@@ -365,7 +341,7 @@ def test_mc505_silent_for_get_only_or_opt_in() -> None:
 def test_mc506_mirror_percentage_out_of_range() -> None:
     text = rollout("service: reviews\nstable: v1\nmirror: {version: v3, percentage: 150}\n")
     diag = only(lint(text), "MC506")
-    assert at(diag) == ("rollout.yaml", *where(text, "150"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "150"))
     assert "mirror percentage 150 is outside 0-100" in diag.message
 
 
@@ -383,7 +359,7 @@ MATCH = (
 def test_mc507_header_match_on_tcp_only_service() -> None:
     text = rollout(MATCH)
     diag = only(lint(text, service=TCP_SERVICE), "MC507")
-    assert at(diag) == ("rollout.yaml", *where(text, "[{headers"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "[{headers"))
     assert "ports are all tcp" in diag.message
     assert "http" in diag.hint
 
@@ -397,7 +373,7 @@ def test_mc507_silent_on_http_service() -> None:
 def test_mc508_mirror_into_version_with_live_split_weight() -> None:
     text = rollout("service: reviews\nstable: v1\nsplit: {v1: 90, v3: 10}\nmirror: {version: v3}\n")
     diag = only(lint(text), "MC508")
-    assert at(diag) == ("rollout.yaml", *where(text, "v3}"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "v3}"))
     assert "mirror target v3 already takes live traffic (split weight 10)" in diag.message
 
 
@@ -440,7 +416,7 @@ def test_mc501_empty_split() -> None:
     text = rollout("service: reviews\nstable: v1\nsplit: {}\n")
     diag = only(lint(text), "MC501")
     assert diag.message == "shop/reviews: split is empty, so no version gets traffic"
-    assert at(diag) == ("rollout.yaml", *where(text, "{}"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "{}"))
     assert "{v1: 100}" in diag.hint
 
 
@@ -449,7 +425,7 @@ def test_mc509_canary_equal_to_stable() -> None:
         "service: reviews\nstable: v1\ncanary: v1\nsteps: [{weight: 10}, {weight: 100}]\n"
     )
     diag = only(lint(text), "MC509")
-    assert at(diag) == ("rollout.yaml", *where(text, "v1\n  steps"))
+    assert where(diag) == ("rollout.yaml", *locate(text, "v1\n  steps"))
     assert "canary v1 is also the stable version" in diag.message
 
 
