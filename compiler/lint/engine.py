@@ -97,7 +97,10 @@ def _run_subject_rules(
             for code, check in rules:
                 out.extend(_run_subject(code, check, scoped, subject))
         return out
-    prints = fingerprints(model, digests, memo=cache.references)
+    try:
+        prints = fingerprints(model, digests, memo=cache.references)
+    except KeyError:  # a file without a digest: nothing can be reused safely
+        return _run_subject_rules(model, rules, None, None)
     used: set[tuple[ServiceKey, str]] = set()
     reused = 0
     for key, subject in subjects.items():

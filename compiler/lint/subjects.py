@@ -117,7 +117,8 @@ def fingerprints(
     """Each subject's input fingerprint; `digests` maps every file to its content hash.
 
     `memo` (kept across compiles, and on disk) remembers each subject's references by its
-    own hash; it is pruned to the subjects of this model when it grows."""
+    own hash; it is pruned to the subjects of this model when it grows. Raises KeyError
+    when a document's file has no digest (a fingerprint must never guess)."""
     subjects = subjects_of(model)
     own = {key: _own(subject, digests) for key, subject in subjects.items()}
     shared = _mesh_wide(model, digests)
@@ -143,7 +144,7 @@ def _own(subject: Subject, digests: Mapping[str, str]) -> str:
     """The subject's key and the files holding its documents (name and content hash), in
     document order, hashed short (it is repeated in the fingerprint of every referrer)."""
     text = str(subject.key) + "".join(
-        f"|{intent.doc.file}@{digests.get(intent.doc.file, '?')}#{intent.doc.index}"
+        f"|{intent.doc.file}@{digests[intent.doc.file]}#{intent.doc.index}"
         for intent in subject.intents()
     )
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
@@ -152,7 +153,7 @@ def _own(subject: Subject, digests: Mapping[str, str]) -> str:
 def _mesh_wide(model: MeshModel, digests: Mapping[str, str]) -> str:
     """The Mesh settings' file, and every declared service's key and identity."""
     mesh = model.mesh
-    where = f"{mesh.doc.file}@{digests.get(mesh.doc.file, '?')}#{mesh.doc.index}" if mesh else "-"
+    where = f"{mesh.doc.file}@{digests[mesh.doc.file]}#{mesh.doc.index}" if mesh else "-"
     digest = hashlib.blake2b(where.encode(), digest_size=16)
     for key, view in model.services.items():
         digest.update(f"\n{key}={view.spiffe_id}".encode())

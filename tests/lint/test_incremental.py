@@ -347,3 +347,19 @@ def test_plain_rules_still_work_and_a_crashing_subject_rule_is_contained(tmp_pat
     assert len([d for d in diagnostics if d.code == "MC992"]) == 9
     crashes = [d for d in diagnostics if d.code == "MC000"]
     assert [d.message for d in crashes] == ["internal error in rule MC992: ValueError: boom"]
+
+
+def test_run_rules_without_a_digest_for_every_file_reuses_nothing(tmp_path: Path) -> None:
+    """Fingerprints never guess: with a file's content hash missing, nothing is cached."""
+    from compiler.lint.engine import run_rules
+
+    files = _mesh(tmp_path, services=10)
+    orphan_policy(files, sorted(n for n in files if "/" in n)[1], random.Random(0))
+    compilation = compile_tree(PolicyTree(files=dict(files)), now=NOW)
+    ctx = LintContext(compilation.model, NOW)
+    lint_cache = LintCache()
+    partial = {name: "0" * 64 for name in sorted(files)[1:]}
+    found = run_rules(ctx, digests=partial, cache=lint_cache)
+    assert lint_cache.entries == {}
+    assert sorted(map(repr, found)) == sorted(map(repr, run_rules(ctx)))
+    assert any(d.code == "MC202" for d in found)
