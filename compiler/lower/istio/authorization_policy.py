@@ -86,35 +86,39 @@ def shadow_allow_all(
     ctx: LowerContext, view: ServiceView, policy: Intent[AccessPolicyDocument]
 ) -> Obj:
     """The live decision of a shadow-only service: any authenticated mesh caller."""
-    obj = new_object(
-        ctx,
-        api_version=SECURITY,
-        kind="AuthorizationPolicy",
-        name=f"{view.key.name}-shadow-allow-all",
-        namespace=view.key.namespace,
-        source=policy.ref,
-    )
-    obj["spec"] = {
-        "selector": _selector(view),
-        "action": "ALLOW",
-        "rules": [{"from": [{"source": {"principals": ["*"]}}]}],
-    }
-    return obj
+    rules: list[Obj] = [{"from": [{"source": {"principals": ["*"]}}]}]
+    return _workload_allow(ctx, view, policy, suffix="shadow-allow-all", rules=rules)
 
 
 def workload_allow_nothing(
     ctx: LowerContext, view: ServiceView, policy: Intent[AccessPolicyDocument]
 ) -> Obj:
     """With a default-allow mesh, a service whose policies only deny still denies the rest."""
+    return _workload_allow(ctx, view, policy, suffix="allow-nothing", rules=None)
+
+
+def _workload_allow(
+    ctx: LowerContext,
+    view: ServiceView,
+    policy: Intent[AccessPolicyDocument],
+    *,
+    suffix: str,
+    rules: list[Obj] | None,
+) -> Obj:
+    """An ALLOW policy `<service>-<suffix>` on the service's workload, traced to `policy`;
+    without `rules` it allows nothing (Istio's allow-nothing form)."""
     obj = new_object(
         ctx,
         api_version=SECURITY,
         kind="AuthorizationPolicy",
-        name=f"{view.key.name}-allow-nothing",
+        name=f"{view.key.name}-{suffix}",
         namespace=view.key.namespace,
         source=policy.ref,
     )
-    obj["spec"] = {"selector": _selector(view), "action": "ALLOW"}
+    body: Obj = {"selector": _selector(view), "action": "ALLOW"}
+    if rules is not None:
+        body["rules"] = rules
+    obj["spec"] = body
     return obj
 
 
