@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.plan.gitrepo import bookinfo_repo, commit_all, edit, git, init_repo, widen_reviews
-from tests.plan.runner import meshc_plan
+from tests.plan.runner import Outcome, meshc_plan
+
+
+def plan_policies(root: Path, base: str, *flags: str) -> Outcome:
+    """`meshc plan` of `root`'s policies directory from `base` to the branch main."""
+    return meshc_plan(
+        "--base", base, "--head", "main", "--repo", str(root), "--path", "policies", *flags
+    )
 
 
 def test_missing_ref_is_named(tmp_path: Path) -> None:
@@ -115,17 +122,7 @@ def test_git_tree_reading_honours_excludes_and_dot_directories(tmp_path: Path) -
     (policies / ".hidden" / "broken.yaml").write_text("{{{ not yaml\n")
     (policies / "notes.txt").write_text("not yaml at all \x00")
     commit_all(root, "excluded junk")
-    result = meshc_plan(
-        "--base",
-        "main~1",
-        "--head",
-        "main",
-        "--repo",
-        str(root),
-        "--path",
-        "policies",
-        "--detailed-exitcode",
-    )
+    result = plan_policies(root, "main~1", "--detailed-exitcode")
     assert result.code == 0, result.out + result.err
     assert "Plan: no changes" in result.out
 
@@ -135,29 +132,14 @@ def test_binary_and_huge_files_make_head_fail_with_findings(tmp_path: Path) -> N
     (root / "policies" / "blob.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
     (root / "policies" / "huge.yaml").write_bytes(b"# " + b"x" * (4 * 1024 * 1024 + 10) + b"\n")
     commit_all(root, "binary and huge")
-    result = meshc_plan(
-        "--base", "main~1", "--head", "main", "--repo", str(root), "--path", "policies"
-    )
+    result = plan_policies(root, "main~1")
     assert result.code == 2
     assert "head (main) does not compile" in result.out
     assert "blob.yaml:" in result.out and "huge.yaml:" in result.out
     assert "larger than the 4194304-byte limit" in result.out
     assert "head does not compile" in result.err
     # the files read after the huge blob (same cat-file pipe) are intact: only the two fail
-    doc = json.loads(
-        meshc_plan(
-            "--base",
-            "main~1",
-            "--head",
-            "main",
-            "--repo",
-            str(root),
-            "--path",
-            "policies",
-            "--format",
-            "json",
-        ).out
-    )
+    doc = json.loads(plan_policies(root, "main~1", "--format", "json").out)
     assert {f["file"] for f in doc["head"]["findings"]} == {"blob.yaml", "huge.yaml"}
 
 
@@ -170,17 +152,7 @@ def test_broken_base_shows_head_as_new_with_a_banner(tmp_path: Path) -> None:
     base = commit_all(root, "broken")
     subprocess.run(["cp", "-r", str(Path(__file__).parents[2] / "policies"), str(root)], check=True)
     commit_all(root, "fixed")
-    text = meshc_plan(
-        "--base",
-        base,
-        "--head",
-        "main",
-        "--repo",
-        str(root),
-        "--path",
-        "policies",
-        "--detailed-exitcode",
-    )
+    text = plan_policies(root, base, "--detailed-exitcode")
     assert text.code == 1, text.err
     assert (
         "note: base (" in text.out
@@ -188,34 +160,10 @@ def test_broken_base_shows_head_as_new_with_a_banner(tmp_path: Path) -> None:
     )
     assert f"base ({base}) does not compile; its findings:" in text.out
     assert "mesh.yaml:" in text.out
-    doc = json.loads(
-        meshc_plan(
-            "--base",
-            base,
-            "--head",
-            "main",
-            "--repo",
-            str(root),
-            "--path",
-            "policies",
-            "--format",
-            "json",
-        ).out
-    )
+    doc = json.loads(plan_policies(root, base, "--format", "json").out)
     assert doc["ok"] is True and doc["base"]["compiles"] is False and doc["base"]["findings"]
     assert doc["resources"] and {r["action"] for r in doc["resources"]} == {"created"}
-    markdown = meshc_plan(
-        "--base",
-        base,
-        "--head",
-        "main",
-        "--repo",
-        str(root),
-        "--path",
-        "policies",
-        "--format",
-        "markdown",
-    ).out
+    markdown = plan_policies(root, base, "--format", "markdown").out
     assert "**base does not compile**: head's resources are shown as all new." in markdown
 
 
