@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import textwrap
 
+from compiler.api import Compilation
 from compiler.kinds.rollout.model import MatchRule, StringMatch
 from compiler.lower import lower
 from compiler.lower.istio.virtual_service import cookie_regex, match_conditions
@@ -21,9 +22,10 @@ def doc(kind: str, name: str, spec: str, *, namespace: str = "shop") -> str:
     )
 
 
-def service(
-    name: str, *, ports: str = "[{name: http, port: 9080, protocol: http}]", calls: str = ""
-) -> str:
+HTTP_PORTS = "[{name: http, port: 9080, protocol: http}]"
+
+
+def service(name: str, *, ports: str = HTTP_PORTS, calls: str = "") -> str:
     extra = f"calls: [{calls}]\n" if calls else ""
     return doc(
         "Service",
@@ -35,6 +37,19 @@ def service(
 
 TCP_PORTS = "[{name: db, port: 5432, protocol: tcp}]"
 MIXED_PORTS = "[{name: http, port: 9080, protocol: http}, {name: db, port: 5432, protocol: tcp}]"
+
+
+def web_rollout(spec: str) -> str:
+    """A Rollout of shop/web (stable v1) whose spec goes on with `spec`."""
+    return doc("Rollout", "web", "service: web\nstable: v1\n" + textwrap.dedent(spec).strip("\n"))
+
+
+def lint_web(files: dict[str, str], *, ports: str = HTTP_PORTS) -> Compilation:
+    """Compile `files` next to svc.yaml declaring shop/web with `ports`."""
+    return compile_files({"svc.yaml": service("web", ports=ports), **files})
+
+
+MIRRORING = web_rollout("split: {v1: 100}\nmirror: {version: v2, percentage: 10}")
 
 
 # --- MC603: Istio's default retry policy counts -------------------------------------------
@@ -103,56 +118,44 @@ def test_mc603_default_only_chain_is_reported_at_the_calls_entry() -> None:
 
 
 def test_mc323_header_names_differing_in_case() -> None:
-    rollout = doc(
-        "Rollout",
-        "web",
+    rollout = web_rollout(
         """
-        service: web
-        stable: v1
         match:
         - headers: {End-User: {exact: jason}, end-user: {exact: maria}}
           version: v2
-        """,
+        """
     )
-    diag = only(compile_files({"svc.yaml": service("web"), "r.yaml": rollout}), "MC323")
+    diag = only(lint_web({"r.yaml": rollout}), "MC323")
     assert where(diag) == ("r.yaml", *locate(rollout, "end-user"))
     assert "match[0] headers 'End-User' and 'end-user' are one header" in diag.message
     assert "only one of the two conditions reaches the VirtualService" in diag.message
 
 
 def test_mc323_cookie_header_next_to_cookie_conditions() -> None:
-    rollout = doc(
-        "Rollout",
-        "web",
+    rollout = web_rollout(
         """
-        service: web
-        stable: v1
         match:
         - headers: {Cookie: {regex: ".*beta.*"}}
           cookies: {group: {exact: beta}}
           version: v2
-        """,
+        """
     )
-    diag = only(compile_files({"svc.yaml": service("web"), "r.yaml": rollout}), "MC323")
+    diag = only(lint_web({"r.yaml": rollout}), "MC323")
     assert where(diag) == ("r.yaml", *locate(rollout, "Cookie"))
     assert "'Cookie' header condition and cookie conditions" in diag.message
     assert "move the condition under cookies:" in diag.hint
 
 
 def test_mc323_silent_on_distinct_headers() -> None:
-    rollout = doc(
-        "Rollout",
-        "web",
+    rollout = web_rollout(
         """
-        service: web
-        stable: v1
         match:
         - headers: {end-user: {exact: jason}, x-group: {exact: beta}}
           cookies: {group: {exact: beta}}
           version: v2
-        """,
+        """
     )
-    compilation = compile_files({"svc.yaml": service("web"), "r.yaml": rollout})
+    compilation = lint_web({"r.yaml": rollout})
     assert findings(compilation, "MC323") == []
 
 
@@ -262,32 +265,22 @@ def test_mc411_silent_on_http_ports_and_plain_tcp_rules() -> None:
 
 
 def test_mc510_mirror_on_an_all_tcp_service() -> None:
-    rollout = doc(
-        "Rollout",
-        "web",
-        "service: web\nstable: v1\nsplit: {v1: 100}\nmirror: {version: v2, percentage: 10}",
-    )
-    diag = only(
-        compile_files({"svc.yaml": service("web", ports=TCP_PORTS), "r.yaml": rollout}), "MC510"
-    )
+    rollout = MIRRORING
+    diag = only(lint_web({"r.yaml": rollout}, ports=TCP_PORTS), "MC510")
     assert where(diag) == ("r.yaml", *locate(rollout, "mirror"))
     assert "shop/web: mirror on a service whose ports are all tcp" in diag.message
     assert "the lowering leaves it out" in diag.message
 
 
 def test_mc510_silent_when_a_port_carries_http() -> None:
-    rollout = doc(
-        "Rollout",
-        "web",
-        "service: web\nstable: v1\nsplit: {v1: 100}\nmirror: {version: v2, percentage: 10}",
-    )
-    compilation = compile_files({"svc.yaml": service("web", ports=MIXED_PORTS), "r.yaml": rollout})
+    rollout = MIRRORING
+    compilation = lint_web({"r.yaml": rollout}, ports=MIXED_PORTS)
     assert findings(compilation, "MC510") == []
 
 
 def test_mc609_timeout_and_retries_on_an_all_tcp_service() -> None:
     text = doc("Resilience", "web", "service: web\ntimeout: 2s\nretries: {attempts: 2}")
-    compilation = compile_files({"svc.yaml": service("web", ports=TCP_PORTS), "res.yaml": text})
+    compilation = lint_web({"res.yaml": text}, ports=TCP_PORTS)
     found = findings(compilation, "MC609")
     assert [where(d) for d in found] == [
         ("res.yaml", *locate(text, "timeout")),
@@ -301,7 +294,7 @@ def test_mc609_timeout_and_retries_on_an_all_tcp_service() -> None:
 
 def test_mc609_port_scoped_to_a_tcp_port_of_a_mixed_service() -> None:
     text = doc("Resilience", "web", "service: web\nport: 5432\ntimeout: 2s")
-    compilation = compile_files({"svc.yaml": service("web", ports=MIXED_PORTS), "res.yaml": text})
+    compilation = lint_web({"res.yaml": text}, ports=MIXED_PORTS)
     diag = only(compilation, "MC609")
     assert where(diag) == ("res.yaml", *locate(text, "timeout"))
     assert "but port 5432 is tcp; the lowering leaves it out" in diag.message
@@ -309,14 +302,14 @@ def test_mc609_port_scoped_to_a_tcp_port_of_a_mixed_service() -> None:
 
 def test_mc609_silent_on_http_ports_and_tcp_safe_settings() -> None:
     http = doc("Resilience", "web", "service: web\nport: 9080\ntimeout: 2s")
-    compilation = compile_files({"svc.yaml": service("web", ports=MIXED_PORTS), "res.yaml": http})
+    compilation = lint_web({"res.yaml": http}, ports=MIXED_PORTS)
     assert findings(compilation, "MC609") == []
     breaker = doc(
         "Resilience",
         "web",
         "service: web\nretries: {attempts: 0}\ncircuitBreaker: {maxConnections: 10}",
     )
-    compilation = compile_files({"svc.yaml": service("web", ports=TCP_PORTS), "res.yaml": breaker})
+    compilation = lint_web({"res.yaml": breaker}, ports=TCP_PORTS)
     assert findings(compilation, "MC609") == []
 
 
@@ -325,23 +318,19 @@ def test_mc609_silent_on_http_ports_and_tcp_safe_settings() -> None:
 
 def cookie_rollout(count: int) -> str:
     cookies = ", ".join(f"c{i}: {{exact: '1'}}" for i in range(count))
-    return doc(
-        "Rollout",
-        "web",
-        f"service: web\nstable: v1\nmatch:\n- cookies: {{{cookies}}}\n  version: v2",
-    )
+    return web_rollout(f"match:\n- cookies: {{{cookies}}}\n  version: v2")
 
 
 def test_mc511_four_cookies() -> None:
     rollout = cookie_rollout(4)
-    diag = only(compile_files({"svc.yaml": service("web"), "r.yaml": rollout}), "MC511")
+    diag = only(lint_web({"r.yaml": rollout}), "MC511")
     assert where(diag) == ("r.yaml", *locate(rollout, "cookies"))
     assert "match[0] names 4 cookies" in diag.message
     assert "24 alternatives" in diag.message
 
 
 def test_mc511_silent_with_three_cookies() -> None:
-    compilation = compile_files({"svc.yaml": service("web"), "r.yaml": cookie_rollout(3)})
+    compilation = lint_web({"r.yaml": cookie_rollout(3)})
     assert findings(compilation, "MC511") == []
 
 
@@ -359,15 +348,9 @@ def test_lowering_collapses_clashing_header_names_and_grows_cookie_regexes() -> 
 
 
 def test_lowering_leaves_http_settings_out_on_tcp_services() -> None:
-    rollout = doc(
-        "Rollout",
-        "web",
-        "service: web\nstable: v1\nsplit: {v1: 100}\nmirror: {version: v2, percentage: 10}",
-    )
+    rollout = MIRRORING
     resilience = doc("Resilience", "web", "service: web\ntimeout: 2s\nretries: {attempts: 2}")
-    compilation = compile_files(
-        {"svc.yaml": service("web", ports=TCP_PORTS), "r.yaml": rollout, "res.yaml": resilience}
-    )
+    compilation = lint_web({"r.yaml": rollout, "res.yaml": resilience}, ports=TCP_PORTS)
     assert {d.code for d in compilation.blocking()} == {"MC510", "MC609"}
     services = [obj for key, obj in lower(compilation) if obj["kind"] == "VirtualService"]
     assert len(services) == 1 and "tcp" in services[0]["spec"]

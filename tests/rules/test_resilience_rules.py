@@ -50,6 +50,13 @@ def lint(text: str, *, policy: str = GET_ONLY) -> Compilation:
     return compile_files({"svc.yaml": SERVICE + "---\n" + policy, "res.yaml": text})
 
 
+def lint_two(first: str, second: str) -> Compilation:
+    """Two Resilience documents, a.yaml then b.yaml, for the service of `lint`."""
+    return compile_files(
+        {"svc.yaml": SERVICE + "---\n" + GET_ONLY, "a.yaml": first, "b.yaml": second}
+    )
+
+
 def test_mc221_resilience_for_undeclared_service() -> None:
     text = resilience("service: rating\ntimeout: 2s\n")
     diag = only(lint(text), "MC221")
@@ -80,13 +87,7 @@ def test_mc223_silent_for_service_port() -> None:
 
 def test_mc322_two_service_wide_resilience_documents() -> None:
     second = resilience("service: ratings\ntimeout: 3s\n", name="ratings-b")
-    compilation = compile_files(
-        {
-            "svc.yaml": SERVICE + "---\n" + GET_ONLY,
-            "a.yaml": resilience("service: ratings\ntimeout: 2s\n", name="ratings-a"),
-            "b.yaml": second,
-        }
-    )
+    compilation = lint_two(resilience("service: ratings\ntimeout: 2s\n", name="ratings-a"), second)
     diag = only(compilation, "MC322")
     assert where(diag) == ("b.yaml", *locate(second, "ratings\n"))
     assert "second Resilience for the whole service" in diag.message
@@ -95,25 +96,16 @@ def test_mc322_two_service_wide_resilience_documents() -> None:
 
 def test_mc322_same_port_twice() -> None:
     second = resilience("service: ratings\nport: 9080\ntimeout: 3s\n", name="b")
-    compilation = compile_files(
-        {
-            "svc.yaml": SERVICE + "---\n" + GET_ONLY,
-            "a.yaml": resilience("service: ratings\nport: 9080\n", name="a"),
-            "b.yaml": second,
-        }
-    )
+    compilation = lint_two(resilience("service: ratings\nport: 9080\n", name="a"), second)
     diag = only(compilation, "MC322")
     assert where(diag) == ("b.yaml", *locate(second, "9080"))
     assert "for port 9080" in diag.message
 
 
 def test_mc322_silent_for_service_wide_plus_port() -> None:
-    compilation = compile_files(
-        {
-            "svc.yaml": SERVICE + "---\n" + GET_ONLY,
-            "a.yaml": resilience("service: ratings\ntimeout: 2s\n", name="a"),
-            "b.yaml": resilience("service: ratings\nport: 9080\ntimeout: 1s\n", name="b"),
-        }
+    compilation = lint_two(
+        resilience("service: ratings\ntimeout: 2s\n", name="a"),
+        resilience("service: ratings\nport: 9080\ntimeout: 1s\n", name="b"),
     )
     assert findings(compilation, "MC322") == []
 
