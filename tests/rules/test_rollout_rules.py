@@ -3,6 +3,8 @@ it names, at the offending node, and stays silent on the corrected input."""
 
 from __future__ import annotations
 
+import textwrap
+
 from compiler.api import Compilation
 from tests.helpers import compile_files, findings
 from tests.rules import document, locate, only, where
@@ -44,6 +46,11 @@ def rollout(spec: str, *, name: str = "reviews") -> str:
     return document("Rollout", spec, name=name)
 
 
+def stable_v1(spec: str, *, name: str = "reviews") -> str:
+    """A Rollout of shop/reviews with stable v1; `spec` is the rest of its body."""
+    return rollout("service: reviews\nstable: v1\n" + textwrap.dedent(spec), name=name)
+
+
 def lint(rollout_text: str, *, service: str = SERVICE, policy: str = GET_ONLY) -> Compilation:
     return compile_files({"svc.yaml": service + "---\n" + policy, "rollout.yaml": rollout_text})
 
@@ -57,7 +64,7 @@ def test_mc220_rollout_for_undeclared_service() -> None:
 
 
 def test_mc220_silent_for_declared_service() -> None:
-    assert findings(lint(rollout("service: reviews\nstable: v1\n")), "MC220") == []
+    assert findings(lint(stable_v1("")), "MC220") == []
 
 
 def test_mc220_resolves_other_namespace() -> None:
@@ -100,7 +107,7 @@ def test_mc222_unknown_versions_in_every_role() -> None:
 
 
 def test_mc222_unknown_canary_suggests_closest() -> None:
-    text = rollout("service: reviews\nstable: v1\ncanary: v3x\nsteps: [{weight: 100}]\n")
+    text = stable_v1("canary: v3x\nsteps: [{weight: 100}]\n")
     diag = only(lint(text), "MC222")
     assert where(diag) == ("rollout.yaml", *locate(text, "v3x"))
     assert "canary version 'v3x'" in diag.message
@@ -108,10 +115,8 @@ def test_mc222_unknown_canary_suggests_closest() -> None:
 
 
 def test_mc222_silent_when_versions_exist() -> None:
-    text = rollout(
+    text = stable_v1(
         """\
-        service: reviews
-        stable: v1
         split: {v1: 90, v3: 10}
         match: [{headers: {end-user: {exact: jason}}, version: v2}]
         """
@@ -120,7 +125,7 @@ def test_mc222_silent_when_versions_exist() -> None:
 
 
 def test_mc320_second_rollout_for_one_service() -> None:
-    first = rollout("service: reviews\nstable: v1\n", name="reviews-a")
+    first = stable_v1("", name="reviews-a")
     second = rollout("service: reviews\nstable: v2\n", name="reviews-b")
     compilation = compile_files(
         {"svc.yaml": SERVICE + "---\n" + GET_ONLY, "a.yaml": first, "b.yaml": second}
@@ -136,7 +141,7 @@ def test_mc320_silent_for_rollouts_of_different_services() -> None:
     compilation = compile_files(
         {
             "svc.yaml": SERVICE + "---\n" + other,
-            "a.yaml": rollout("service: reviews\nstable: v1\n", name="a"),
+            "a.yaml": stable_v1("", name="a"),
             "b.yaml": rollout("service: ratings\nstable: v1\n", name="b"),
         }
     )
@@ -144,10 +149,8 @@ def test_mc320_silent_for_rollouts_of_different_services() -> None:
 
 
 def test_mc321_later_match_shadowed_by_wider_prefix() -> None:
-    text = rollout(
+    text = stable_v1(
         """\
-        service: reviews
-        stable: v1
         match:
         - headers: {end-user: {prefix: j}}
           version: v2
@@ -164,10 +167,8 @@ def test_mc321_later_match_shadowed_by_wider_prefix() -> None:
 
 
 def test_mc321_regex_covers_exact_and_cookie_duplicate() -> None:
-    text = rollout(
+    text = stable_v1(
         """\
-        service: reviews
-        stable: v1
         match:
         - cookies: {group: {regex: "beta-.*"}}
           version: v2
@@ -180,10 +181,8 @@ def test_mc321_regex_covers_exact_and_cookie_duplicate() -> None:
 
 
 def test_mc321_silent_when_specific_rule_comes_first() -> None:
-    text = rollout(
+    text = stable_v1(
         """\
-        service: reviews
-        stable: v1
         match:
         - headers: {end-user: {exact: jason}}
           version: v3
@@ -198,10 +197,8 @@ def test_mc321_silent_when_specific_rule_comes_first() -> None:
     # rule 2 adds a cookie but rule 1 (prefix j) still takes every request it matches
     found = findings(compilation, "MC321")
     assert [d.message.split(";")[0] for d in found] == ["shop/reviews: match[2] can never fire"]
-    text_ok = rollout(
+    text_ok = stable_v1(
         """\
-        service: reviews
-        stable: v1
         match:
         - headers: {end-user: {exact: jason}}
           version: v3
@@ -215,7 +212,7 @@ def test_mc321_silent_when_specific_rule_comes_first() -> None:
 
 
 def test_mc501_split_not_summing_to_100() -> None:
-    text = rollout("service: reviews\nstable: v1\nsplit: {v1: 90, v3: 5}\n")
+    text = stable_v1("split: {v1: 90, v3: 5}\n")
     diag = only(lint(text), "MC501")
     assert where(diag) == ("rollout.yaml", *locate(text, "{v1"))
     assert "sum to 95 (90 + 5), not 100" in diag.message
@@ -223,17 +220,12 @@ def test_mc501_split_not_summing_to_100() -> None:
 
 
 def test_mc501_silent_when_split_sums_to_100() -> None:
-    assert (
-        findings(lint(rollout("service: reviews\nstable: v1\nsplit: {v1: 95, v3: 5}\n")), "MC501")
-        == []
-    )
+    assert findings(lint(stable_v1("split: {v1: 95, v3: 5}\n")), "MC501") == []
 
 
 def test_mc502_steps_decreasing_and_not_ending_at_100() -> None:
-    text = rollout(
+    text = stable_v1(
         """\
-        service: reviews
-        stable: v1
         canary: v3
         steps:
         - {weight: 10, pause: 5m}
@@ -256,25 +248,20 @@ def test_mc502_steps_decreasing_and_not_ending_at_100() -> None:
 
 
 def test_mc502_empty_steps() -> None:
-    text = rollout("service: reviews\nstable: v1\ncanary: v3\nsteps: []\n")
+    text = stable_v1("canary: v3\nsteps: []\n")
     diag = only(lint(text), "MC502")
     assert "steps is empty" in diag.message
     assert where(diag) == ("rollout.yaml", *locate(text, "[]"))
 
 
 def test_mc502_silent_for_progressive_steps() -> None:
-    text = rollout(
-        "service: reviews\nstable: v1\ncanary: v3\n"
-        "steps: [{weight: 5}, {weight: 5}, {weight: 50}, {weight: 100}]\n"
-    )
+    text = stable_v1("canary: v3\nsteps: [{weight: 5}, {weight: 5}, {weight: 50}, {weight: 100}]\n")
     assert findings(lint(text), "MC502") == []
 
 
 def test_mc503_weights_outside_0_100() -> None:
-    text = rollout(
+    text = stable_v1(
         """\
-        service: reviews
-        stable: v1
         canary: v3
         steps: [{weight: -5}, {weight: 150}, {weight: 100}]
         """
@@ -284,7 +271,7 @@ def test_mc503_weights_outside_0_100() -> None:
         "shop/reviews: step 0 weight -5 is outside 0-100": ("rollout.yaml", *locate(text, "-5")),
         "shop/reviews: step 1 weight 150 is outside 0-100": ("rollout.yaml", *locate(text, "150")),
     }
-    split = rollout("service: reviews\nstable: v1\nsplit: {v1: 120, v3: -20}\n")
+    split = stable_v1("split: {v1: 120, v3: -20}\n")
     found = findings(lint(split), "MC503")
     assert sorted(d.message for d in found) == [
         "shop/reviews: split weight -20 for v3 is outside 0-100",
@@ -294,12 +281,12 @@ def test_mc503_weights_outside_0_100() -> None:
 
 
 def test_mc503_silent_for_weights_in_range() -> None:
-    text = rollout("service: reviews\nstable: v1\nsplit: {v1: 100, v3: 0}\n")
+    text = stable_v1("split: {v1: 100, v3: 0}\n")
     assert findings(lint(text), "MC503") == []
 
 
 def test_mc504_mirror_to_undeclared_version() -> None:
-    text = rollout("service: reviews\nstable: v1\nmirror: {version: v9}\n")
+    text = stable_v1("mirror: {version: v9}\n")
     diag = only(lint(text), "MC504")
     assert where(diag) == ("rollout.yaml", *locate(text, "v9"))
     assert "mirror version 'v9' is not declared" in diag.message
@@ -307,14 +294,11 @@ def test_mc504_mirror_to_undeclared_version() -> None:
 
 
 def test_mc504_silent_for_declared_mirror() -> None:
-    assert (
-        findings(lint(rollout("service: reviews\nstable: v1\nmirror: {version: v3}\n")), "MC504")
-        == []
-    )
+    assert findings(lint(stable_v1("mirror: {version: v3}\n")), "MC504") == []
 
 
 def test_mc505_mirror_of_service_accepting_post() -> None:
-    text = rollout("service: reviews\nstable: v1\nmirror: {version: v3, percentage: 10}\n")
+    text = stable_v1("mirror: {version: v3, percentage: 10}\n")
     diag = only(lint(text, policy=WITH_POST), "MC505")
     assert where(diag) == ("rollout.yaml", *locate(text, "{version"))
     assert "mirroring to v3 repeats non-idempotent requests" in diag.message
@@ -324,29 +308,27 @@ def test_mc505_mirror_of_service_accepting_post() -> None:
 
 def test_mc505_mirror_of_unrestricted_service() -> None:
     shadow = GET_ONLY.replace("service: reviews\n", "service: reviews\n  mode: shadow\n")
-    text = rollout("service: reviews\nstable: v1\nmirror: {version: v3}\n")
+    text = stable_v1("mirror: {version: v3}\n")
     diag = only(lint(text, policy=shadow), "MC505")
     assert "no enforced AccessPolicy restricts its methods" in diag.message
 
 
 def test_mc505_silent_for_get_only_or_opt_in() -> None:
-    plain = rollout("service: reviews\nstable: v1\nmirror: {version: v3}\n")
+    plain = stable_v1("mirror: {version: v3}\n")
     assert findings(lint(plain, policy=GET_ONLY), "MC505") == []
-    opted = rollout(
-        "service: reviews\nstable: v1\nmirror: {version: v3, allowNonIdempotent: true}\n"
-    )
+    opted = stable_v1("mirror: {version: v3, allowNonIdempotent: true}\n")
     assert findings(lint(opted, policy=WITH_POST), "MC505") == []
 
 
 def test_mc506_mirror_percentage_out_of_range() -> None:
-    text = rollout("service: reviews\nstable: v1\nmirror: {version: v3, percentage: 150}\n")
+    text = stable_v1("mirror: {version: v3, percentage: 150}\n")
     diag = only(lint(text), "MC506")
     assert where(diag) == ("rollout.yaml", *locate(text, "150"))
     assert "mirror percentage 150 is outside 0-100" in diag.message
 
 
 def test_mc506_silent_in_range() -> None:
-    text = rollout("service: reviews\nstable: v1\nmirror: {version: v3, percentage: 12.5}\n")
+    text = stable_v1("mirror: {version: v3, percentage: 12.5}\n")
     assert findings(lint(text), "MC506") == []
 
 
@@ -366,39 +348,34 @@ def test_mc507_header_match_on_tcp_only_service() -> None:
 
 def test_mc507_silent_on_http_service() -> None:
     assert findings(lint(rollout(MATCH)), "MC507") == []
-    no_match = rollout("service: reviews\nstable: v1\nsplit: {v1: 50, v2: 50}\n")
+    no_match = stable_v1("split: {v1: 50, v2: 50}\n")
     assert findings(lint(no_match, service=TCP_SERVICE), "MC507") == []
 
 
 def test_mc508_mirror_into_version_with_live_split_weight() -> None:
-    text = rollout("service: reviews\nstable: v1\nsplit: {v1: 90, v3: 10}\nmirror: {version: v3}\n")
+    text = stable_v1("split: {v1: 90, v3: 10}\nmirror: {version: v3}\n")
     diag = only(lint(text), "MC508")
     assert where(diag) == ("rollout.yaml", *locate(text, "v3}"))
     assert "mirror target v3 already takes live traffic (split weight 10)" in diag.message
 
 
 def test_mc508_mirror_into_stable_without_split() -> None:
-    text = rollout("service: reviews\nstable: v1\nmirror: {version: v1}\n")
+    text = stable_v1("mirror: {version: v1}\n")
     diag = only(lint(text), "MC508")
     assert "stable (all default traffic)" in diag.message
 
 
 def test_mc508_silent_for_shadow_version() -> None:
-    text = rollout("service: reviews\nstable: v1\nsplit: {v1: 100, v3: 0}\nmirror: {version: v3}\n")
+    text = stable_v1("split: {v1: 100, v3: 0}\nmirror: {version: v3}\n")
     assert findings(lint(text), "MC508") == []
-    steps = rollout(
-        "service: reviews\nstable: v1\ncanary: v3\n"
-        "steps: [{weight: 10}, {weight: 100}]\nmirror: {version: v2}\n"
-    )
+    steps = stable_v1("canary: v3\nsteps: [{weight: 10}, {weight: 100}]\nmirror: {version: v2}\n")
     assert findings(lint(steps), "MC508") == []
 
 
 def test_mc321_never_executes_user_regexes() -> None:
     # a backtracking-prone regex is not evaluated: coverage is only claimed when certain
-    text = rollout(
+    text = stable_v1(
         """\
-        service: reviews
-        stable: v1
         match:
         - headers: {end-user: {regex: "(a+)+$"}}
           version: v2
@@ -413,7 +390,7 @@ def test_mc321_never_executes_user_regexes() -> None:
 
 
 def test_mc501_empty_split() -> None:
-    text = rollout("service: reviews\nstable: v1\nsplit: {}\n")
+    text = stable_v1("split: {}\n")
     diag = only(lint(text), "MC501")
     assert diag.message == "shop/reviews: split is empty, so no version gets traffic"
     assert where(diag) == ("rollout.yaml", *locate(text, "{}"))
@@ -421,16 +398,12 @@ def test_mc501_empty_split() -> None:
 
 
 def test_mc509_canary_equal_to_stable() -> None:
-    text = rollout(
-        "service: reviews\nstable: v1\ncanary: v1\nsteps: [{weight: 10}, {weight: 100}]\n"
-    )
+    text = stable_v1("canary: v1\nsteps: [{weight: 10}, {weight: 100}]\n")
     diag = only(lint(text), "MC509")
     assert where(diag) == ("rollout.yaml", *locate(text, "v1\n  steps"))
     assert "canary v1 is also the stable version" in diag.message
 
 
 def test_mc509_silent_for_distinct_canary() -> None:
-    text = rollout(
-        "service: reviews\nstable: v1\ncanary: v3\nsteps: [{weight: 10}, {weight: 100}]\n"
-    )
+    text = stable_v1("canary: v3\nsteps: [{weight: 10}, {weight: 100}]\n")
     assert findings(lint(text), "MC509") == []
