@@ -4,6 +4,7 @@ shows exactly those edges, shares and risk flags in text, json and markdown."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,25 +23,29 @@ def widened(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     return root, commit_a, commit_b
 
 
-def plan(repo: tuple[Path, str, str], fmt: str) -> tuple[int, str, str]:
-    root, commit_a, commit_b = repo
-    result = run_cli(
+def run_plan(root: Path, base: str, head: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """The installed `meshc plan` of `root`'s policies directory, base → head, at NOW."""
+    return run_cli(
         "meshc",
         "plan",
         "--base",
-        commit_a,
+        base,
         "--head",
-        commit_b,
+        head,
         "--repo",
         str(root),
         "--path",
         "policies",
-        "--format",
-        fmt,
+        *flags,
         "--now",
         NOW,
         "--detailed-exitcode",
     )
+
+
+def plan(repo: tuple[Path, str, str], fmt: str) -> tuple[int, str, str]:
+    root, commit_a, commit_b = repo
+    result = run_plan(root, commit_a, commit_b, "--format", fmt)
     return result.returncode, result.stdout, result.stderr
 
 
@@ -109,20 +114,6 @@ def test_markdown_is_a_pr_comment_with_the_graph(widened: tuple[Path, str, str])
 
 def test_same_revision_means_no_changes(widened: tuple[Path, str, str]) -> None:
     root, _, commit_b = widened
-    result = run_cli(
-        "meshc",
-        "plan",
-        "--base",
-        commit_b,
-        "--head",
-        commit_b,
-        "--repo",
-        str(root),
-        "--path",
-        "policies",
-        "--now",
-        NOW,
-        "--detailed-exitcode",
-    )
+    result = run_plan(root, commit_b, commit_b)
     assert result.returncode == 0, result.stderr
     assert "Plan: no changes" in result.stdout
