@@ -87,6 +87,30 @@ def test_foreign_trust_domain_is_refused(tmp_path: Path) -> None:
         issue(store, "https://cluster.local/ns/a")
 
 
+def openssl_verify(
+    openssl: str, folder: Path, ca_file: str, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """`openssl verify` of folder's leaf.pem through inter.pem against `ca_file`, at NOW."""
+    return subprocess.run(
+        [
+            openssl,
+            "verify",
+            "-attime",
+            str(int(NOW.timestamp())),
+            "-CAfile",
+            ca_file,
+            "-untrusted",
+            "inter.pem",
+            *flags,
+            "leaf.pem",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_system_openssl_agrees(tmp_path: Path) -> None:
     """An independent X.509 implementation accepts the chain (tests only; the product never
     shells out to openssl)."""
@@ -100,43 +124,9 @@ def test_system_openssl_agrees(tmp_path: Path) -> None:
     (tmp_path / "root.pem").write_bytes(pem(root))
     (tmp_path / "inter.pem").write_bytes(pem(inter))
     (tmp_path / "leaf.pem").write_bytes(pem(leaf.certificate))
-    result = subprocess.run(
-        [
-            openssl,
-            "verify",
-            "-attime",
-            str(int(NOW.timestamp())),
-            "-CAfile",
-            "root.pem",
-            "-untrusted",
-            "inter.pem",
-            "-purpose",
-            "sslclient",
-            "leaf.pem",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = openssl_verify(openssl, tmp_path, "root.pem", "-purpose", "sslclient")
     assert result.returncode == 0 and "leaf.pem: OK" in result.stdout, result.stdout + result.stderr
     other = new_store(tmp_path / "other")
     (tmp_path / "other.pem").write_bytes(pem(other.trusted_roots()[0]))
-    result = subprocess.run(
-        [
-            openssl,
-            "verify",
-            "-attime",
-            str(int(NOW.timestamp())),
-            "-CAfile",
-            "other.pem",
-            "-untrusted",
-            "inter.pem",
-            "leaf.pem",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = openssl_verify(openssl, tmp_path, "other.pem")
     assert result.returncode != 0
