@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -49,6 +50,22 @@ def test_flow_style_empty_spec_gets_a_block_ca_section(tmp_path: Path) -> None:
     assert codes(compile_files({"mesh.yaml": new})) == []
 
 
+def issue_for_csr(state: Path, csr: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`meshd ca issue` signing the CSR in `csr` for SPIFFE_A from the store at `state`."""
+    return meshd_inproc(
+        "ca",
+        "issue",
+        "--state",
+        str(state),
+        *NOW_ARG,
+        "--spiffe-id",
+        SPIFFE_A,
+        "--csr",
+        str(csr),
+        *flags,
+    )
+
+
 def test_issue_signs_a_csr_with_the_requested_identity_only(tmp_path: Path) -> None:
     state = tmp_path / "st"
     assert meshd_inproc("ca", "init", "--state", str(state), *NOW_ARG).returncode == 0
@@ -68,19 +85,7 @@ def test_issue_signs_a_csr_with_the_requested_identity_only(tmp_path: Path) -> N
 
     (tmp_path / "req.pem").write_bytes(csr.public_bytes(Encoding.PEM))
     out = tmp_path / "out"
-    result = meshd_inproc(
-        "ca",
-        "issue",
-        "--state",
-        str(state),
-        *NOW_ARG,
-        "--spiffe-id",
-        SPIFFE_A,
-        "--csr",
-        str(tmp_path / "req.pem"),
-        "--out",
-        str(out),
-    )
+    result = issue_for_csr(state, tmp_path / "req.pem", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "its key stays in the key store" not in result.stdout  # the workload kept its key
     chain = x509.load_pem_x509_certificates((out / "chain.pem").read_bytes())
@@ -97,17 +102,7 @@ def test_issue_signs_a_csr_with_the_requested_identity_only(tmp_path: Path) -> N
         IssuedLeaf(leaf, (chain[1], store.root_cert("root-1")), None), store.trusted_roots()
     )
     (tmp_path / "bad.pem").write_text("nope")
-    bad = meshd_inproc(
-        "ca",
-        "issue",
-        "--state",
-        str(state),
-        *NOW_ARG,
-        "--spiffe-id",
-        SPIFFE_A,
-        "--csr",
-        str(tmp_path / "bad.pem"),
-    )
+    bad = issue_for_csr(state, tmp_path / "bad.pem")
     assert (
         bad.returncode == 2
         and "bad.pem: not a readable PEM certificate signing request" in bad.stderr
