@@ -138,20 +138,31 @@ def test_mc427_and_mc428_expiry(certs: dict[str, x509.Certificate]) -> None:
     assert "root is not valid before" in finding.message
 
 
-def test_mc429_lifetimes_must_nest(certs: dict[str, x509.Certificate]) -> None:
-    extra = "    intermediateTTL: 24h\n    workloadTTL: 48h\n    renewBefore: 12h\n"
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "    intermediateTTL: 24h\n    workloadTTL: 48h\n    renewBefore: 12h\n",
+            [
+                "workloadTTL 48h is not shorter than intermediateTTL 24h",
+                "renewBefore 12h is not longer than workloadTTL 48h: leaves issued just before "
+                "renewal would outlive their intermediate",
+            ],
+        ),
+        (
+            "    rootTTL: 100h\n    intermediateTTL: 200h\n    renewBefore: 300h\n",
+            [
+                "intermediateTTL 200h is longer than rootTTL 100h",
+                "renewBefore 300h is not shorter than intermediateTTL 200h: the intermediate "
+                "would renew on every run",
+            ],
+        ),
+    ],
+    ids=["leaf-and-renewal", "intermediate-and-renewal"],
+)
+def test_mc429_lifetimes_must_nest(
+    certs: dict[str, x509.Certificate], extra: str, expected: list[str]
+) -> None:
     files = mesh(fp_anchor("root", fingerprint(certs["root"])), extra=extra)
     messages = [f.message for f in findings(compile_files(files), "MC429")]
-    assert messages == [
-        "workloadTTL 48h is not shorter than intermediateTTL 24h",
-        "renewBefore 12h is not longer than workloadTTL 48h: leaves issued just before "
-        "renewal would outlive their intermediate",
-    ]
-    extra = "    rootTTL: 100h\n    intermediateTTL: 200h\n    renewBefore: 300h\n"
-    files = mesh(fp_anchor("root", fingerprint(certs["root"])), extra=extra)
-    messages = [f.message for f in findings(compile_files(files), "MC429")]
-    assert messages == [
-        "intermediateTTL 200h is longer than rootTTL 100h",
-        "renewBefore 300h is not shorter than intermediateTTL 200h: the intermediate would "
-        "renew on every run",
-    ]
+    assert messages == expected
