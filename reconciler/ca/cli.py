@@ -26,7 +26,14 @@ from reconciler.ca.outputs import DEFAULT_REFRESH_HINT, spiffe_bundle, trust_bun
 from reconciler.ca.rotation import advance, auto_advance, renew_intermediates, start_rotation
 from reconciler.ca.state import Phase, Settings
 from reconciler.ca.status import ca_status_snapshot, metrics_text, render_text, warnings
-from reconciler.ca.store import KeyStore, create_store, open_store, read_passphrase, ttl
+from reconciler.ca.store import (
+    KeyStore,
+    create_store,
+    open_store,
+    read_passphrase,
+    require_state_dir,
+    ttl,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,12 +116,7 @@ def _lock(state_dir: Path) -> None:
 def _open(state_dir: Path, passphrase_file: Path | None, now: datetime) -> KeyStore:
     """Lock, then open: `open_store` finishes interrupted writes, which only the lock
     holder may do (every command locks, reads included; operations are short)."""
-    if not state_dir.is_dir():
-        raise CAError(
-            "no CA state directory here",
-            path=state_dir,
-            remedy="create one with `meshd ca init --state DIR`",
-        )
+    require_state_dir(state_dir)  # before the lock, which would create the directory
     _lock(state_dir)
     store = open_store(state_dir, passphrase=read_passphrase(passphrase_file))
     _check_clock(store, now)

@@ -83,14 +83,20 @@ def _key_identifiers(
 
 
 def _ca_usage() -> x509.KeyUsage:
+    return _key_usage(cert_sign=True, key_encipherment=False)
+
+
+def _key_usage(*, cert_sign: bool, key_encipherment: bool) -> x509.KeyUsage:
+    """Signatures always; certificate and CRL signing for a CA; key encipherment only for a
+    leaf whose RSA key TLS may use for key transport. Nothing else is ever set."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
-        key_encipherment=False,
+        key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
         encipher_only=False,
         decipher_only=False,
     )
@@ -158,17 +164,7 @@ def make_svid(
 
     The lifetime is cut to the issuer's so a leaf never outlives its intermediate."""
     not_after = min(validity.not_after, issuer_cert.not_valid_after_utc)
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=isinstance(key, rsa.RSAPublicKey),
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    usage = _key_usage(cert_sign=False, key_encipherment=isinstance(key, rsa.RSAPublicKey))
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))

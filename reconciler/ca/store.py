@@ -298,17 +298,22 @@ def create_store(
     return store
 
 
-def open_store(path: Path, *, passphrase: Passphrase | None) -> KeyStore:
-    """Open and check a store: version, every certificate, key files present and private.
-
-    Also finishes what a crash interrupted (archiving, temporaries): call it while holding
-    `fsutil.exclusive_lock(path)` when another process may write the store."""
+def require_state_dir(path: Path) -> None:
+    """Refuse a state directory that does not exist, naming `meshd ca init` as the remedy."""
     if not path.is_dir():
         raise CAError(
             "no CA state directory here",
             path=path,
             remedy="create one with `meshd ca init --state DIR`",
         )
+
+
+def open_store(path: Path, *, passphrase: Passphrase | None) -> KeyStore:
+    """Open and check a store: version, every certificate, key files present and private.
+
+    Also finishes what a crash interrupted (archiving, temporaries): call it while holding
+    `fsutil.exclusive_lock(path)` when another process may write the store."""
+    require_state_dir(path)
     ensure_private_dir(path)
     state_path = path / STATE_FILE
     state = parse_state(read_file(state_path, what="CA state"), state_path)
