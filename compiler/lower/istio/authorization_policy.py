@@ -36,15 +36,6 @@ ACTIONS = {"allow": "ALLOW", "deny": "DENY"}
 ACTION_ORDER = ("ALLOW", "DENY", "AUDIT")
 
 
-def lower_authorization_policies(ctx: LowerContext) -> list[Obj]:
-    out: list[Obj] = []
-    if ctx.model.settings.default_action == "deny":
-        out.extend(allow_nothing(ctx, namespace) for namespace in ctx.model.namespaces)
-    for key in sorted(ctx.model.services):
-        out.extend(for_service(ctx, ctx.model.services[key]))
-    return out
-
-
 def allow_nothing(ctx: LowerContext, namespace: str) -> Obj:
     """Zero trust: an ALLOW policy with no rules denies whatever no other policy allows."""
     obj = new_object(

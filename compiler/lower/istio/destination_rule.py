@@ -21,10 +21,6 @@ from compiler.model.mesh import ServiceView
 SIMPLE_LB = {"round-robin": "ROUND_ROBIN", "least-request": "LEAST_REQUEST", "random": "RANDOM"}
 
 
-def lower_destination_rules(ctx: LowerContext) -> list[Obj]:
-    return [destination_rule(ctx, ctx.model.services[key]) for key in sorted(ctx.model.services)]
-
-
 def service_resilience(view: ServiceView) -> ResilienceSpec | None:
     """The service-wide Resilience (lint reports duplicates; the first by file wins)."""
     for intent in sorted(view.resilience, key=lambda r: r.ref):

@@ -30,17 +30,6 @@ NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 ANY_POD: Obj = {"namespaceSelector": {}}
 
 
-def lower_network_policies(ctx: LowerContext) -> list[Obj]:
-    if not ctx.model.settings.network_policy.enabled:
-        return []
-    out = []
-    for key in sorted(ctx.model.services):
-        obj = service_network_policy(ctx, ctx.model.services[key])
-        if obj is not None:
-            out.append(obj)
-    return out
-
-
 def service_network_policy(ctx: LowerContext, view: ServiceView) -> Obj | None:
     """The service's NetworkPolicy; None when disabled or no enforced policy restricts it."""
     if not ctx.model.settings.network_policy.enabled:

@@ -11,10 +11,6 @@ from compiler.lower.istio.common import NETWORKING, LowerContext, Obj, host, new
 from compiler.model.mesh import ServiceView
 
 
-def lower_sidecars(ctx: LowerContext) -> list[Obj]:
-    return [sidecar(ctx, ctx.model.services[key]) for key in sorted(ctx.model.services)]
-
-
 def egress_hosts(ctx: LowerContext, view: ServiceView) -> list[str]:
     hosts = {f"{callee.namespace}/{host(ctx, callee)}" for callee in view.calls}
     hosts.add(f"{ctx.model.settings.root_namespace}/*")

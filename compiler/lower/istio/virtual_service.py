@@ -37,15 +37,6 @@ class RouteSettings:
     retries: Retries | None
 
 
-def lower_virtual_services(ctx: LowerContext) -> list[Obj]:
-    out = []
-    for key in sorted(ctx.model.services):
-        obj = virtual_service(ctx, ctx.model.services[key])
-        if obj is not None:
-            out.append(obj)
-    return out
-
-
 def current_rollout(view: ServiceView) -> Intent[RolloutDocument] | None:
     """The service's Rollout (lint rejects a second one; the first by file wins)."""
     rollouts = sorted(view.rollouts, key=lambda r: r.ref)
