@@ -49,21 +49,26 @@ from compiler.api import FileCache, FileResult, content_key
 from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.kinds import KINDS
 from compiler.lint.subjects import LintCache
+from compiler.lint.suppress import Suppression
 from compiler.load.documents import Document
 from compiler.load.yamlnodes import Positions, parse_source
 from compiler.model.mesh import ServiceKey
 from compiler.validate import Intent
 
 CACHE_DIR_NAME = ".meshc_cache"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAGIC = b"MESHC-LINT-CACHE\n"
 _DIGEST = hashlib.sha256().digest_size
 ENV_NO_CACHE = "MESHC_NO_CACHE"
 
 PlainDiagnostic = tuple[str, tuple[int, int, int, int], str, str, int]
 PlainDocument = tuple[int, str, Any, bool]
-PlainEntry = tuple[str, list[str], list[PlainDocument], list[PlainDiagnostic], list[str]]
-"""(sha256, lines, documents as (index, kind, data, valid), problems, skipped)."""
+PlainSuppression = tuple[int, int, tuple[str, ...], str | None, int]
+PlainEntry = tuple[
+    str, list[str], list[PlainDocument], list[PlainDiagnostic], list[str], list[PlainSuppression]
+]
+"""(sha256, lines, documents as (index, kind, data, valid), problems, skipped,
+suppressions as (line, col, codes, reason, applies_to))."""
 PlainFinding = tuple[str, str, int, int, int, int, str, str]
 """(code, file, line, col, end_line, end_col, message, hint): a rule's raw finding."""
 PlainLint = dict[tuple[str, str, str], dict[str, list[PlainFinding]]]
@@ -376,7 +381,7 @@ class _PlainUnpickler(pickle.Unpickler):
 def _restore(name: str, raw: bytes, entry: PlainEntry) -> FileResult | None:
     """Rebuild a FileResult; validation re-runs (cheap) so intents are real models."""
     try:
-        _, lines, documents, problems, skipped = entry
+        _, lines, documents, problems, skipped, suppressions = entry
         docs: list[Document] = []
         intents: list[Intent[Any]] = []
         for index, kind, data, valid in documents:
@@ -388,7 +393,11 @@ def _restore(name: str, raw: bytes, entry: PlainEntry) -> FileResult | None:
             Diagnostic(code, Span.from_zero_based(name, *span), message, hint, Severity(severity))
             for code, span, message, hint, severity in problems
         ]
-        return FileResult(name, list(lines), docs, intents, diagnostics, list(skipped))
+        found = [
+            Suppression(line, col, frozenset(codes), reason, applies_to)
+            for line, col, codes, reason, applies_to in suppressions
+        ]
+        return FileResult(name, list(lines), docs, intents, diagnostics, list(skipped), found)
     except Exception:  # an entry that does not fit this version of meshc is rebuilt
         return None
 
@@ -440,7 +449,11 @@ def _plain(digest: str, result: FileResult) -> PlainEntry:
         )
         for d in result.problems
     ]
-    return (digest, list(result.lines), documents, problems, list(result.skipped))
+    suppressions = [
+        (found.line, found.col, tuple(sorted(found.codes)), found.reason, found.applies_to)
+        for found in result.suppressions()
+    ]
+    return (digest, list(result.lines), documents, problems, list(result.skipped), suppressions)
 
 
 def _write_atomic(cache: DiskCache, payload: bytes) -> None:

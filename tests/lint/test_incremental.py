@@ -363,3 +363,28 @@ def test_run_rules_without_a_digest_for_every_file_reuses_nothing(tmp_path: Path
     assert lint_cache.entries == {}
     assert sorted(map(repr, found)) == sorted(map(repr, run_rules(ctx)))
     assert any(d.code == "MC202" for d in found)
+
+
+def test_suppressions_hold_when_read_back_from_the_on_disk_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compiler import cache
+    from compiler.cli.lint import compile_with_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(cache.ENV_NO_CACHE, raising=False)
+    files = _mesh(tmp_path / "mesh", services=8)
+    files["x/ghost.yaml"] = (
+        b"apiVersion: meshc/v1\nkind: AccessPolicy\nmetadata: {name: ghost, namespace: x}\n"
+        b"spec:\n  service: ghost  # meshc: ignore[MC202] reason: declared in another repo\n"
+        b"  rules:\n  - from: [{namespace: x}]\n"
+    )
+    cache_dir = tmp_path / "cache"
+    runs = []
+    for step in range(3):
+        shift_lines(files, sorted(n for n in files if "/" in n)[0], random.Random(step))
+        runs.append(compile_with_cache(PolicyTree(files=dict(files)), now=NOW, cache_dir=cache_dir))
+        assert _rendered(runs[-1]) == _scratch(files)
+    ghost = [d for run in runs for d in run.diagnostics if d.code == "MC202"]
+    assert len(ghost) == 3
+    assert {d.suppressed_reason for d in ghost} == {"declared in another repo"}
