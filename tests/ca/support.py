@@ -80,6 +80,21 @@ def verifies(leaf: IssuedLeaf, roots: list[x509.Certificate], now: datetime = NO
     return True
 
 
+def issue_command(state: Path, *extra: str) -> tuple[str, ...]:
+    """`meshd` arguments issuing an SVID for service account a/b from the store at `state`."""
+    return (
+        "ca",
+        "issue",
+        "--state",
+        str(state),
+        "--namespace",
+        "a",
+        "--service-account",
+        "b",
+        *extra,
+    )
+
+
 def meshd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real `meshd` executable, as a subprocess (slow: use for end-to-end checks)."""
     return run_cli("meshd", *args, env=env)

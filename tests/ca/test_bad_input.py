@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ca.support import NOW_ARG, assert_clean_failure, meshd, meshd_inproc
+from tests.ca.support import NOW_ARG, assert_clean_failure, issue_command, meshd, meshd_inproc
 
 
 @pytest.fixture
@@ -19,24 +19,10 @@ def state(tmp_path: Path) -> Path:
     return path
 
 
-def issue(state: Path, *extra: str) -> tuple[str, ...]:
-    return (
-        "ca",
-        "issue",
-        "--state",
-        str(state),
-        "--namespace",
-        "a",
-        "--service-account",
-        "b",
-        *extra,
-    )
-
-
 def test_corrupt_root_pem(state: Path) -> None:
     cert = state / "roots" / "root-1" / "root.pem"
     cert.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
-    result = meshd_inproc(*issue(state, *NOW_ARG))
+    result = meshd_inproc(*issue_command(state, *NOW_ARG))
     assert_clean_failure(result, 2, str(cert), "not a valid PEM certificate")
 
 
@@ -45,14 +31,14 @@ def test_wrong_key_for_certificate(state: Path, tmp_path: Path) -> None:
     assert meshd_inproc("ca", "init", "--state", str(other), *NOW_ARG).returncode == 0
     key = state / "roots" / "root-1" / "intermediate-1.key"
     shutil.copyfile(other / "roots" / "root-1" / "intermediate-1.key", key)
-    result = meshd_inproc(*issue(state, *NOW_ARG))
+    result = meshd_inproc(*issue_command(state, *NOW_ARG))
     assert_clean_failure(
         result, 2, str(key), "does not belong to its certificate", "wrong key for certificate"
     )
 
 
 def test_expired_root(state: Path) -> None:
-    result = meshd_inproc(*issue(state, "--now", "2037-01-01T00:00:00Z"))
+    result = meshd_inproc(*issue_command(state, "--now", "2037-01-01T00:00:00Z"))
     assert_clean_failure(
         result, 1, "root.pem", "root root-1 expired at 2036-11-22", "meshd ca rotate"
     )
@@ -97,7 +83,7 @@ def test_corrupt_state_json(state: Path) -> None:
 
 
 def test_not_before_in_the_future_is_clock_skew(state: Path) -> None:
-    result = meshd_inproc(*issue(state, "--now", "2026-11-24T00:00:00Z"))
+    result = meshd_inproc(*issue_command(state, "--now", "2026-11-24T00:00:00Z"))
     assert_clean_failure(
         result, 2, "root.pem", "is not valid before 2026-11-25T11:55:00", "clock skew"
     )
@@ -111,7 +97,7 @@ def test_missing_state_dir_and_double_init(tmp_path: Path, state: Path) -> None:
 
 
 def test_bad_flags_are_usage_errors(state: Path) -> None:
-    result = meshd_inproc(*issue(state, "--ttl", "soon"))
+    result = meshd_inproc(*issue_command(state, "--ttl", "soon"))
     assert_clean_failure(result, 2, "--ttl 'soon' is not a duration")
     result = meshd_inproc("ca", "issue", "--state", str(state), "--spiffe-id", "x")
     assert_clean_failure(result, 2, "'x' is not a SPIFFE ID")

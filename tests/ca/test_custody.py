@@ -16,7 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from reconciler.ca.errors import CAError
 from reconciler.ca.outputs import cacerts_secret
 from reconciler.ca.store import Passphrase, open_store
-from tests.ca.support import MESH_YAML, NOW_ARG, assert_clean_failure, meshd, meshd_inproc
+from tests.ca.support import (
+    MESH_YAML,
+    NOW_ARG,
+    assert_clean_failure,
+    issue_command,
+    meshd,
+    meshd_inproc,
+)
 
 PASSPHRASE = "correct horse battery staple"
 PEM_KEY_HEADER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
@@ -88,16 +95,7 @@ def test_no_command_leaks_a_key_anywhere(tmp_path: Path) -> None:
         outputs.append(result.stdout + result.stderr)
         assert result.returncode in (0, 1), (args, result.stdout, result.stderr)
     # error paths carry no key either
-    wrong = meshd_inproc(
-        "ca",
-        "issue",
-        *common,
-        "--namespace",
-        "a",
-        "--service-account",
-        "b",
-        env={"MESHD_CA_PASSPHRASE": "wrong"},
-    )
+    wrong = meshd_inproc(*issue_command(state, *NOW_ARG), env={"MESHD_CA_PASSPHRASE": "wrong"})
     assert wrong.returncode == 2 and "cannot decrypt the private key" in wrong.stderr
     outputs.append(wrong.stdout + wrong.stderr)
     real = meshd("ca", "status", *common, "--mesh", str(mesh), env=env)  # the real binary too
@@ -139,18 +137,7 @@ def test_encrypted_store_without_passphrase_names_the_remedy(tmp_path: Path) -> 
     state = tmp_path / "st"
     env = {"MESHD_CA_PASSPHRASE": PASSPHRASE}
     assert meshd_inproc("ca", "init", "--state", str(state), *NOW_ARG, env=env).returncode == 0
-    result = meshd_inproc(
-        "ca",
-        "issue",
-        "--state",
-        str(state),
-        *NOW_ARG,
-        "--namespace",
-        "a",
-        "--service-account",
-        "b",
-        env={"MESHD_CA_PASSPHRASE": ""},
-    )
+    result = meshd_inproc(*issue_command(state, *NOW_ARG), env={"MESHD_CA_PASSPHRASE": ""})
     assert_clean_failure(
         result, 2, "is encrypted and no passphrase was given", "MESHD_CA_PASSPHRASE"
     )
