@@ -75,6 +75,10 @@ def lint_command(
     cache_at = None if no_cache else (cache_dir or default_cache_dir(root))
     with paused_gc():
         compilation = compile_with_cache(load_tree(root), now=when, cache_dir=cache_at)
+        # The compilation lives until the process ends. Left in the youngest generation,
+        # the first collection after GC resumes would walk all ~10^6 of its objects
+        # (~0.1 s on 1,000 services); frozen, collections skip them.
+        gc.freeze()
     found, crd_notes = (
         crd_findings(compilation, crd_set) if crd_set is not None else (compilation.diagnostics, [])
     )
