@@ -1,0 +1,24 @@
+"""The code stays ruff- and mypy --strict-clean (the configuration is in pyproject.toml)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import BIN, REPO
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_is_clean() -> None:
+    result = _run(str(BIN / "ruff"), "check", "--no-cache", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean(tmp_path: Path) -> None:
+    result = _run(sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
