@@ -7,16 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity, Span
-from compiler.kinds.access_policy.checks import Policy, target_of
+from compiler.kinds.access_policy.checks import Policy
 from compiler.kinds.access_policy.model import Rule
 from compiler.kinds.rollout.http_checks import header_clashes
 from compiler.kinds.service.model import Port
-from compiler.lint.registry import Finding, LintContext, rule
+from compiler.lint.registry import Finding, subject_rule
+from compiler.lint.subjects import Subject, SubjectContext
 from compiler.model.mesh import ServiceView
 
 
-@rule("MC324", "policy-header-name-clash", Severity.ERROR)
-def policy_header_name_clash(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC324", "policy-header-name-clash", Severity.ERROR)
+def policy_header_name_clash(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An access rule's `headers` name the same header twice in different case.
 
     **What it does.** Compares the `headers` names of each rule case-insensitively.
@@ -32,8 +33,7 @@ def policy_header_name_clash(ctx: LintContext) -> Iterable[Finding]:
 
     **Use instead.** One entry listing every accepted value: `headers: {x-role: [admin, ops]}`.
     """
-    model = ctx.model
-    for policy in model.policies:
+    for policy in subject.policies:
         for index, r in enumerate(policy.model.spec.rules):
             for first, later in header_clashes(r.headers):
                 both = sorted(set(r.headers[first]) & set(r.headers[later]))
@@ -102,8 +102,8 @@ def _tcp_sites(policy: Policy, index: int, r: Rule, view: ServiceView) -> Iterat
         )
 
 
-@rule("MC411", "http-conditions-on-tcp-port", Severity.ERROR)
-def http_conditions_on_tcp_port(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC411", "http-conditions-on-tcp-port", Severity.ERROR)
+def http_conditions_on_tcp_port(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An access rule with methods, paths or headers applies to a port declared `tcp`.
 
     **What it does.** Reports rules with `to.methods`, `to.paths` or `headers` whose
@@ -126,10 +126,9 @@ def http_conditions_on_tcp_port(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** `to: {ports: [db]}` for the TCP port, and methods/paths/headers only
     on HTTP ports (or declare the port `http` if it carries HTTP).
     """
-    model = ctx.model
-    for policy in model.policies:
-        view = target_of(policy, model)
-        if view is None:
-            continue
+    view = subject.view  # the policies' target; policies for an undeclared one are MC202's
+    if view is None:
+        return
+    for policy in subject.policies:
         for index, r in enumerate(policy.model.spec.rules):
             yield from _tcp_sites(policy, index, r, view)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from compiler.diagnostics import Severity
-from compiler.kinds.resilience.checks import ResilienceIntent, resolved_resilience
-from compiler.lint.registry import Finding, LintContext, rule
+from compiler.kinds.resilience.checks import ResilienceIntent
+from compiler.lint.registry import Finding, subject_rule
+from compiler.lint.subjects import Subject, SubjectContext, subject_resilience
 from compiler.model.mesh import ServiceView
 
 
@@ -18,8 +19,8 @@ def covered_protocols(intent: ResilienceIntent, view: ServiceView) -> list[str |
     return [p.protocol for p in view.spec.ports if port is None or p.port == port]
 
 
-@rule("MC609", "http-resilience-on-tcp", Severity.WARNING)
-def http_resilience_on_tcp(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC609", "http-resilience-on-tcp", Severity.WARNING)
+def http_resilience_on_tcp(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Resilience sets `timeout` or `retries` for ports that are all `tcp`.
 
     **What it does.** Reports `timeout` and `retries` (with `attempts` above 0) of a
@@ -39,7 +40,7 @@ def http_resilience_on_tcp(ctx: LintContext) -> Iterable[Finding]:
     for TCP, protect the service with `circuitBreaker` limits (`maxConnections`) and
     outlier detection, and leave timeouts to the client.
     """
-    for intent, view in resolved_resilience(ctx.model):
+    for intent, view in subject_resilience(subject):
         protocols = covered_protocols(intent, view)
         if not protocols or any(p != "tcp" for p in protocols):
             continue

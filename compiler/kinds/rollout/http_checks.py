@@ -8,9 +8,10 @@ import math
 from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity
-from compiler.kinds.rollout.checks import RolloutIntent, resolved_rollouts
+from compiler.kinds.rollout.checks import RolloutIntent
 from compiler.kinds.rollout.model import MatchRule
-from compiler.lint.registry import Finding, LintContext, rule
+from compiler.lint.registry import Finding, subject_rule
+from compiler.lint.subjects import Subject, SubjectContext, subject_rollouts
 from compiler.model.mesh import ServiceView
 
 MAX_MATCH_COOKIES = 3
@@ -56,8 +57,8 @@ def _match_clashes(
                 )
 
 
-@rule("MC323", "match-header-name-clash", Severity.ERROR)
-def match_header_name_clash(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC323", "match-header-name-clash", Severity.ERROR)
+def match_header_name_clash(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An A/B match rule names the same header twice in different case (or `cookie` as a
     header next to cookie conditions).
 
@@ -80,13 +81,13 @@ def match_header_name_clash(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** One condition per header (`end-user: {regex: "jason|maria"}`), or two
     match rules; cookie conditions under `cookies:`.
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         for index, match in enumerate(intent.model.spec.match):
             yield from _match_clashes(intent, view, index, match)
 
 
-@rule("MC510", "mirror-on-tcp", Severity.WARNING)
-def mirror_on_tcp(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC510", "mirror-on-tcp", Severity.WARNING)
+def mirror_on_tcp(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Rollout mirrors traffic of a service whose ports are all `tcp`.
 
     **What it does.** Reports `mirror` when every port of the service is declared `tcp`
@@ -102,7 +103,7 @@ def mirror_on_tcp(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** Declare the port as `http`, `http2` or `grpc` if it carries HTTP, or
     test the new version with a small weighted `split` instead.
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         if intent.model.spec.mirror is not None and all_tcp(view):
             yield Finding(
                 intent.key_span("mirror"),
@@ -112,8 +113,8 @@ def mirror_on_tcp(ctx: LintContext) -> Iterable[Finding]:
             )
 
 
-@rule("MC511", "too-many-match-cookies", Severity.WARNING)
-def too_many_match_cookies(ctx: LintContext) -> Iterable[Finding]:
+@subject_rule("MC511", "too-many-match-cookies", Severity.WARNING)
+def too_many_match_cookies(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """An A/B match rule names more than 3 cookies.
 
     **What it does.** Counts the `cookies` of each `match` rule.
@@ -133,7 +134,7 @@ def too_many_match_cookies(ctx: LintContext) -> Iterable[Finding]:
     **Use instead.** At most 3 cookies per rule: have the front end set one cookie (or a
     header) that names the cohort, and match on that.
     """
-    for intent, view in resolved_rollouts(ctx.model):
+    for intent, view in subject_rollouts(subject):
         for index, match in enumerate(intent.model.spec.match):
             count = len(match.cookies)
             if count > MAX_MATCH_COOKIES:
