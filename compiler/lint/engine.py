@@ -103,16 +103,26 @@ def _run_subject_rules(
         return _run_subject_rules(model, rules, None, None)
     used: set[tuple[ServiceKey, str]] = set()
     reused = 0
+    codes = tuple(code for code, _ in rules)
+    flat = cache.flat
     for key, subject in subjects.items():
         entry = (key, prints[key])
         used.add(entry)
+        joined = flat.get(entry)
+        if joined is not None and joined[0] == codes:  # every rule's findings, in rule order
+            reused += 1
+            out.extend(joined[1])
+            continue
         stored = cache.lookup(*entry)
         reused += bool(stored)
+        mine: list[Diagnostic] = []
         for code, check in rules:
             found = stored.get(code)
             if found is None:
                 found = stored[code] = _run_subject(code, check, scoped, subject)
-            out.extend(found)
+            mine.extend(found)
+        flat[entry] = (codes, mine)
+        out.extend(mine)
     cache.retain(used)
     cache.reused = reused
     return out

@@ -176,6 +176,11 @@ class LintCache:
     """Each subject's references by its own hash (see `fingerprints`)."""
     reused: int = 0
     """Subjects reused by the last compile (for tests and benchmarks)."""
+    flat: dict[tuple[ServiceKey, str], tuple[tuple[str, ...], list[Diagnostic]]] = field(
+        default_factory=dict
+    )
+    """Per entry, the rule codes run and all their findings joined in that order: a reused
+    subject costs one lookup, not one per rule (in memory only; derived from `entries`)."""
 
     def lookup(self, key: ServiceKey, fingerprint: str) -> dict[str, list[Diagnostic]]:
         found = self.entries.get((key, fingerprint))
@@ -188,6 +193,8 @@ class LintCache:
         keep = used | self.previous
         for stale in [entry for entry in self.entries if entry not in keep]:
             del self.entries[stale]
+        for stale in [entry for entry in self.flat if entry not in keep]:
+            del self.flat[stale]
         self.previous = used
 
 

@@ -114,15 +114,26 @@ class MeshModel:
 
 
 def resolve_model(intents: list[Intent[Any]]) -> MeshModel:
-    meshes = [i for i in intents if i.doc.kind == "Mesh"]
+    """The model of `intents`, in one pass over them (a re-plan resolves ~3,000 intents)."""
+    by_kind: dict[str, list[Intent[Any]]] = {
+        "Mesh": [],
+        "Service": [],
+        "AccessPolicy": [],
+        "Rollout": [],
+        "Resilience": [],
+    }
+    for intent in intents:
+        bucket = by_kind.get(intent.doc.kind)
+        if bucket is not None:
+            bucket.append(intent)
+    meshes = by_kind["Mesh"]
     mesh = meshes[0] if meshes else None
     settings = mesh.model.spec if mesh else MeshSpec()
     services: dict[ServiceKey, ServiceView] = {}
     duplicates: list[Intent[ServiceDocument]] = []
     identities: dict[str, list[ServiceKey]] = {}
-    for intent in intents:
-        if intent.doc.kind != "Service":
-            continue
+    prefix = f"spiffe://{settings.trust_domain}/ns/"
+    for intent in by_kind["Service"]:
         meta = intent.model.metadata
         key = _parse_key(meta.name, meta.namespace)  # interned: lookups hit by identity
         if key in services:
@@ -130,7 +141,7 @@ def resolve_model(intents: list[Intent[Any]]) -> MeshModel:
             continue
         spec = intent.model.spec
         account = spec.identity or meta.name
-        spiffe = f"spiffe://{settings.trust_domain}/ns/{meta.namespace}/sa/{account}"
+        spiffe = f"{prefix}{meta.namespace}/sa/{account}"
         services[key] = ServiceView(
             key=key,
             intent=intent,
@@ -138,28 +149,38 @@ def resolve_model(intents: list[Intent[Any]]) -> MeshModel:
             service_account=account,
             spiffe_id=spiffe,
         )
-        identities.setdefault(spiffe, []).append(key)
+        found = identities.get(spiffe)
+        if found is None:
+            identities[spiffe] = [key]
+        else:
+            found.append(key)
     model = MeshModel(
         mesh=mesh,
         settings=settings,
         meshes=meshes,
         services=services,
         duplicate_services=duplicates,
-        policies=[i for i in intents if i.doc.kind == "AccessPolicy"],
-        rollouts=[i for i in intents if i.doc.kind == "Rollout"],
-        resilience=[i for i in intents if i.doc.kind == "Resilience"],
+        policies=by_kind["AccessPolicy"],
+        rollouts=by_kind["Rollout"],
+        resilience=by_kind["Resilience"],
         identities=identities,
     )
     for policy in model.policies:
-        target = model.service(policy.model.spec.service, policy.model.metadata.namespace)
+        target = _target(services, policy)
         if target:
             target.policies.append(policy)
     for rollout in model.rollouts:
-        target = model.service(rollout.model.spec.service, rollout.model.metadata.namespace)
+        target = _target(services, rollout)
         if target:
             target.rollouts.append(rollout)
     for res in model.resilience:
-        target = model.service(res.model.spec.service, res.model.metadata.namespace)
+        target = _target(services, res)
         if target:
             target.resilience.append(res)
     return model
+
+
+def _target(services: dict[ServiceKey, ServiceView], intent: Intent[Any]) -> ServiceView | None:
+    """The declared service a policy's `spec.service` names, if any."""
+    model = intent.model
+    return services.get(_parse_key(model.spec.service, model.metadata.namespace))

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from compiler.kinds.resilience.model import ResilienceDocument
-from compiler.model.mesh import MeshModel, ServiceKey
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.validate import Intent
 
 MAX_SEARCH_STEPS = 100_000
@@ -50,25 +51,88 @@ def retry_hops(model: MeshModel) -> dict[ServiceKey, RetryHop]:
     (`attempts: 0` turns it off)."""
     hops: dict[ServiceKey, RetryHop] = {}
     for key in sorted(model.services):
-        view = model.services[key]
-        http_ports = {p.port for p in view.spec.ports if p.protocol != "tcp"}
-        covered: set[int] = set()
-        for intent in view.resilience:
-            port = intent.model.spec.port
-            scope = http_ports if port is None else http_ports & {port}
-            retries = intent.model.spec.retries
-            if retries is None or not scope:
-                continue
-            covered |= scope
-            if retries.attempts <= 0:
-                continue
-            best = hops.get(key)
-            if best is None or retries.attempts + 1 > best.factor:
-                hops[key] = RetryHop(retries.attempts + 1, intent)
-        best = hops.get(key)
-        if http_ports - covered and (best is None or best.factor < ISTIO_DEFAULT_ATTEMPTS + 1):
-            hops[key] = RetryHop(ISTIO_DEFAULT_ATTEMPTS + 1, None)
+        hop = service_hop(model.services[key])
+        if hop is not None:
+            hops[key] = hop
     return hops
+
+
+def service_hop(view: ServiceView) -> RetryHop | None:
+    """The most tries a call into this one service may make (None: calls are not retried)."""
+    http_ports = {p.port for p in view.spec.ports if p.protocol != "tcp"}
+    covered: set[int] = set()
+    best: RetryHop | None = None
+    for intent in view.resilience:
+        port = intent.model.spec.port
+        scope = http_ports if port is None else http_ports & {port}
+        retries = intent.model.spec.retries
+        if retries is None or not scope:
+            continue
+        covered |= scope
+        if retries.attempts <= 0:
+            continue
+        if best is None or retries.attempts + 1 > best.factor:
+            best = RetryHop(retries.attempts + 1, intent)
+    if http_ports - covered and (best is None or best.factor < ISTIO_DEFAULT_ATTEMPTS + 1):
+        best = RetryHop(ISTIO_DEFAULT_ATTEMPTS + 1, None)
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One service's part of the analysis: its key, its declared calls and its hop factor
+    (0: not retried) -- everything `worst_chains` reads of it -- and the hop itself."""
+
+    shape: tuple[ServiceKey, tuple[ServiceKey, ...], int]
+    hop: RetryHop | None
+    sources: tuple[Intent[Any], ...]
+    """The Service and Resilience intents the row was derived from (kept alive, so the
+    `id()` keys of `RetryMemo.rows` stay unique while the row is stored)."""
+
+
+@dataclass(slots=True)
+class RetryMemo:
+    """MC603's analysis kept across compiles of similar trees (a lint or plan session).
+
+    A service's row is reused while its Service and Resilience intents are the same
+    objects (a `FileCache` hands out the same ones for unchanged files); the chains are
+    reused while every row's shape is equal, in the same order, under the same budget.
+    Both are pure functions of what they are keyed by, so reuse cannot change a finding."""
+
+    rows: dict[int, _Row] = field(default_factory=dict)
+    analyses: list[
+        tuple[int, list[tuple[Any, ...]], dict[ServiceKey, tuple[AmplifiedChain, int]]]
+    ] = field(default_factory=list)
+
+    def analyse(
+        self, model: MeshModel, budget: int
+    ) -> tuple[dict[ServiceKey, RetryHop], dict[ServiceKey, tuple[AmplifiedChain, int]]]:
+        """`retry_hops(model)` and `worst_chains(model, hops, budget)`, reusing what it can."""
+        rows = [self._row(view) for view in model.services.values()]
+        if len(self.rows) > 4 * len(rows) + 64:
+            live = {id(view.intent) for view in model.services.values()}
+            self.rows = {ident: row for ident, row in self.rows.items() if ident in live}
+        hops = {row.shape[0]: row.hop for row in rows if row.hop is not None}
+        shapes = [row.shape for row in rows]
+        for known_budget, known_shapes, worst in self.analyses:
+            if known_budget == budget and known_shapes == shapes:
+                return hops, worst
+        worst = worst_chains(model, hops, budget)
+        self.analyses = [(budget, shapes, worst), *self.analyses[:1]]
+        return hops, worst
+
+    def _row(self, view: ServiceView) -> _Row:
+        row = self.rows.get(id(view.intent))
+        sources: tuple[Intent[Any], ...] = (view.intent, *view.resilience)
+        if (
+            row is None
+            or len(row.sources) != len(sources)
+            or not all(a is b for a, b in zip(row.sources, sources, strict=True))
+        ):
+            hop = service_hop(view)
+            shape = (view.key, tuple(view.calls), hop.factor if hop is not None else 0)
+            row = self.rows[id(view.intent)] = _Row(shape, hop, sources)
+        return row
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity, Span
 from compiler.kinds.common import duration_ms
-from compiler.kinds.resilience.chains import RetryHop, retry_hops, worst_chains
+from compiler.kinds.resilience.chains import RetryHop, RetryMemo
 from compiler.kinds.resilience.model import (
     RETRY_AFTER_UPSTREAM,
     RETRY_ON_TOKENS,
@@ -238,6 +238,11 @@ def per_try_timeout_exceeds_timeout(ctx: SubjectContext, subject: Subject) -> It
             )
 
 
+_RETRY_MEMO = RetryMemo()
+"""MC603's analysis of the last compiles in this process: a re-lint after a one-file
+change redoes only the changed services' hops (see `RetryMemo`; it never changes a result)."""
+
+
 @rule("MC603", "retry-amplification", Severity.WARNING)
 def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     """Retries at several hops of a call chain multiply beyond the mesh's retry budget.
@@ -276,8 +281,7 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     """
     model = ctx.model
     budget = model.settings.retry_budget
-    hops = retry_hops(model)
-    worst = worst_chains(model, hops, budget)
+    hops, worst = _RETRY_MEMO.analyse(model, budget)
     for last in sorted(worst):
         chain, count = worst[last]
         start = chain.path[0]
