@@ -30,7 +30,7 @@ from compiler.diagnostics import Diagnostic
 from compiler.kinds.access_policy.model import AccessPolicyDocument
 from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.kinds.rollout.model import RolloutDocument
-from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.model.mesh import MeshModel, ServiceKey, ServiceView, target_key
 from compiler.validate import Intent
 
 
@@ -84,13 +84,11 @@ def subjects_of(model: MeshModel) -> dict[ServiceKey, Subject]:
         return cached
     subjects = {key: Subject(key, view) for key, view in model.services.items()}
     for policy in model.policies:
-        _subject(subjects, policy.model.spec.service, policy.model.metadata).policies.append(policy)
+        _subject(subjects, target_key(policy)).policies.append(policy)
     for rollout in model.rollouts:
-        _subject(subjects, rollout.model.spec.service, rollout.model.metadata).rollouts.append(
-            rollout
-        )
+        _subject(subjects, target_key(rollout)).rollouts.append(rollout)
     for res in model.resilience:
-        _subject(subjects, res.model.spec.service, res.model.metadata).resilience.append(res)
+        _subject(subjects, target_key(res)).resilience.append(res)
     model.lint_index["subjects"] = subjects
     return subjects
 
@@ -103,8 +101,7 @@ def namespaces_of(model: MeshModel) -> frozenset[str]:
     return cached
 
 
-def _subject(subjects: dict[ServiceKey, Subject], ref: str, metadata: Any) -> Subject:
-    key = ServiceKey.parse(ref, metadata.namespace)
+def _subject(subjects: dict[ServiceKey, Subject], key: ServiceKey) -> Subject:
     found = subjects.get(key)
     if found is None:
         found = subjects[key] = Subject(key, None)
