@@ -98,7 +98,7 @@ def _run_subject_rules(
                 out.extend(_run_subject(code, check, scoped, subject))
         return out
     try:
-        prints = fingerprints(model, digests, memo=cache.references)
+        prints = fingerprints(model, digests, memo=cache.references, owns=cache.owns)
     except KeyError:  # a file without a digest: nothing can be reused safely
         return _run_subject_rules(model, rules, None, None)
     used: set[tuple[ServiceKey, str]] = set()

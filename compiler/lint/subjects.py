@@ -108,8 +108,17 @@ def _subject(subjects: dict[ServiceKey, Subject], key: ServiceKey) -> Subject:
     return found
 
 
+OwnMemo = dict[int, tuple[tuple[Intent[Any], ...], tuple[str, ...], tuple[str, ...], str]]
+"""id(first intent) -> (the subject's intents, their files, those files' content hashes,
+its own hash): reused while the intents are the same objects and the files' hashes equal."""
+
+
 def fingerprints(
-    model: MeshModel, digests: Mapping[str, str], *, memo: RefMemo | None = None
+    model: MeshModel,
+    digests: Mapping[str, str],
+    *,
+    memo: RefMemo | None = None,
+    owns: OwnMemo | None = None,
 ) -> dict[ServiceKey, str]:
     """Each subject's input fingerprint; `digests` maps every file to its content hash.
 
@@ -117,7 +126,14 @@ def fingerprints(
     own hash; it is pruned to the subjects of this model when it grows. Raises KeyError
     when a document's file has no digest (a fingerprint must never guess)."""
     subjects = subjects_of(model)
-    own = {key: _own(subject, digests) for key, subject in subjects.items()}
+    if owns is None:
+        own = {key: _own(subject, digests) for key, subject in subjects.items()}
+    else:
+        own = {key: _own_memoised(subject, digests, owns) for key, subject in subjects.items()}
+        if len(owns) > 4 * len(own) + 64:
+            live = {id(next(iter(subject.intents()))) for subject in subjects.values()}
+            for gone in [ident for ident in owns if ident not in live]:
+                del owns[gone]
     shared = _mesh_wide(model, digests)
     memo = memo if memo is not None else {}
     out: dict[ServiceKey, str] = {}
@@ -147,6 +163,24 @@ def _own(subject: Subject, digests: Mapping[str, str]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+def _own_memoised(subject: Subject, digests: Mapping[str, str], owns: OwnMemo) -> str:
+    """`_own(subject, digests)`, reused while nothing it reads changed: the intents (by
+    identity: they fix the key, files and indexes) and the files' content hashes."""
+    intents = tuple(subject.intents())
+    found = owns.get(id(intents[0]))
+    if (
+        found is not None
+        and len(found[0]) == len(intents)
+        and all(a is b for a, b in zip(found[0], intents, strict=True))
+        and all(digests[f] == d for f, d in zip(found[1], found[2], strict=True))
+    ):
+        return found[3]
+    own = _own(subject, digests)
+    files = tuple(intent.doc.file for intent in intents)
+    owns[id(intents[0])] = (intents, files, tuple(digests[f] for f in files), own)
+    return own
+
+
 def _mesh_wide(model: MeshModel, digests: Mapping[str, str]) -> str:
     """The Mesh settings' file, and every declared service's key and identity."""
     mesh = model.mesh
@@ -171,6 +205,8 @@ class LintCache:
     previous: set[tuple[ServiceKey, str]] = field(default_factory=set)
     references: RefMemo = field(default_factory=dict)
     """Each subject's references by its own hash (see `fingerprints`)."""
+    owns: OwnMemo = field(default_factory=dict)
+    """Each subject's own hash by its intents (see `fingerprints`; in memory only)."""
     reused: int = 0
     """Subjects reused by the last compile (for tests and benchmarks)."""
     flat: dict[tuple[ServiceKey, str], tuple[tuple[str, ...], list[Diagnostic]]] = field(
