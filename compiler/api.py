@@ -55,6 +55,17 @@ class FileCache:
     """content hash -> FileResult; share one across compiles to skip unchanged files."""
 
     entries: dict[tuple[str, str], FileResult] = field(default_factory=dict)
+    hashed: dict[int, tuple[bytes, str]] = field(default_factory=dict)
+    """id(raw) -> (raw, content_key(raw)): a tree read through a `BlobCache` hands out the
+    same bytes objects for unchanged blobs, so a re-compile hashes only the changed files
+    (raw is kept in the entry, so its id cannot be reused meanwhile)."""
+
+    def digest(self, raw: bytes) -> str:
+        """`content_key(raw)`, memoised by the bytes object."""
+        hit = self.hashed.get(id(raw))
+        if hit is None or hit[0] is not raw:
+            hit = self.hashed[id(raw)] = (raw, content_key(raw))
+        return hit[1]
 
     def get_or_build(self, file: str, raw: bytes, *, digest: str | None = None) -> FileResult:
         """The result for these bytes (`digest`: their `content_key`, if already known)."""
@@ -165,7 +176,9 @@ def _compile_tree(
     load_checks()
     cache = cache if cache is not None else FileCache()
     config, config_problems = parse_config(tree.config)
-    digests = {file: content_key(raw) for file, raw in sorted(tree.files.items())}
+    digests = {file: cache.digest(raw) for file, raw in sorted(tree.files.items())}
+    if len(cache.hashed) > 2 * len(tree.files) + 64:  # keep this tree's, drop the rest
+        cache.hashed = {id(raw): (raw, digests[file]) for file, raw in tree.files.items()}
     results = {
         file: cache.get_or_build(file, raw, digest=digests[file])
         for file, raw in sorted(tree.files.items())
