@@ -9,7 +9,6 @@ change cheap. Neither cache can change a result.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from compiler.config import ProjectConfig, parse_config
 from compiler.diagnostics import Diagnostic, Severity, Span
+from compiler.gcpause import paused_gc
 from compiler.kinds import KIND_NAMES, KINDS, load_checks
 from compiler.lint.engine import finalize, run_rules
 from compiler.lint.registry import LintContext
@@ -154,15 +154,10 @@ def compile_tree(
     `cache` (per-file results) and `lint_cache` (per-subject lint findings) make repeated
     compiles of similar trees cheap; pass the same objects to every compile of a session.
     Neither changes the result."""
-    enabled = gc.isenabled()
-    gc.disable()  # ~10^6 acyclic objects: collections would re-scan them for nothing
-    try:
+    with paused_gc():
         return _compile_tree(
             tree, now=now, rollout_state=rollout_state, cache=cache, lint_cache=lint_cache
         )
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _compile_tree(

@@ -32,7 +32,6 @@ Layout: `<root>/.meshc_cache/` (a dot-directory, so discovery skips it) holding 
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import hmac
 import io
@@ -47,6 +46,7 @@ from typing import Any
 
 from compiler.api import FileCache, FileResult, content_key
 from compiler.diagnostics import Diagnostic, Severity, Span
+from compiler.gcpause import paused_gc
 from compiler.kinds import KINDS
 from compiler.lint.subjects import LintCache
 from compiler.lint.suppress import Suppression
@@ -132,7 +132,7 @@ def read_entries(cache: DiskCache) -> dict[str, PlainEntry]:
 
 def read_stored(cache: DiskCache) -> Stored:
     """Everything the cache file holds (empty when it is missing, corrupt, foreign or forged)."""
-    with _gc_paused():  # unpickling ~100,000 containers would trigger many useless collections
+    with paused_gc():  # unpickling ~100,000 containers would trigger many useless collections
         data = _read_payload(cache)
         blobs = data.get("blobs")
         if not isinstance(blobs, dict):
@@ -330,17 +330,6 @@ def save_file_cache(
     )
     _write_atomic(cache, payload)
     return True
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def cached_files(cache: DiskCache) -> dict[str, str]:
@@ -548,7 +537,15 @@ _FINGERPRINT: list[str] = []
 
 LINT_PACKAGES = ("kinds", "lint", "load", "model")
 """The subpackages whose code can change what the cache holds (parse results, findings)."""
-LINT_MODULES = ("__init__.py", "api.py", "cache.py", "config.py", "diagnostics.py", "validate.py")
+LINT_MODULES = (
+    "__init__.py",
+    "api.py",
+    "cache.py",
+    "config.py",
+    "diagnostics.py",
+    "gcpause.py",
+    "validate.py",
+)
 """The top-level modules that can. The rest (lower, plan, report, cli...) only reads
 compilations, so editing it keeps the cache; tests/lint checks that compiling a tree
 imports nothing outside these."""

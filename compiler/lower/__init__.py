@@ -8,11 +8,10 @@ planner) makes lowering incremental: see `compiler.lower.cache`.
 
 from __future__ import annotations
 
-import gc
-
 from compiler.api import Compilation
 from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.gcpause import paused_gc
 from compiler.lower.cache import LoweringCache
 
 TARGETS = ("istio",)
@@ -46,9 +45,7 @@ def lower(
         raise LoweringRefused(compilation.blocking(Severity.ERROR))
     from compiler.lower.istio import lower_istio_keyed
 
-    enabled = gc.isenabled()
-    gc.disable()  # the compiled model is ~10^6 acyclic objects: collections find nothing
-    try:
+    with paused_gc():
         groups = lower_istio_keyed(
             compilation.model,
             now=compilation.now,
@@ -57,6 +54,3 @@ def lower(
         )
         objects = cache.assemble(groups) if cache is not None else None
         return Artifacts(objects) if objects is not None else Artifacts.of_groups(groups)
-    finally:
-        if enabled:
-            gc.enable()

@@ -7,12 +7,10 @@ by both sides) and whole compiled sides by their content digest.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 from compiler.api import Compilation, FileCache, compile_tree
 from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.gcpause import paused_gc
 from compiler.lint.subjects import LintCache
 from compiler.load.discover import PolicyTree
 from compiler.lower.cache import LoweringCache
@@ -109,7 +108,7 @@ class Planner:
                 tree, now=now, rollout_state=rollout_state, cache=self.files, lint_cache=self.lints
             )
             compiled = time.perf_counter()
-            with _gc_paused():  # the model is ~10^6 acyclic objects: collections find nothing
+            with paused_gc():  # the model is ~10^6 acyclic objects: collections find nothing
                 artifacts, note = (
                     lower_side(compilation, self.lowerings) if compilation.ok else (None, None)
                 )
@@ -127,17 +126,6 @@ class Planner:
         else:
             self.sides.move_to_end(key)
         return Side(revision, *hit)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass(slots=True)
@@ -220,7 +208,7 @@ def build_plan(
     head_meaning = head.meaning if head.meaning is not None else Meaning()
     base_meaning = base.meaning if base.compiles and base.meaning is not None else Meaning()
     resources: tuple[ResourceChange, ...] | None = None
-    with _gc_paused():
+    with paused_gc():
         meaning = diff_meaning(base_meaning, head_meaning)
         if head.artifacts is not None and (base.artifacts is not None or not base.compiles):
             resources = tuple(diff_artifacts(base.artifacts or Artifacts(), head.artifacts))

@@ -7,7 +7,6 @@ after a one-file change reads one blob.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -196,7 +195,7 @@ def read_worktree(source: GitSource) -> PolicyTree:
     root = source.top / source.prefix if source.prefix else source.top
     if not root.is_dir():
         raise PlanInputError(f"{root}: no such directory in the worktree; check --path")
-    listed = _ls_files(source, root)
+    listed = _ls_files(root)
     tree = PolicyTree()
     config_path = root / CONFIG_FILE
     if CONFIG_FILE in listed and config_path.is_file() and not config_path.is_symlink():
@@ -232,14 +231,16 @@ def _read_file(path: Path) -> bytes:
         return handle.read(MAX_FILE_BYTES + 1)
 
 
-def _ls_files(source: GitSource, root: Path) -> set[str]:
-    result = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
-        cwd=root,
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        message = result.stderr.decode("utf-8", "replace").strip()
-        raise PlanInputError(f"{root}: git cannot list the worktree ({message})")
-    return {p for p in result.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
+def _ls_files(root: Path) -> set[str]:
+    import git
+
+    try:
+        listing = git.Git(str(root)).execute(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+            stdout_as_string=False,
+        )
+    except git.GitCommandError as exc:
+        message = exc.stderr.strip() if isinstance(exc.stderr, str) else str(exc)
+        raise PlanInputError(f"{root}: git cannot list the worktree ({message})") from None
+    raw = listing if isinstance(listing, bytes) else str(listing).encode()
+    return {p for p in raw.decode("utf-8", "surrogateescape").split("\0") if p}

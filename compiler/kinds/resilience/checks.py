@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity, Span
 from compiler.kinds.common import duration_ms
+from compiler.kinds.references import undeclared_service
 from compiler.kinds.resilience.chains import RetryHop, RetryMemo
 from compiler.kinds.resilience.model import (
     RETRY_AFTER_UPSTREAM,
@@ -74,17 +75,7 @@ def resilience_unknown_service(ctx: SubjectContext, subject: Subject) -> Iterabl
 
     **Use instead.** `spec: {service: ratings, timeout: 2s}`
     """
-    model = ctx.model
-    for intent in subject.resilience:
-        spec = intent.model.spec
-        namespace = intent.model.metadata.namespace
-        if model.service(spec.service, namespace) is None:
-            yield Finding(
-                intent.span("service"),
-                f"Resilience {namespace}/{intent.model.metadata.name}: "
-                f"service {spec.service!r} is not declared",
-                "declare the Service, or fix the name (use ns/name for another namespace)",
-            )
+    yield from undeclared_service(ctx.model, subject.resilience, "Resilience")
 
 
 @subject_rule("MC223", "resilience-unknown-port", Severity.ERROR, istio="IST0101")

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity
+from compiler.kinds.references import undeclared_service
 from compiler.kinds.rollout.model import MatchRule, RolloutDocument, StringMatch
 from compiler.lint.registry import Finding, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, subject_rollouts, subject_views
@@ -65,17 +66,7 @@ def rollout_unknown_service(ctx: SubjectContext, subject: Subject) -> Iterable[F
 
     **Use instead.** `service: reviews` (or `service: other-ns/reviews`).
     """
-    model = ctx.model
-    for intent in subject.rollouts:
-        spec = intent.model.spec
-        namespace = intent.model.metadata.namespace
-        if model.service(spec.service, namespace) is None:
-            yield Finding(
-                intent.span("service"),
-                f"Rollout {namespace}/{intent.model.metadata.name}: "
-                f"service {spec.service!r} is not declared",
-                "declare the Service, or fix the name (use ns/name for another namespace)",
-            )
+    yield from undeclared_service(ctx.model, subject.rollouts, "Rollout")
 
 
 @subject_rule("MC222", "rollout-unknown-version", Severity.ERROR, istio="IST0101")
