@@ -27,6 +27,7 @@ from compiler.lint.suppress import Suppression, scan_suppressions
 from compiler.load.discover import PolicyTree, discover_tree, read_config
 from compiler.load.documents import Document, classify_documents
 from compiler.load.yamlnodes import parse_source
+from compiler.model.delta import resolve_changed
 from compiler.model.mesh import MeshModel, resolve_model
 from compiler.validate import Intent, validate_document
 
@@ -59,6 +60,9 @@ class FileCache:
     """id(raw) -> (raw, content_key(raw)): a tree read through a `BlobCache` hands out the
     same bytes objects for unchanged blobs, so a re-compile hashes only the changed files
     (raw is kept in the entry, so its id cannot be reused meanwhile)."""
+    last: LastCompile | None = None
+    """The files and model of the last compile through this cache: the next compile
+    re-resolves that model when only a few files changed (`compiler.model.delta`)."""
 
     def digest(self, raw: bytes) -> str:
         """`content_key(raw)`, memoised by the bytes object."""
@@ -75,6 +79,17 @@ class FileCache:
             hit = build_file(file, raw)
             self.entries[key] = hit
         return hit
+
+
+@dataclass(frozen=True, slots=True)
+class LastCompile:
+    results: dict[str, FileResult]
+    model: MeshModel
+    rollout_state: Mapping[str, int]
+
+
+_DELTA_SHARE = 8
+"""Re-resolve from the last model only when at most 1/8 of the files changed."""
 
 
 def content_key(raw: bytes) -> str:
@@ -132,6 +147,29 @@ class Compilation:
         return not self.blocking(Severity.ERROR)
 
 
+def _resolved(
+    intents: list[Intent[Any]],
+    results: dict[str, FileResult],
+    last: LastCompile | None,
+    rollout_state: Mapping[str, int],
+) -> MeshModel:
+    """The model, re-resolved from the last compile's when few files changed since (and
+    the rollout state, which later phases read beside the model, is the same)."""
+    if last is not None and last.rollout_state == rollout_state:
+        before = last.results
+        changed = [f for f in results.keys() | before.keys() if results.get(f) is not before.get(f)]
+        if len(changed) * _DELTA_SHARE <= len(results):
+            model = resolve_changed(
+                last.model,
+                intents,
+                removed={f: before[f].intents for f in changed if f in before},
+                added={f: results[f].intents for f in changed if f in results},
+            )
+            if model is not None:
+                return model
+    return resolve_model(intents)
+
+
 def load_tree(root: Path) -> PolicyTree:
     """Read the policy root from disk, honouring meshc.yaml's excludes."""
     excludes: list[str] = []
@@ -179,7 +217,9 @@ def _compile_tree(
         for file, raw in sorted(tree.files.items())
     }
     intents = [intent for result in results.values() for intent in result.intents]
-    model = resolve_model(intents)
+    state = dict(rollout_state or {})
+    model = _resolved(intents, results, cache.last, state)
+    cache.last = LastCompile(results, model, state)
     raw_diagnostics = [*tree.problems, *config_problems]
     for result in results.values():
         raw_diagnostics.extend(result.problems)

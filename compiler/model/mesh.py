@@ -8,6 +8,7 @@ rules to report; nothing in this module reports findings itself.
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -87,7 +88,7 @@ class ServiceView:
         return bool(self.policies)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class MeshModel:
     mesh: Intent[MeshDocument] | None
     settings: MeshSpec
@@ -100,6 +101,9 @@ class MeshModel:
     identities: dict[str, list[ServiceKey]]
     lint_index: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Lookups the lint rules compute once per model (`compiler.lint.subjects`)."""
+    change: ModelChange | None = field(default=None, repr=False, compare=False)
+    """Set when this model was re-resolved from an earlier one (`compiler.model.delta`):
+    which services it rebuilt, so later phases can redo only those."""
 
     @property
     def name(self) -> str:
@@ -114,6 +118,26 @@ class MeshModel:
 
     def spiffe(self, namespace: str, service_account: str) -> str:
         return f"spiffe://{self.settings.trust_domain}/ns/{namespace}/sa/{service_account}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChange:
+    """How a model differs from the one it was re-resolved from.
+
+    Every service outside `touched` has the very same view (and intents) in both models,
+    and the mesh-wide facts — the Mesh document, and which services exist with which
+    identities, in which order — are equal. A phase that kept its per-service results for
+    `previous` may reuse them for every service that neither is touched nor reads one."""
+
+    previous: weakref.ref[MeshModel]
+    """Weak: a chain of models must not keep every earlier mesh alive."""
+    touched: frozenset[ServiceKey]
+    """Every key with a document in a changed file, before or after the change: a
+    Service's key or the `spec.service` of an AccessPolicy, Rollout or Resilience."""
+    removed: tuple[Intent[Any], ...]
+    """The intents of the changed files in the earlier model."""
+    added: tuple[Intent[Any], ...]
+    """The intents of the changed files in this model."""
 
 
 def resolve_model(intents: list[Intent[Any]]) -> MeshModel:
@@ -137,7 +161,7 @@ def resolve_model(intents: list[Intent[Any]]) -> MeshModel:
     identities: dict[str, list[ServiceKey]] = {}
     prefix = f"spiffe://{settings.trust_domain}/ns/"
     for intent in by_kind["Service"]:
-        key, namespace, selector, account = _service_facts(intent)
+        key, namespace, selector, account = service_facts(intent)
         if key in services:
             duplicates.append(intent)
             continue
@@ -220,7 +244,7 @@ def _derive_target(intent: Intent[Any]) -> ServiceKey:
 _ServiceFacts = tuple[ServiceKey, str, dict[str, str], str]
 
 
-def _service_facts(intent: Intent[ServiceDocument]) -> _ServiceFacts:
+def service_facts(intent: Intent[ServiceDocument]) -> _ServiceFacts:
     """A Service's key, namespace, selector (never mutated: views copy it) and account."""
     facts: _ServiceFacts = _facts(intent, _derive_service, _SERVICES)
     return facts
