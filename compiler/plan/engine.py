@@ -24,7 +24,7 @@ from compiler.load.discover import PolicyTree
 from compiler.lower.cache import LoweringCache
 from compiler.plan.ca import ca_refusals
 from compiler.plan.meaning import Meaning, MeaningCache, MeaningDiff, diff_meaning, summarise
-from compiler.plan.resources import ResourceChange, diff_artifacts
+from compiler.plan.resources import DiffCache, ResourceChange, diff_artifacts
 from compiler.plan.risk import RiskFlag, risk_flags
 from compiler.plan.source import BlobCache, Revision
 
@@ -91,6 +91,9 @@ class Planner:
         field(default_factory=OrderedDict)
     )
     contents: ContentDigests = field(default_factory=lambda: ContentDigests())
+    diffs: DiffCache = field(default_factory=DiffCache)
+    """Resource diffs by object identity: pass to `build_plan` so a re-plan diffs only
+    the object pairs no earlier plan compared."""
 
     def compile_side(
         self,
@@ -193,8 +196,12 @@ def build_plan(
     now: datetime,
     ca_status: Any | None = None,
     notes: list[str] | None = None,
+    diffs: DiffCache | None = None,
 ) -> Plan:
-    """Compare two compiled sides. A base that does not compile counts as empty."""
+    """Compare two compiled sides. A base that does not compile counts as empty.
+
+    `diffs`: the planner's `DiffCache` (`Planner.diffs`), so a re-plan diffs only new
+    object pairs; without it every differing object is diffed afresh (same result)."""
     notes = list(notes or [])
     if not base.compiles:
         notes.append(
@@ -211,7 +218,7 @@ def build_plan(
     with paused_gc():
         meaning = diff_meaning(base_meaning, head_meaning)
         if head.artifacts is not None and (base.artifacts is not None or not base.compiles):
-            resources = tuple(diff_artifacts(base.artifacts or Artifacts(), head.artifacts))
+            resources = tuple(diff_artifacts(base.artifacts or Artifacts(), head.artifacts, diffs))
     for side in (base, head):
         if side.lowering_note and side.lowering_note not in notes:
             notes.append(side.lowering_note)

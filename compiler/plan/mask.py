@@ -35,30 +35,30 @@ def mask_text(text: str) -> str:
 
 
 def mask_pair(base: Any, head: Any) -> tuple[Any, Any]:
-    """Mask both sides of a change; head's mask says whether the secret changed."""
+    """Mask both sides of a change; head's mask says whether the secret changed.
+
+    Base's side never depends on head (it is `mask_value(base)`), so a plan can memoise
+    an unchanged base object's masked text and mask only head against it."""
+    return mask_value(base), mask_against(base, head)
+
+
+def mask_against(base: Any, head: Any) -> Any:
+    """Head masked like `mask_value`, except that a secret-like value present on both
+    sides with different contents reads MASKED_CHANGED."""
     if isinstance(base, dict) and isinstance(head, dict):
-        out_base: dict[str, Any] = {}
-        out_head: dict[str, Any] = {}
-        for key in base.keys() | head.keys():
-            in_base, in_head = key in base, key in head
+        out: dict[str, Any] = {}
+        for key, value in head.items():
             if secret_key(str(key)):
-                if in_base:
-                    out_base[key] = MASKED
-                if in_head:
-                    same = in_base and base[key] == head[key]
-                    out_head[key] = MASKED if same or not in_base else MASKED_CHANGED
-                continue
-            if in_base and in_head:
-                out_base[key], out_head[key] = mask_pair(base[key], head[key])
-            elif in_base:
-                out_base[key] = mask_value(base[key])
+                changed = key in base and base[key] != value
+                out[key] = MASKED_CHANGED if changed else MASKED
+            elif key in base:
+                out[key] = mask_against(base[key], value)
             else:
-                out_head[key] = mask_value(head[key])
-        return out_base, out_head
+                out[key] = mask_value(value)
+        return out
     if isinstance(base, list) and isinstance(head, list) and len(base) == len(head):
-        pairs = [mask_pair(b, h) for b, h in zip(base, head, strict=True)]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-    return mask_value(base), mask_value(head)
+        return [mask_against(b, h) for b, h in zip(base, head, strict=True)]
+    return mask_value(head)
 
 
 def mask_value(value: Any) -> Any:
