@@ -7,7 +7,7 @@ the diff between two summaries is what reviewers read instead of YAML.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -99,6 +99,9 @@ class Meaning:
     anchors: Mapping[str, str] = field(default_factory=dict)
     issuer: str | None = None
     namespaces: frozenset[str] = frozenset()
+    parts: _Aggregate | None = field(default=None, compare=False, repr=False)
+    """The edges by service that `allowed` and `effective` are the unions of: two
+    summaries through one `MeaningCache` share most, and `diff_meaning` skips those."""
 
 
 @dataclass(slots=True)
@@ -133,7 +136,20 @@ class MeaningCache:
     pieces: dict[tuple[Any, ...], _Piece] = field(default_factory=dict)
     last: _Aggregate | None = None
     """The pieces and sets of the last summary: the next one adjusts them, not rebuilds."""
-    _changes: dict[int, set[ServiceKey]] = field(default_factory=dict)
+    summary: _Summary | None = None
+    """The last summary by service: the next one patches it when its model was
+    re-resolved from this one's (`MeshModel.change`)."""
+    recomputed: frozenset[ServiceKey] | None = None
+    """The services whose pieces the last summary recomputed when it patched the one
+    before; None when it went over every service (for tests and benchmarks)."""
+    settings: tuple[object, tuple[dict[str, str], dict[str, str], str | None]] | None = None
+    """The last mesh settings object and `mesh_of` of it (reading CA anchors is costly)."""
+    _changes: dict[int, tuple[dict[ServiceKey, str], set[ServiceKey]]] = field(
+        default_factory=dict
+    )
+    """`changed_since` results against `_changes_now`, kept across summaries while the
+    SPIFFE map is the same object (each entry keeps its basis, so ids are not reused)."""
+    _changes_now: dict[ServiceKey, str] | None = None
     _token_changes: dict[int, set[ServiceKey]] = field(default_factory=dict)
 
     def trim(self, limit: int) -> None:
@@ -147,6 +163,14 @@ class MeaningCache:
             self.resilience.clear()
         if len(self.pieces) > limit // 8:
             self.pieces.clear()
+
+    def mesh_of(self, model: MeshModel) -> tuple[dict[str, str], dict[str, str], str | None]:
+        """`mesh_of`, reused while the settings are the same object (the entry keeps it
+        alive, and the result is only ever read)."""
+        hit = self.settings
+        if hit is None or hit[0] is not model.settings:
+            hit = self.settings = (model.settings, mesh_of(model))
+        return hit[1]
 
     def tokens_changed_since(
         self, basis: dict[ServiceKey, tuple[object, ...]], now: dict[ServiceKey, tuple[object, ...]]
@@ -166,11 +190,14 @@ class MeaningCache:
         self, basis: dict[ServiceKey, str], now: dict[ServiceKey, str]
     ) -> set[ServiceKey]:
         """Services added, removed or given another SPIFFE ID between two summaries."""
-        hit = self._changes.get(id(basis))
-        if hit is None:
-            hit = {key for key, spiffe in now.items() if basis.get(key) != spiffe}
-            hit.update(key for key in basis if key not in now)
-            self._changes[id(basis)] = hit
+        if self._changes_now is not now:
+            self._changes, self._changes_now = {}, now
+        found = self._changes.get(id(basis))
+        if found is not None and found[0] is basis:
+            return found[1]
+        hit = {key for key, spiffe in now.items() if basis.get(key) != spiffe}
+        hit.update(key for key in basis if key not in now)
+        self._changes[id(basis)] = (basis, hit)
         return hit
 
 
@@ -202,10 +229,62 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
     model = compilation.model
     cache = cache if cache is not None else MeaningCache()
     cache.trim(16 * (len(model.services) + 1) * 4)
-    cache._changes = {}
     cache._token_changes = {}
+    last, cache.summary, cache.recomputed = cache.summary, None, None
+    if last is not None and _continues(last, compilation):
+        assert model.change is not None  # _continues checked it
+        summary = _patched(compilation, cache, last, model.change.touched)
+    else:
+        summary = _fresh(compilation, cache, last)
+    cache.summary = summary
+    cache.last = summary.aggregate
+    cache._token_changes = {}
+    return summary.meaning
+
+
+@dataclass(slots=True)
+class _Summary:
+    """One summarised model with its pieces by service: what the next summary patches."""
+
+    model: MeshModel
+    """Strong: `ModelChange.previous` is weak, and identity is the test of continuity."""
+    rollout_state: Mapping[str, int]
+    pieces: dict[ServiceKey, _Piece]
+    """In the services' sorted order, as the meaning's dicts are."""
+    spiffes: dict[ServiceKey, str]
+    tokens: dict[ServiceKey, tuple[object, ...]]
+    aggregate: _Aggregate
+    meaning: Meaning
+    dependents: dict[ServiceKey, set[ServiceKey]] | None = None
+    """Which services' pieces read each service (the inverse of `_Piece.dependencies`),
+    built by the first summary that patches this one and kept up to date after."""
+
+
+def _continues(last: _Summary, compilation: Compilation) -> bool:
+    """Whether `compilation`'s model was re-resolved from the last summarised one: then
+    every service the change did not touch has the same view, and the services, their
+    order and identities, the mesh settings and the rollout state are the same."""
+    model = compilation.model
+    change = model.change
+    return (
+        change is not None
+        and change.previous() is last.model
+        and model.settings is last.model.settings
+        and len(model.services) == len(last.pieces)
+        and compilation.rollout_state == last.rollout_state
+    )
+
+
+def _fresh(compilation: Compilation, cache: MeaningCache, last: _Summary | None) -> _Summary:
+    """Every service's piece, each reused from `cache.pieces` while still valid."""
+    model = compilation.model
     spiffes = {key: view.spiffe_id for key, view in model.services.items()}
+    if last is not None and last.spiffes == spiffes:
+        # the same object while the identities are equal: the `_Named` entries validated
+        # against it stay valid by identity, not by an O(services) comparison each summary
+        spiffes = last.spiffes
     tokens = {key: (view.intent, *view.policies) for key, view in model.services.items()}
+    pieces: dict[ServiceKey, _Piece] = {}
     allowed_pieces: dict[str, frozenset[AccessEdge]] = {}
     effective_pieces: dict[str, frozenset[CallEdge]] = {}
     named: dict[int, _Named] = {}
@@ -224,17 +303,15 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
         if piece is None:
             piece = _piece(compilation, view, spiffes, named, cache, inputs, tokens)
             cache.pieces[fingerprint] = piece
+        pieces[key] = piece
         allowed_pieces[name] = piece.allowed
         effective_pieces[name] = piece.effective
         traffic[name] = piece.traffic
         if piece.resilience:
             resilience[name] = piece.resilience
     aggregate = _aggregate(cache.last, allowed_pieces, effective_pieces)
-    cache.last = aggregate
-    cache._changes = {}
-    cache._token_changes = {}
-    mesh, anchors, issuer = mesh_of(model)
-    return Meaning(
+    mesh, anchors, issuer = cache.mesh_of(model)
+    meaning = Meaning(
         allowed=aggregate.allowed,
         effective=aggregate.effective,
         traffic=traffic,
@@ -243,7 +320,107 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
         anchors=anchors,
         issuer=issuer,
         namespaces=frozenset(model.namespaces),
+        parts=aggregate,
     )
+    state = dict(compilation.rollout_state)
+    return _Summary(model, state, pieces, spiffes, tokens, aggregate, meaning)
+
+
+def _patched(
+    compilation: Compilation, cache: MeaningCache, last: _Summary, touched: frozenset[ServiceKey]
+) -> _Summary:
+    """`last` with the pieces of the touched services and of the services that read them
+    recomputed; every other piece (and the order of every dict) is the last one's."""
+    model = compilation.model
+    dependents = last.dependents if last.dependents is not None else _dependents(last.pieces)
+    redo = {key for key in touched if key in model.services}
+    for key in touched:
+        redo.update(dependents.get(key, ()))
+    tokens = dict(last.tokens)
+    for key in redo:
+        view = model.services[key]
+        tokens[key] = (view.intent, *view.policies)
+    pieces = last.pieces  # last is discarded: patch its dicts in place
+    allowed_pieces = dict(last.aggregate.allowed_pieces)
+    effective_pieces = dict(last.aggregate.effective_pieces)
+    traffic = dict(last.meaning.traffic)
+    resilience = dict(last.meaning.resilience)
+    reorder = False
+    named: dict[int, _Named] = {}
+    for key in redo:
+        view = model.services[key]
+        fingerprint, inputs = _piece_inputs(compilation, view)
+        piece = _piece(compilation, view, last.spiffes, named, cache, inputs, tokens)
+        cache.pieces[fingerprint] = piece
+        _relink(dependents, key, pieces[key].dependencies, piece.dependencies)
+        pieces[key] = piece
+        name = f"{key.namespace}/{key.name}"
+        allowed_pieces[name] = piece.allowed
+        effective_pieces[name] = piece.effective
+        traffic[name] = piece.traffic
+        if piece.resilience:
+            reorder = reorder or name not in resilience
+            resilience[name] = piece.resilience
+        else:
+            resilience.pop(name, None)
+    if reorder:  # a service gained resilience: keep the sorted order a fresh summary has
+        resilience = {
+            f"{key.namespace}/{key.name}": piece.resilience
+            for key, piece in pieces.items()
+            if piece.resilience
+        }
+    before = last.aggregate
+    names = [f"{key.namespace}/{key.name}" for key in redo]
+    aggregate = _Aggregate(
+        allowed_pieces,
+        effective_pieces,
+        _adjust(before.allowed, before.allowed_pieces, allowed_pieces, names),
+        _adjust(before.effective, before.effective_pieces, effective_pieces, names),
+    )
+    meaning = replace(
+        last.meaning,
+        allowed=aggregate.allowed,
+        effective=aggregate.effective,
+        traffic=traffic,
+        resilience=resilience,
+        parts=aggregate,
+    )
+    cache.recomputed = frozenset(redo)
+    return _Summary(
+        model,
+        last.rollout_state,
+        pieces,
+        last.spiffes,
+        tokens,
+        aggregate,
+        meaning,
+        dependents,
+    )
+
+
+def _dependents(pieces: dict[ServiceKey, _Piece]) -> dict[ServiceKey, set[ServiceKey]]:
+    out: dict[ServiceKey, set[ServiceKey]] = {}
+    for key, piece in pieces.items():
+        for dependency in piece.dependencies:
+            found = out.get(dependency)
+            if found is None:
+                out[dependency] = {key}
+            else:
+                found.add(key)
+    return out
+
+
+def _relink(
+    dependents: dict[ServiceKey, set[ServiceKey]],
+    key: ServiceKey,
+    before: frozenset[ServiceKey],
+    after: frozenset[ServiceKey],
+) -> None:
+    """Keep `dependents` the inverse of the pieces' dependencies as `key`'s changes."""
+    for dependency in before - after:
+        dependents[dependency].discard(key)
+    for dependency in after - before:
+        dependents.setdefault(dependency, set()).add(key)
 
 
 @dataclass(slots=True)
@@ -327,8 +504,8 @@ def _aggregate(
     return _Aggregate(
         allowed_pieces,
         effective_pieces,
-        _adjust(last.allowed, last.allowed_pieces, allowed_pieces),
-        _adjust(last.effective, last.effective_pieces, effective_pieces),
+        _adjust(last.allowed, last.allowed_pieces, allowed_pieces, allowed_pieces),
+        _adjust(last.effective, last.effective_pieces, effective_pieces, effective_pieces),
     )
 
 
@@ -339,21 +516,35 @@ def _adjust(
     total: frozenset[E],
     before: dict[str, frozenset[E]],
     after: dict[str, frozenset[E]],
+    keys: Iterable[str],
 ) -> frozenset[E]:
-    """`total` (the union of `before`'s disjoint pieces) turned into the union of `after`'s."""
+    """`total` (the union of `before`'s disjoint pieces) turned into the union of `after`'s,
+    which differ only at `keys` (or are absent on one side)."""
     removed: set[E] = set()
     added: set[E] = set()
-    for key, piece in after.items():
+    for key in keys:
+        piece = after.get(key)
         old = before.get(key)
         if old is not piece:
             if old:
                 removed.update(old)
-            added.update(piece)
-    for key, old in before.items():
-        if key not in after:
-            removed.update(old)
-    if not removed and not added:
+            if piece:
+                added.update(piece)
+    if before.keys() != after.keys():
+        for key, old in before.items():
+            if key not in after:
+                removed.update(old)
+    gone, new = removed - added, added - removed
+    if not gone and not new:
         return total
+    # one copy of the (large) total, not two: `gone` is in it and `new` is not, since the
+    # pieces are disjoint; checked anyway (cheap), as a wrong total would go unnoticed
+    if gone <= total and total.isdisjoint(new):
+        if not gone:
+            return total | new
+        if not new:
+            return total - gone
+        return total ^ (gone | new)
     return (total - removed) | added
 
 
@@ -656,17 +847,51 @@ def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
     )
     if base.issuer != head.issuer:
         trust.append(FieldChange("ca", "issuer", base.issuer, head.issuer))
+    if base.parts is not None and head.parts is not None:
+        allowed_added, allowed_removed = _edge_changes(
+            base.parts.allowed_pieces, head.parts.allowed_pieces
+        )
+        effective_added, effective_removed = _edge_changes(
+            base.parts.effective_pieces, head.parts.effective_pieces
+        )
+    else:
+        allowed_added, allowed_removed = head.allowed - base.allowed, base.allowed - head.allowed
+        effective_added = head.effective - base.effective
+        effective_removed = base.effective - head.effective
     return MeaningDiff(
-        allowed_added=tuple(sorted(head.allowed - base.allowed)),
-        allowed_removed=tuple(sorted(base.allowed - head.allowed)),
-        effective_added=tuple(sorted(head.effective - base.effective)),
-        effective_removed=tuple(sorted(base.effective - head.effective)),
+        allowed_added=tuple(sorted(allowed_added)),
+        allowed_removed=tuple(sorted(allowed_removed)),
+        effective_added=tuple(sorted(effective_added)),
+        effective_removed=tuple(sorted(effective_removed)),
         traffic=traffic,
         resilience=tuple(resilience),
         mesh=tuple(_field_changes("mesh", base.mesh, head.mesh)),
         trust=tuple(trust),
         qualify=len(base.namespaces | head.namespaces) > 1,
     )
+
+
+def _edge_changes(
+    before: dict[str, frozenset[E]], after: dict[str, frozenset[E]]
+) -> tuple[Iterable[E], Iterable[E]]:
+    """The edges added to and removed from the union of `before`'s pieces by `after`'s.
+    An edge belongs to one service's piece only (its server's, or its client's), so the
+    difference of the unions is the union of the differences of the pieces that differ."""
+    added: set[E] = set()
+    removed: set[E] = set()
+    for name, piece in after.items():
+        old = before.get(name)
+        if old is not piece:
+            if old is None:
+                added.update(piece)
+            else:
+                added.update(piece - old)
+                removed.update(old - piece)
+    if before.keys() != after.keys():
+        for name, old in before.items():
+            if name not in after:
+                removed.update(old)
+    return added, removed
 
 
 def _differing(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
