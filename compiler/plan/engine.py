@@ -26,7 +26,7 @@ from compiler.plan.ca import ca_refusals
 from compiler.plan.meaning import Meaning, MeaningCache, MeaningDiff, diff_meaning, summarise
 from compiler.plan.resources import DiffCache, ResourceChange, diff_artifacts
 from compiler.plan.risk import RiskFlag, risk_flags
-from compiler.plan.source import BlobCache, Revision
+from compiler.plan.source import BlobCache, CommitTree, Revision
 
 _SIDE_CACHE_SIZE = 8
 _DIGEST_CACHE_SIZE = 200_000
@@ -155,12 +155,20 @@ def side_digest(
     rollout_state: Mapping[str, int],
     contents: ContentDigests | None = None,
 ) -> str:
-    """Everything a compiled side depends on, hashed."""
-    sha256 = contents.of if contents is not None else _sha256
+    """Everything a compiled side depends on, hashed.
+
+    A tree read from Git and not edited since is a function of its policy root's tree
+    id (config and excludes included), so the id stands for its ~1,000 files; any other
+    tree (the worktree, a test's dictionary) is hashed by content.
+    """
     digest = hashlib.sha256()
     digest.update(now.isoformat().encode())
     for name, step in sorted(rollout_state.items()):
         digest.update(f"\0state\0{name}\0{step}".encode())
+    if isinstance(tree, CommitTree) and tree.pristine():
+        digest.update(f"\0git-tree\0{tree.root_id}".encode())
+        return digest.hexdigest()
+    sha256 = contents.of if contents is not None else _sha256
     digest.update(b"\0config\0" + (tree.config if tree.config is not None else b"\xff"))
     for problem in tree.problems:
         digest.update(f"\0problem\0{problem}".encode())

@@ -1,23 +1,30 @@
 """Read a policy root straight from Git objects (or the worktree) into a `PolicyTree`.
 
 Plan compares two revisions without checking anything out: the user's worktree and
-index are never written. Blob contents are cached by blob id, so re-reading a tree
-after a one-file change reads one blob.
+index are never written. Blob contents are cached by blob id, subtree listings by tree
+id and whole policy roots by their root tree id, so re-reading a tree after a one-file
+change reads one blob and the trees on its path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from compiler.config import parse_config
 from compiler.diagnostics import Diagnostic, Span
 from compiler.load.discover import CONFIG_FILE, PolicyTree, excluded, is_candidate
 from compiler.load.yamlnodes import MAX_FILE_BYTES
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
 WORKTREE = "worktree"
 _LINK_MODE = 0o120000
-_SUBMODULE_MODE = 0o160000
+_TREE_KIND, _BLOB_KIND, _LINK_KIND = 0o04, 0o10, 0o12  # mode >> 12; 0o16 is a submodule
+_LISTING_CACHE_SIZE = 20_000
+_ROOT_CACHE_SIZE = 32
 
 
 class PlanInputError(Exception):
@@ -37,11 +44,50 @@ class Revision:
     tree_id: str | None
 
 
+Listing = tuple[tuple[str, str, int], ...]
+"""(path relative to the listed tree, blob id, mode) of every blob below a tree."""
+
+
+@dataclass(frozen=True, slots=True)
+class RootSnapshot:
+    """What `read_commit_tree` made of one policy root tree; shared, never modified."""
+
+    files: dict[str, bytes]
+    problems: tuple[Diagnostic, ...]
+    config: bytes | None
+
+
+@dataclass(slots=True)
+class CommitTree(PolicyTree):
+    """A policy root read from Git objects. Its content is a function of `root_id`, the
+    policy root's tree id, alone (the config and its excludes are read from that tree), so
+    a compiled side can be keyed by the id instead of hashing every file."""
+
+    root_id: str = ""
+    snapshot: RootSnapshot | None = field(default=None, repr=False, compare=False)
+
+    def pristine(self) -> bool:
+        """Whether the tree still holds exactly what was read (nobody edited it since):
+        only then does `root_id` stand for its content. Cheap: the values are the very
+        bytes objects of the snapshot, so the comparison stops at identity."""
+        snap = self.snapshot
+        return (
+            snap is not None
+            and self.config == snap.config
+            and self.files == snap.files
+            and tuple(self.problems) == snap.problems
+        )
+
+
 @dataclass(slots=True)
 class BlobCache:
-    """blob id -> the first MAX_FILE_BYTES + 1 bytes of the blob."""
+    """Git reads memoised by object id (a Git id names its content, so entries never go
+    stale): blobs' first MAX_FILE_BYTES + 1 bytes, subtrees' blob listings, and what
+    whole policy roots were read as."""
 
     entries: dict[str, bytes] = field(default_factory=dict)
+    listings: dict[bytes, Listing] = field(default_factory=dict)
+    roots: dict[bytes, RootSnapshot] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,51 +165,95 @@ def _missing_ref_message(repo: object, ref: str) -> str:
     return f"{ref}: no such branch, tag or commit; check the name (`git rev-parse {ref}`)"
 
 
-def read_commit_tree(source: GitSource, revision: Revision, blobs: BlobCache) -> PolicyTree:
+def read_commit_tree(source: GitSource, revision: Revision, blobs: BlobCache) -> CommitTree:
     """The policy root at `revision`, read from Git objects only."""
     import git
 
     repo: git.Repo = source.repo  # type: ignore[assignment]
-    tree_obj = repo.commit(revision.commit).tree
-    if source.prefix:
-        try:
-            tree_obj = tree_obj / source.prefix
-        except KeyError:
-            raise MissingRoot(
-                f"{revision.label}: has no directory {source.prefix!r}; check --path"
-            ) from None
-        if tree_obj.type != "tree":
-            raise PlanInputError(
-                f"{revision.label}: {source.prefix!r} is not a directory; check --path"
-            )
-    entries: dict[str, tuple[str, int]] = {}
-    _walk(tree_obj, "", entries)
-    tree = PolicyTree()
-    config = entries.pop(CONFIG_FILE, None)
-    if config is not None and config[1] != _LINK_MODE:
-        tree.config = _blob_bytes(repo, config[0], blobs)
-    excludes = parse_config(tree.config)[0].excludes if tree.config is not None else []
+    root = _policy_root(repo, revision, source.prefix)
+    snapshot = blobs.roots.get(root)
+    if snapshot is None:
+        snapshot = _read_root(repo, root, blobs)
+        _put(blobs.roots, root, snapshot, _ROOT_CACHE_SIZE)
+    return CommitTree(
+        files=dict(snapshot.files),
+        problems=list(snapshot.problems),
+        config=snapshot.config,
+        root_id=root.hex(),
+        snapshot=snapshot,
+    )
+
+
+def _policy_root(repo: object, revision: Revision, prefix: str) -> bytes:
+    """The binary id of the policy root's tree at `revision`."""
+    tree_id = revision.tree_id
+    if tree_id is None:
+        tree_id = repo.commit(revision.commit).tree.hexsha  # type: ignore[attr-defined]
+    current = bytes.fromhex(tree_id)
+    for part in prefix.split("/") if prefix else ():
+        found = [(sha, mode) for sha, mode, name in _entries(repo, current) if name == part]
+        if not found:
+            raise MissingRoot(f"{revision.label}: has no directory {prefix!r}; check --path")
+        current, mode = found[0]
+        if mode >> 12 != _TREE_KIND:
+            raise PlanInputError(f"{revision.label}: {prefix!r} is not a directory; check --path")
+    return current
+
+
+def _entries(repo: object, tree_id: bytes) -> list[tuple[bytes, int, str]]:
+    """One tree object's records (binary id, mode, name), parsed by gitpython."""
+    from git.objects.fun import tree_entries_from_data
+
+    stream = repo.odb.stream(tree_id)  # type: ignore[attr-defined]
+    data = stream.read()
+    if stream.type != b"tree":
+        raise PlanInputError(f"{tree_id.hex()}: a {stream.type.decode()} where a tree was expected")
+    return tree_entries_from_data(data)
+
+
+def _read_root(repo: object, root: bytes, blobs: BlobCache) -> RootSnapshot:
+    entries = {path: (blob_id, mode) for path, blob_id, mode in _listing(repo, root, blobs)}
+    config = None
+    found = entries.pop(CONFIG_FILE, None)
+    if found is not None and found[1] != _LINK_MODE:
+        config = _blob_bytes(repo, found[0], blobs)
+    excludes = parse_config(config)[0].excludes if config is not None else []
+    files: dict[str, bytes] = {}
+    problems: list[Diagnostic] = []
     for relative in sorted(entries):
         blob_id, mode = entries[relative]
         if not is_candidate(relative) or (excludes and excluded(relative, excludes)):
             continue
         if mode == _LINK_MODE:
-            tree.problems.append(_link_problem(relative))
+            problems.append(_link_problem(relative))
             continue
-        tree.files[relative] = _blob_bytes(repo, blob_id, blobs)
-    return tree
+        files[relative] = _blob_bytes(repo, blob_id, blobs)
+    return RootSnapshot(files, tuple(problems), config)
 
 
-def _walk(tree_obj: object, base: str, out: dict[str, tuple[str, int]]) -> None:
-    """Collect blob paths; dot-directories are pruned like discovery prunes them."""
-    for entry in tree_obj.trees:  # type: ignore[attr-defined]
-        if entry.name.startswith("."):
-            continue
-        _walk(entry, f"{base}{entry.name}/", out)
-    for entry in tree_obj.blobs:  # type: ignore[attr-defined]
-        if entry.mode == _SUBMODULE_MODE:
-            continue
-        out[f"{base}{entry.name}"] = (entry.hexsha, entry.mode)
+def _listing(repo: object, tree_id: bytes, blobs: BlobCache) -> Listing:
+    """Every blob below a tree; dot-directories are pruned like discovery prunes them and
+    submodules skipped. Memoised by tree id: an unchanged subtree is not read again."""
+    hit = blobs.listings.get(tree_id)
+    if hit is not None:
+        return hit
+    out: list[tuple[str, str, int]] = []
+    for sha, mode, name in _entries(repo, tree_id):
+        kind = mode >> 12
+        if kind == _TREE_KIND and not name.startswith("."):
+            out.extend((f"{name}/{path}", b, m) for path, b, m in _listing(repo, sha, blobs))
+        elif kind in (_BLOB_KIND, _LINK_KIND):
+            out.append((name, sha.hex(), mode))
+    listing = tuple(out)
+    _put(blobs.listings, tree_id, listing, _LISTING_CACHE_SIZE)
+    return listing
+
+
+def _put(table: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
+    """Insert, dropping the oldest entries past `limit` (dicts keep insertion order)."""
+    table[key] = value
+    while len(table) > limit:
+        del table[next(iter(table))]
 
 
 def _blob_bytes(repo: object, blob_id: str, blobs: BlobCache) -> bytes:

@@ -6,6 +6,8 @@ import copy
 import json
 from typing import Any
 
+import pytest
+
 from compiler.artifacts import Artifacts
 from compiler.plan.engine import Planner, build_plan
 from compiler.plan.mask import MASKED, MASKED_CHANGED
@@ -85,15 +87,21 @@ def test_equal_content_in_new_objects_is_still_diffed_correctly() -> None:
         assert bool(got) == (hosts != ("a",)), hosts
 
 
-def test_diff_cache_is_bounded() -> None:
+def test_diff_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from compiler.plan import resources
 
+    monkeypatch.setattr(resources, "_PAIR_CACHE_SIZE", 20)
     base = Artifacts.of([policy("p0")])
     cache = DiffCache()
-    for i in range(resources._PAIR_CACHE_SIZE + 50):
-        diff_artifacts(base, Artifacts.of([policy("p0", hosts=(str(i),))]), cache)
-    assert len(cache.pairs) == resources._PAIR_CACHE_SIZE
+    heads = [Artifacts.of([policy("p0", hosts=(str(i),))]) for i in range(50)]
+    for head in heads:
+        diff_artifacts(base, head, cache)
+    assert len(cache.pairs) == 20
     assert len(cache.texts) == 1  # the base object, masked once
+    # the evicted oldest pair is diffed again, correctly
+    assert [c.diff for c in diff_artifacts(base, heads[0], cache)] == [
+        d for _, _, d in fresh(base, heads[0])
+    ]
 
 
 def _edits(step: int) -> dict[str, str]:
