@@ -161,7 +161,6 @@ def _resolved(
         if len(changed) * _DELTA_SHARE <= len(results):
             model = resolve_changed(
                 last.model,
-                intents,
                 removed={f: before[f].intents for f in changed if f in before},
                 added={f: results[f].intents for f in changed if f in results},
             )
@@ -209,39 +208,36 @@ def _compile_tree(
     load_checks()
     cache = cache if cache is not None else FileCache()
     config, config_problems = parse_config(tree.config)
-    digests = {file: cache.digest(raw) for file, raw in sorted(tree.files.items())}
+    files = sorted(tree.files.items())
+    digests = {file: cache.digest(raw) for file, raw in files}
     if len(cache.hashed) > 2 * len(tree.files) + 64:  # keep this tree's, drop the rest
         cache.hashed = {id(raw): (raw, digests[file]) for file, raw in tree.files.items()}
-    results = {
-        file: cache.get_or_build(file, raw, digest=digests[file])
-        for file, raw in sorted(tree.files.items())
-    }
-    intents = [intent for result in results.values() for intent in result.intents]
-    state = dict(rollout_state or {})
-    model = _resolved(intents, results, cache.last, state)
-    cache.last = LastCompile(results, model, state)
+    build = cache.get_or_build
+    results = {file: build(file, raw, digest=digests[file]) for file, raw in files}
+    intents: list[Intent[Any]] = []
     raw_diagnostics = [*tree.problems, *config_problems]
-    for result in results.values():
+    suppressions: dict[str, list[Suppression]] = {}
+    notes: list[str] = []
+    for file, result in results.items():  # one pass: a re-plan compiles ~1,000 files
+        intents.extend(result.intents)
         raw_diagnostics.extend(result.problems)
+        if found := result.suppressions():
+            suppressions[file] = found
+        notes.extend(f"{file}: skipped {what} (not a meshc document)" for what in result.skipped)
+    state = dict(rollout_state or {})
+    last = cache.last  # keeps the previous model alive while the rules patch its results
+    model = _resolved(intents, results, last, state)
+    cache.last = LastCompile(results, model, state)
     raw_diagnostics.extend(
         run_rules(LintContext(model=model, now=now), digests=digests, cache=lint_cache)
     )
-    lines = {file: result.lines for file, result in results.items()}
-    suppressions = {file: result.suppressions() for file, result in results.items()}
-    diagnostics = finalize(
-        raw_diagnostics, lines=lines, config=config.lint, suppressions=suppressions
-    )
-    notes = [
-        f"{result.file}: skipped {what} (not a meshc document)"
-        for result in results.values()
-        for what in result.skipped
-    ]
+    diagnostics = finalize(raw_diagnostics, config=config.lint, suppressions=suppressions)
     return Compilation(
         files=results,
         model=model,
         diagnostics=diagnostics,
         notes=notes,
         now=now,
-        rollout_state=dict(rollout_state or {}),
+        rollout_state=state,
         config=config,
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.lint.registry import REGISTRY, Check, LintContext, SubjectCheck
 from compiler.lint.subjects import (
+    Fingerprints,
     LintCache,
     Subject,
     SubjectContext,
@@ -91,8 +92,8 @@ def _run_subject_rules(
 ) -> list[Diagnostic]:
     scoped = SubjectContext(model)
     subjects = subjects_of(model)
-    out: list[Diagnostic] = []
     if cache is None or digests is None:
+        out: list[Diagnostic] = []
         for subject in subjects.values():
             for code, check in rules:
                 out.extend(_run_subject(code, check, scoped, subject))
@@ -101,45 +102,98 @@ def _run_subject_rules(
         prints = fingerprints(model, digests, memo=cache.references, owns=cache.owns)
     except KeyError:  # a file without a digest: nothing can be reused safely
         return _run_subject_rules(model, rules, None, None)
-    used: set[tuple[ServiceKey, str]] = set()
-    reused = 0
-    codes = tuple(code for code, _ in rules)
-    flat = cache.flat
-    for key, subject in subjects.items():
-        entry = (key, prints[key])
-        used.add(entry)
-        joined = flat.get(entry)
-        if joined is not None and joined[0] == codes:  # every rule's findings, in rule order
-            reused += 1
-            out.extend(joined[1])
-            continue
-        stored = cache.lookup(*entry)
-        reused += bool(stored)
+    run = _SubjectRun(tuple(code for code, _ in rules), rules, scoped, cache)
+    state: Fingerprints = model.lint_index["fingerprints"]
+    change = model.change
+    previous = change.previous() if change is not None else None
+    before: SubjectFindings | None = (
+        previous.lint_index.get("subject_findings") if previous is not None else None
+    )
+    if state.redone is not None and before is not None and before.codes == run.codes:
+        found = _patched_findings(before, state.redone, subjects, prints, run)
+    else:
+        found = SubjectFindings(run.codes, {}, set())
+        for key, subject in subjects.items():
+            entry = (key, prints[key])
+            found.used.add(entry)
+            found.by_subject[key] = run.findings(entry, subject)
+    model.lint_index["subject_findings"] = found
+    cache.retain(found.used)
+    cache.reused = len(subjects) - run.computed
+    return [diagnostic for mine in found.by_subject.values() for diagnostic in mine]
+
+
+@dataclass(slots=True)
+class SubjectFindings:
+    """One model's subject findings, by subject, and the cache entries they came from."""
+
+    codes: tuple[str, ...]
+    by_subject: dict[ServiceKey, list[Diagnostic]]
+    used: set[tuple[ServiceKey, str]]
+
+
+@dataclass(slots=True)
+class _SubjectRun:
+    codes: tuple[str, ...]
+    rules: list[tuple[str, SubjectCheck]]
+    scoped: SubjectContext
+    cache: LintCache
+    computed: int = 0
+    """Subjects whose findings no cache entry held."""
+
+    def findings(self, entry: tuple[ServiceKey, str], subject: Subject) -> list[Diagnostic]:
+        """Every rule's findings for one subject, in rule order, from the cache when its
+        fingerprint is known."""
+        joined = self.cache.flat.get(entry)
+        if joined is not None and joined[0] == self.codes:
+            return joined[1]
+        stored = self.cache.lookup(*entry)
+        self.computed += not stored
         mine: list[Diagnostic] = []
-        for code, check in rules:
+        for code, check in self.rules:
             found = stored.get(code)
             if found is None:
-                found = stored[code] = _run_subject(code, check, scoped, subject)
+                found = stored[code] = _run_subject(code, check, self.scoped, subject)
             mine.extend(found)
-        flat[entry] = (codes, mine)
-        out.extend(mine)
-    cache.retain(used)
-    cache.reused = reused
-    return out
+        self.cache.flat[entry] = (self.codes, mine)
+        return mine
+
+
+def _patched_findings(
+    before: SubjectFindings,
+    redone: frozenset[ServiceKey],
+    subjects: dict[ServiceKey, Subject],
+    prints: dict[ServiceKey, str],
+    run: _SubjectRun,
+) -> SubjectFindings:
+    """The previous model's findings with those of the subjects whose fingerprint was
+    recomputed (`redone`) replaced: every other subject's fingerprint is unchanged."""
+    by_subject = dict(before.by_subject)
+    used = {entry for entry in before.used if entry[0] not in redone}
+    for key in redone:
+        subject = subjects.get(key)
+        if subject is None:
+            by_subject.pop(key, None)
+            continue
+        entry = (key, prints[key])
+        used.add(entry)
+        by_subject[key] = run.findings(entry, subject)
+    return SubjectFindings(before.codes, by_subject, used)
 
 
 def finalize(
     diagnostics: Iterable[Diagnostic],
     *,
-    lines: Mapping[str, list[str]],
     config: LintConfig,
+    lines: Mapping[str, list[str]] | None = None,
     suppressions: Mapping[str, list[Suppression]] | None = None,
 ) -> list[Diagnostic]:
     """Attach severities, apply configuration and inline suppressions, dedupe and sort.
 
-    `suppressions`: each file's `scan_suppressions(lines)`, when already known."""
+    Suppressions come from `suppressions` (each file's `scan_suppressions(lines)`, files
+    without any may be left out) or else are scanned from each file's `lines`."""
     if suppressions is None:
-        suppressions = {file: scan_suppressions(text) for file, text in lines.items()}
+        suppressions = {file: scan_suppressions(text) for file, text in (lines or {}).items()}
     out: dict[tuple[str, Span, str], Diagnostic] = {}
     for diag in diagnostics:
         if diag.code in config.disable:

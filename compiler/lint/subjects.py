@@ -30,6 +30,7 @@ from compiler.diagnostics import Diagnostic
 from compiler.kinds.access_policy.model import AccessPolicyDocument
 from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.kinds.rollout.model import RolloutDocument
+from compiler.model.delta import patched
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView, target_key
 from compiler.validate import Intent
 
@@ -82,6 +83,14 @@ def subjects_of(model: MeshModel) -> dict[ServiceKey, Subject]:
     cached: dict[ServiceKey, Subject] | None = model.lint_index.get("subjects")
     if cached is not None:
         return cached
+    subjects = _changed_subjects(model)
+    if subjects is None:
+        subjects = _all_subjects(model)
+    model.lint_index["subjects"] = subjects
+    return subjects
+
+
+def _all_subjects(model: MeshModel) -> dict[ServiceKey, Subject]:
     subjects = {key: Subject(key, view) for key, view in model.services.items()}
     for policy in model.policies:
         _subject(subjects, target_key(policy)).policies.append(policy)
@@ -89,7 +98,40 @@ def subjects_of(model: MeshModel) -> dict[ServiceKey, Subject]:
         _subject(subjects, target_key(rollout)).rollouts.append(rollout)
     for res in model.resilience:
         _subject(subjects, target_key(res)).resilience.append(res)
-    model.lint_index["subjects"] = subjects
+    return subjects
+
+
+def _changed_subjects(model: MeshModel) -> dict[ServiceKey, Subject] | None:
+    """The previous model's subjects with the touched ones rebuilt, when the model was
+    re-resolved from one whose subjects are known (`ModelChange`). A key that only
+    policies name and that is new comes last (subject order never reaches the output:
+    findings are sorted)."""
+    change = model.change
+    previous = change.previous() if change is not None else None
+    before = previous.lint_index.get("subjects") if previous is not None else None
+    if change is None or before is None:
+        return None
+    subjects = dict(before)
+    gone = {id(intent) for intent in change.removed}
+    added = [i for i in change.added if i.doc.kind != "Service" and i.doc.kind != "Mesh"]
+    for key in change.touched:
+        view = model.services.get(key)
+        if view is not None:
+            subject = Subject(key, view, view.policies, view.rollouts, view.resilience)
+        else:
+            old = before.get(key) or Subject(key, None)
+            new = [intent for intent in added if target_key(intent) == key]
+            subject = Subject(
+                key,
+                None,
+                patched(old.policies, gone, new, "AccessPolicy"),
+                patched(old.rollouts, gone, new, "Rollout"),
+                patched(old.resilience, gone, new, "Resilience"),
+            )
+        if next(iter(subject.intents()), None) is None:
+            subjects.pop(key, None)
+        else:
+            subjects[key] = subject
     return subjects
 
 
@@ -113,6 +155,22 @@ OwnMemo = dict[int, tuple[tuple[Intent[Any], ...], tuple[str, ...], tuple[str, .
 its own hash): reused while the intents are the same objects and the files' hashes equal."""
 
 
+@dataclass(frozen=True, slots=True)
+class Fingerprints:
+    """One model's fingerprints and what a re-resolved model's are patched from."""
+
+    shared: str
+    own: dict[ServiceKey, str]
+    references: dict[ServiceKey, tuple[ServiceKey, ...]]
+    referrers: dict[ServiceKey, frozenset[ServiceKey]]
+    """Each key -> the subjects whose references include it (their fingerprints hold
+    its own hash)."""
+    prints: dict[ServiceKey, str]
+    redone: frozenset[ServiceKey] | None = None
+    """When patched from the previous model's: the keys whose fingerprint was recomputed
+    (every other key's is unchanged); None when all were computed."""
+
+
 def fingerprints(
     model: MeshModel,
     digests: Mapping[str, str],
@@ -123,34 +181,115 @@ def fingerprints(
     """Each subject's input fingerprint; `digests` maps every file to its content hash.
 
     `memo` (kept across compiles, and on disk) remembers each subject's references by its
-    own hash; it is pruned to the subjects of this model when it grows. Raises KeyError
-    when a document's file has no digest (a fingerprint must never guess)."""
+    own hash; it is pruned to the subjects of this model when it grows. A model re-resolved
+    from one whose fingerprints are known (`ModelChange`) recomputes only its touched
+    subjects and the subjects referencing them. Raises KeyError when a document's file has
+    no digest (a fingerprint must never guess)."""
+    memo = memo if memo is not None else {}
+    found = _changed_fingerprints(model, digests, memo, owns)
+    if found is None:
+        found = _all_fingerprints(model, digests, memo, owns)
+    model.lint_index["fingerprints"] = found
+    return found.prints
+
+
+def _all_fingerprints(
+    model: MeshModel, digests: Mapping[str, str], memo: RefMemo, owns: OwnMemo | None
+) -> Fingerprints:
     subjects = subjects_of(model)
     if owns is None:
         own = {key: _own(subject, digests) for key, subject in subjects.items()}
     else:
         own = {key: _own_memoised(subject, digests, owns) for key, subject in subjects.items()}
-        if len(owns) > 4 * len(own) + 64:
-            live = {id(next(iter(subject.intents()))) for subject in subjects.values()}
-            for gone in [ident for ident in owns if ident not in live]:
-                del owns[gone]
+    references = {key: _references(subject, own[key], memo) for key, subject in subjects.items()}
+    referrers: dict[ServiceKey, set[ServiceKey]] = {}
+    for key, named in references.items():
+        for ref in named:
+            referrers.setdefault(ref, set()).add(key)
     shared = _mesh_wide(model, digests)
-    memo = memo if memo is not None else {}
-    out: dict[ServiceKey, str] = {}
-    for key, subject in subjects.items():
-        mine = own[key]
-        references = memo.get(mine)
-        if references is None:
-            references = memo[mine] = tuple(subject.references())
-        # each referenced subject's own hash covers its key; an undeclared one is "-key"
-        refs = sorted([own.get(ref) or f"-{ref}" for ref in references])
-        text = "\n".join([shared, mine, *refs])
-        out[key] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-    if len(memo) > 2 * len(own):
+    prints = {key: _print(shared, own, mine, references[key]) for key, mine in own.items()}
+    _prune(subjects, own, memo, owns)
+    frozen = {key: frozenset(found) for key, found in referrers.items()}
+    return Fingerprints(shared, own, references, frozen, prints)
+
+
+def _changed_fingerprints(
+    model: MeshModel, digests: Mapping[str, str], memo: RefMemo, owns: OwnMemo | None
+) -> Fingerprints | None:
+    """The previous model's fingerprints, patched: a touched subject's own hash and
+    references are recomputed, then the fingerprints of the touched subjects and of every
+    subject referencing one. The mesh-wide part is unchanged by `ModelChange`'s contract,
+    and an untouched subject's files (so their digests) are unchanged."""
+    change = model.change
+    previous = change.previous() if change is not None else None
+    before: Fingerprints | None = (
+        previous.lint_index.get("fingerprints") if previous is not None else None
+    )
+    if change is None or before is None:
+        return None
+    subjects = subjects_of(model)
+    own = dict(before.own)
+    references = dict(before.references)
+    referrers = dict(before.referrers)
+    for key in change.touched:
+        for ref in references.pop(key, ()):
+            referrers[ref] = referrers[ref] - {key}
+        subject = subjects.get(key)
+        if subject is None:
+            own.pop(key, None)
+            continue
+        own[key] = _own_memoised(subject, digests, owns) if owns is not None else _own(
+            subject, digests
+        )
+        references[key] = _references(subject, own[key], memo)
+        for ref in references[key]:
+            referrers[ref] = referrers.get(ref, frozenset()) | {key}
+    prints = dict(before.prints)
+    redo = set(change.touched)
+    for key in change.touched:
+        redo.update(referrers.get(key, ()))
+    for key in redo:
+        if key in own:
+            prints[key] = _print(before.shared, own, own[key], references[key])
+        else:
+            prints.pop(key, None)
+    _prune(subjects, own, memo, owns)
+    return Fingerprints(before.shared, own, references, referrers, prints, frozenset(redo))
+
+
+def _prune(
+    subjects: dict[ServiceKey, Subject],
+    own: dict[ServiceKey, str],
+    memo: RefMemo,
+    owns: OwnMemo | None,
+) -> None:
+    """Drop the memo entries of subjects no longer in the model, once the memos have
+    outgrown it (amortised: a long watch session adds a few entries per compile)."""
+    if owns is not None and len(owns) > 4 * len(own) + 64:
+        live = {id(next(iter(subject.intents()))) for subject in subjects.values()}
+        for gone in [ident for ident in owns if ident not in live]:
+            del owns[gone]
+    if len(memo) > 2 * len(own) + 64:
         current = set(own.values())
         for stale in [h for h in memo if h not in current]:
             del memo[stale]
-    return out
+
+
+def _references(subject: Subject, own: str, memo: RefMemo) -> tuple[ServiceKey, ...]:
+    """The subject's references, remembered by its own hash (they depend on nothing else)."""
+    found = memo.get(own)
+    if found is None:
+        found = memo[own] = tuple(subject.references())
+    return found
+
+
+def _print(
+    shared: str, own: dict[ServiceKey, str], mine: str, references: tuple[ServiceKey, ...]
+) -> str:
+    # each referenced subject's own hash covers its key; an undeclared one is "-key"
+    refs = sorted([own.get(ref) or f"-{ref}" for ref in references])
+    text = "\n".join([shared, mine, *refs])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _own(subject: Subject, digests: Mapping[str, str]) -> str:

@@ -11,6 +11,7 @@ services that read them. Any other edit returns None: the caller resolves from s
 
 from __future__ import annotations
 
+import bisect
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -25,19 +26,16 @@ from compiler.model.mesh import (
 )
 from compiler.validate import Intent
 
-_TARGETING = ("AccessPolicy", "Rollout", "Resilience")
-
 
 def resolve_changed(
     previous: MeshModel,
-    intents: list[Intent[Any]],
     *,
     removed: dict[str, list[Intent[Any]]],
     added: dict[str, list[Intent[Any]]],
 ) -> MeshModel | None:
-    """The model of `intents`, which equal `previous`'s but for the changed files:
-    `removed` and `added` hold each changed file's intents before and after (a file
-    deleted or created has an empty list on one side). None when the change is not local."""
+    """The model of `previous`'s tree with some files changed: `removed` and `added` hold
+    each changed file's intents before and after (a file deleted or created has an empty
+    list on one side). None when the change is not local (resolve from scratch)."""
     if previous.duplicate_services or not _same_services(removed, added):
         return None
     gone = [intent for found in removed.values() for intent in found]
@@ -49,24 +47,39 @@ def resolve_changed(
         view = previous.services.get(key)
         if view is not None:
             services[key] = _rebuilt(view, gone_ids, [i for i in new if _key(i) == key])
-    by_kind: dict[str, list[Intent[Any]]] = {kind: [] for kind in _TARGETING}
-    for intent in intents:
-        bucket = by_kind.get(intent.doc.kind)
-        if bucket is not None:
-            bucket.append(intent)
+    files = sorted(removed.keys() | added.keys())
     model = MeshModel(
         mesh=previous.mesh,
         settings=previous.settings,
         meshes=previous.meshes,
         services=services,
         duplicate_services=[],
-        policies=by_kind["AccessPolicy"],
-        rollouts=by_kind["Rollout"],
-        resilience=by_kind["Resilience"],
+        policies=_spliced(previous.policies, files, added, "AccessPolicy"),
+        rollouts=_spliced(previous.rollouts, files, added, "Rollout"),
+        resilience=_spliced(previous.resilience, files, added, "Resilience"),
         identities=previous.identities,
     )
     model.change = ModelChange(weakref.ref(previous), touched, tuple(gone), tuple(new))
     return model
+
+
+def _spliced(
+    old: list[Intent[Any]], files: list[str], added: dict[str, list[Intent[Any]]], kind: str
+) -> list[Intent[Any]]:
+    """`old` (in tree order: files sorted by name) with each changed file's run of intents
+    replaced by its new intents of `kind`; `old` itself when nothing of `kind` changed."""
+    out = old
+    for file in files:
+        low = bisect.bisect_left(out, file, key=_file)
+        high = bisect.bisect_right(out, file, key=_file)
+        new = [intent for intent in added.get(file, ()) if intent.doc.kind == kind]
+        if low != high or new:
+            out = [*out[:low], *new, *out[high:]]
+    return out
+
+
+def _file(intent: Intent[Any]) -> str:
+    return intent.doc.file
 
 
 def _same_services(
@@ -112,13 +125,13 @@ def _rebuilt(view: ServiceView, gone: set[int], new: list[Intent[Any]]) -> Servi
         selector=dict(selector),
         service_account=account,
         spiffe_id=view.spiffe_id,
-        policies=_patched(view.policies, gone, new, "AccessPolicy"),
-        rollouts=_patched(view.rollouts, gone, new, "Rollout"),
-        resilience=_patched(view.resilience, gone, new, "Resilience"),
+        policies=patched(view.policies, gone, new, "AccessPolicy"),
+        rollouts=patched(view.rollouts, gone, new, "Rollout"),
+        resilience=patched(view.resilience, gone, new, "Resilience"),
     )
 
 
-def _patched(
+def patched(
     old: list[Intent[Any]], gone: set[int], new: list[Intent[Any]], kind: str
 ) -> list[Intent[Any]]:
     """`old` minus the `gone` intents plus the `new` ones of `kind`, in tree order (files

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from compiler.diagnostics import Severity
@@ -21,7 +22,7 @@ from compiler.kinds.access_policy.model import (
     Source,
     path_covers,
 )
-from compiler.kinds.mesh.checks import evaluated_at, plaintext_reason
+from compiler.kinds.mesh.checks import evaluated_at, plaintext_views
 from compiler.lint.registry import Finding, LintContext, rule, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, namespaces_of
 from compiler.model.graph import decide_call, spiffe_of
@@ -170,10 +171,6 @@ def subject_sources(subject: Subject) -> Iterator[tuple[Policy, int, Rule, int, 
         for index, r in enumerate(policy.model.spec.rules):
             for position, source in enumerate(r.from_):
                 yield policy, index, r, position, source
-
-
-def target_of(policy: Policy, model: MeshModel) -> ServiceView | None:
-    return model.service(policy.model.spec.service, policy.model.metadata.namespace)
 
 
 # --- references -------------------------------------------------------------------------
@@ -585,25 +582,24 @@ def identity_rules_without_strict_mtls(ctx: LintContext) -> Iterable[Finding]:
     exceptions short and only for services whose policy does not depend on a deny.
     """
     model = ctx.model
-    for policy in model.policies:
-        view = target_of(policy, model)
-        if view is None:
-            continue
-        reason = plaintext_reason(model, view, ctx.now)
-        if reason is None:
-            continue
-        denies = any(r.action == "deny" for r in policy.model.spec.rules)
-        effect = (
-            "plaintext requests carry no identity, so its deny rules do not stop them"
-            if denies
-            else "plaintext requests carry no identity, so its rules cannot admit them"
-        )
-        yield Finding(
-            policy.span("service"),
-            f"AccessPolicy {policy.model.metadata.name!r} matches callers of {view.key} by "
-            f"identity, but {reason} ({evaluated_at(ctx.now)}): {effect}",
-            "make mTLS strict for this service (end the permissive period or the exception)",
-        )
+    for view, reason in plaintext_views(model, ctx.now):
+        for policy in view.policies:
+            yield _plaintext_finding(policy, view, reason, ctx.now)
+
+
+def _plaintext_finding(policy: Policy, view: ServiceView, reason: str, now: datetime) -> Finding:
+    denies = any(r.action == "deny" for r in policy.model.spec.rules)
+    effect = (
+        "plaintext requests carry no identity, so its deny rules do not stop them"
+        if denies
+        else "plaintext requests carry no identity, so its rules cannot admit them"
+    )
+    return Finding(
+        policy.span("service"),
+        f"AccessPolicy {policy.model.metadata.name!r} matches callers of {view.key} by "
+        f"identity, but {reason} ({evaluated_at(now)}): {effect}",
+        "make mTLS strict for this service (end the permissive period or the exception)",
+    )
 
 
 _CALL_HINTS = {

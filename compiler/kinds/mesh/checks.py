@@ -7,7 +7,7 @@ without any commit (the date simply passed) explains itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,25 @@ def plaintext_reason(model: MeshModel, view: ServiceView, now: datetime) -> str 
         if exception_key(model.mesh, exception) == view.key and exception.until > now:
             return f"it has a permissive mTLS exception until {format_time(exception.until)}"
     return None
+
+
+def plaintext_views(model: MeshModel, now: datetime) -> Iterator[tuple[ServiceView, str]]:
+    """Every declared service that accepts plaintext at `now`, with `plaintext_reason`:
+    all of them while the mesh is permissive, else those with a live exception (so a
+    strict mesh costs nothing here, however large)."""
+    mtls = model.settings.mtls
+    if mtls.mode == "permissive" and mtls.until is not None and mtls.until > now:
+        candidates: Iterable[ServiceView] = model.services.values()
+    elif model.mesh is None:
+        return
+    else:
+        mesh = model.mesh
+        keys = {exception_key(mesh, e) for e in mtls.exceptions if e.until > now}
+        candidates = [view for key, view in model.services.items() if key in keys] if keys else ()
+    for view in candidates:
+        reason = plaintext_reason(model, view, now)
+        if reason is not None:
+            yield view, reason
 
 
 @rule("MC208", "unknown-mtls-exception-service", Severity.ERROR, istio="IST0101")

@@ -103,15 +103,23 @@ class RetryMemo:
     analyses: list[
         tuple[int, list[tuple[Any, ...]], dict[ServiceKey, tuple[AmplifiedChain, int]]]
     ] = field(default_factory=list)
+    last: _Analysed | None = None
+    """The last model analysed and its rows: a model re-resolved from it (`ModelChange`)
+    patches the rows of its touched services only."""
 
     def analyse(
         self, model: MeshModel, budget: int
     ) -> tuple[dict[ServiceKey, RetryHop], dict[ServiceKey, tuple[AmplifiedChain, int]]]:
         """`retry_hops(model)` and `worst_chains(model, hops, budget)`, reusing what it can."""
-        rows = [self._row(view) for view in model.services.values()]
-        if len(self.rows) > 4 * len(rows) + 64:
-            live = {id(view.intent) for view in model.services.values()}
-            self.rows = {ident: row for ident, row in self.rows.items() if ident in live}
+        rows = self._changed_rows(model)
+        if rows is not None and self.last is not None:
+            self.last = _Analysed(model, rows, self.last.index)  # same keys, same positions
+        else:
+            rows = [self._row(view) for view in model.services.values()]
+            if len(self.rows) > 4 * len(rows) + 64:
+                live = {id(view.intent) for view in model.services.values()}
+                self.rows = {ident: row for ident, row in self.rows.items() if ident in live}
+            self.last = _Analysed(model, rows)
         hops = {row.shape[0]: row.hop for row in rows if row.hop is not None}
         shapes = [row.shape for row in rows]
         for known_budget, known_shapes, worst in self.analyses:
@@ -120,6 +128,20 @@ class RetryMemo:
         worst = worst_chains(model, hops, budget)
         self.analyses = [(budget, shapes, worst), *self.analyses[:1]]
         return hops, worst
+
+    def _changed_rows(self, model: MeshModel) -> list[_Row] | None:
+        """The last model's rows with the touched services' rows redone, when `model` was
+        re-resolved from it (same services in the same order, so the same row positions)."""
+        change, last = model.change, self.last
+        if change is None or last is None or change.previous() is not last.model:
+            return None
+        rows = list(last.rows)
+        position = last.positions()
+        for key in change.touched:
+            index = position.get(key)
+            if index is not None:
+                rows[index] = self._row(model.services[key])
+        return rows
 
     def _row(self, view: ServiceView) -> _Row:
         row = self.rows.get(id(view.intent))
@@ -133,6 +155,18 @@ class RetryMemo:
             shape = (view.key, tuple(view.calls), hop.factor if hop is not None else 0)
             row = self.rows[id(view.intent)] = _Row(shape, hop, sources)
         return row
+
+
+@dataclass(slots=True)
+class _Analysed:
+    model: MeshModel
+    rows: list[_Row]
+    index: dict[ServiceKey, int] | None = None
+
+    def positions(self) -> dict[ServiceKey, int]:
+        if self.index is None:
+            self.index = {row.shape[0]: i for i, row in enumerate(self.rows)}
+        return self.index
 
 
 @dataclass(frozen=True, slots=True)
