@@ -238,8 +238,8 @@ def _changed_fingerprints(
         if subject is None:
             own.pop(key, None)
             continue
-        own[key] = _own_memoised(subject, digests, owns) if owns is not None else _own(
-            subject, digests
+        own[key] = (
+            _own_memoised(subject, digests, owns) if owns is not None else _own(subject, digests)
         )
         references[key] = _references(subject, own[key], memo)
         for ref in references[key]:

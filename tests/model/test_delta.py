@@ -54,9 +54,7 @@ def _shape(model: MeshModel) -> dict[str, Any]:
 
 
 def _subjects(model: MeshModel) -> dict[str, list[str]]:
-    return {
-        str(key): _refs(list(subject.intents())) for key, subject in subjects_of(model).items()
-    }
+    return {str(key): _refs(list(subject.intents())) for key, subject in subjects_of(model).items()}
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13, 14])
