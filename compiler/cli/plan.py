@@ -155,7 +155,7 @@ def compute_plan(
     try:
         base_rev = resolve_revision(source, base_ref)
         try:
-            base_tree = read_commit_tree(source, base_rev, planner.blobs)
+            base_tree: PolicyTree = read_commit_tree(source, base_rev, planner.blobs)
         except MissingRoot:
             # The change that adds the policy root: plan it against nothing.
             base_tree = PolicyTree()
@@ -183,7 +183,7 @@ def compute_plan(
         _prefill(planner, directory, (base_tree, head_tree))
     base = planner.compile_side(base_rev, base_tree, now=now, rollout_state=rollout_state)
     head = planner.compile_side(head_rev, head_tree, now=now, rollout_state=rollout_state)
-    return build_plan(base, head, now=now, ca_status=ca_status, notes=notes)
+    return build_plan(base, head, now=now, ca_status=ca_status, notes=notes, diffs=planner.diffs)
 
 
 _DEFAULT_CACHE = Path(".meshc_cache")

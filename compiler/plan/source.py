@@ -220,9 +220,9 @@ def _read_root(repo: object, root: bytes, blobs: BlobCache) -> RootSnapshot:
     excludes = parse_config(config)[0].excludes if config is not None else []
     files: dict[str, bytes] = {}
     problems: list[Diagnostic] = []
-    for relative in sorted(entries):
+    for relative in sorted(entries):  # candidates only: `_listing` dropped the rest
         blob_id, mode = entries[relative]
-        if not is_candidate(relative) or (excludes and excluded(relative, excludes)):
+        if excludes and excluded(relative, excludes):
             continue
         if mode == _LINK_MODE:
             problems.append(_link_problem(relative))
@@ -232,8 +232,10 @@ def _read_root(repo: object, root: bytes, blobs: BlobCache) -> RootSnapshot:
 
 
 def _listing(repo: object, tree_id: bytes, blobs: BlobCache) -> Listing:
-    """Every blob below a tree; dot-directories are pruned like discovery prunes them and
-    submodules skipped. Memoised by tree id: an unchanged subtree is not read again."""
+    """Every candidate file (YAML, not a dotfile; a link too) below a tree: dot-directories
+    are pruned like discovery prunes them, so a name's own check is the path's
+    `is_candidate`; submodules are skipped. Memoised by tree id: an unchanged subtree
+    is not read again."""
     hit = blobs.listings.get(tree_id)
     if hit is not None:
         return hit
@@ -242,7 +244,7 @@ def _listing(repo: object, tree_id: bytes, blobs: BlobCache) -> Listing:
         kind = mode >> 12
         if kind == _TREE_KIND and not name.startswith("."):
             out.extend((f"{name}/{path}", b, m) for path, b, m in _listing(repo, sha, blobs))
-        elif kind in (_BLOB_KIND, _LINK_KIND):
+        elif kind in (_BLOB_KIND, _LINK_KIND) and is_candidate(name):
             out.append((name, sha.hex(), mode))
     listing = tuple(out)
     _put(blobs.listings, tree_id, listing, _LISTING_CACHE_SIZE)

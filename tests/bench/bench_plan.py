@@ -72,7 +72,7 @@ def plan_in_process(planner: Planner, repo: Path, base: str, head: str) -> tuple
     head_side = planner.compile_side(head_rev, head_tree, now=NOW, rollout_state={})
     phases = dict(planner.timings)
     diff_start = time.perf_counter()
-    plan = build_plan(base_side, head_side, now=NOW)
+    plan = build_plan(base_side, head_side, now=NOW, diffs=planner.diffs)
     plan_document(plan)
     total = (time.perf_counter() - start) * 1000
     phases["diff+document"] = time.perf_counter() - diff_start
