@@ -544,6 +544,7 @@ LINT_MODULES = (
     "config.py",
     "diagnostics.py",
     "gcpause.py",
+    "treefiles.py",
     "validate.py",
 )
 """The top-level modules that can. The rest (lower, plan, report, cli...) only reads

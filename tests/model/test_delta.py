@@ -24,6 +24,21 @@ from tests.helpers import NOW
 from tests.lint.test_incremental import EDITS, _mesh, _rendered, add_call, rename_service
 
 
+def foreign_document(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    """A Kubernetes document beside the intents: skipped, with a note."""
+    files[name] += b"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n"
+
+
+def unknown_field(files: dict[str, bytes], name: str, rng: random.Random) -> None:
+    """An invalid document: a located problem, and the file's other intents stay."""
+    files[name] += (
+        b"---\napiVersion: meshc/v1\nkind: Rollout\nmetadata: {name: r}\nspec: {bogus: 1}\n"
+    )
+
+
+LOCAL_EDITS = (*EDITS, foreign_document, unknown_field)
+
+
 def _refs(intents: list[Any]) -> list[str]:
     return [intent.ref for intent in intents]
 
@@ -57,8 +72,16 @@ def _subjects(model: MeshModel) -> dict[str, list[str]]:
     return {str(key): _refs(list(subject.intents())) for key, subject in subjects_of(model).items()}
 
 
-@pytest.mark.parametrize("seed", [11, 12, 13, 14])
-def test_patched_model_and_lint_equal_from_scratch(tmp_path: Path, seed: int) -> None:
+def _tree(files: dict[str, bytes], *, copied: bool) -> PolicyTree:
+    """The files as a tree; `copied`: every file a new bytes object, as a tree read from
+    disk again (the file collections are then rebuilt, and only the model is patched)."""
+    return PolicyTree(
+        files={name: bytes(bytearray(raw)) if copied else raw for name, raw in files.items()}
+    )
+
+
+@pytest.mark.parametrize(("seed", "copied"), [(11, False), (12, False), (13, False), (14, True)])
+def test_patched_model_and_lint_equal_from_scratch(tmp_path: Path, seed: int, copied: bool) -> None:
     rng = random.Random(seed)
     files = _mesh(tmp_path, services=40, seed=seed)
     file_cache, lint_cache = FileCache(), LintCache()
@@ -66,9 +89,9 @@ def test_patched_model_and_lint_equal_from_scratch(tmp_path: Path, seed: int) ->
     patched = 0
     for step in range(18):
         name = rng.choice(sorted(n for n in files if "/" in n))
-        rng.choice(EDITS)(files, name, rng)
+        rng.choice(LOCAL_EDITS)(files, name, rng)
         incremental = compile_tree(
-            PolicyTree(files=dict(files)), now=NOW, cache=file_cache, lint_cache=lint_cache
+            _tree(files, copied=copied), now=NOW, cache=file_cache, lint_cache=lint_cache
         )
         fresh = compile_tree(PolicyTree(files=dict(files)), now=NOW)
         where = f"seed {seed}, step {step}: {name}"
@@ -78,6 +101,8 @@ def test_patched_model_and_lint_equal_from_scratch(tmp_path: Path, seed: int) ->
         state = incremental.model.lint_index["fingerprints"]
         assert state.prints == fingerprints(fresh.model, digests), where
         assert _rendered(incremental) == _rendered(fresh), where
+        assert incremental.notes == fresh.notes, where
+        assert list(incremental.files) == list(fresh.files), where
         patched += incremental.model.change is not None
     assert patched >= 6  # most random edits are local: the patched path really ran
 
