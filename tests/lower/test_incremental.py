@@ -7,6 +7,8 @@ calls), a new rule naming a service or an identity, a deleted and restored servi
 a policy's mode, mesh settings and rollout state. After every edit the lowering through a
 long-lived `LoweringCache`, the meaning through a long-lived `MeaningCache` and the plan
 through a long-lived `Planner` must equal a fresh lowering, meaning and plan exactly.
+The local edits (a selector, a rule, a mode) re-resolve the model from the previous one,
+so their lowering patches the previous lowering (`LoweringCache.patched`).
 """
 
 from __future__ import annotations
@@ -91,6 +93,27 @@ def change_selector(files: Files, state: dict[str, int], rng: random.Random) -> 
     return f"selector of {name}"
 
 
+def change_named_selector(files: Files, state: dict[str, int], rng: random.Random) -> str:
+    """Move a service that other services' rules name (by service or by identity): their
+    groups read its selector, so a patched lowering must re-lower them too."""
+    named = sorted(set(re.findall(r"\{(?:service|identity): (\S+?)\}", "".join(files.values()))))
+    if not named:
+        return "no named service"
+    namespace, name = rng.choice(named).split("/")
+    wanted = f"  name: {name.removesuffix('-sa')}\n  namespace: {namespace}\n"
+    owner = next((n for n in _service_files(files) if wanted in files[n]), None)
+    if owner is None:
+        return "the named service is not declared"
+    lane = rng.choice(["blue", "green", "red"])
+    if "  selector:" in files[owner]:
+        files[owner] = re.sub(r"lane: \w+", f"lane: {lane}", files[owner], count=1)
+    else:
+        files[owner] = files[owner].replace(
+            "spec:\n", f"spec:\n  selector: {{app: {name}, lane: {lane}}}\n", 1
+        )
+    return f"selector of the named {namespace}/{name}"
+
+
 def add_service_rule(files: Files, state: dict[str, int], rng: random.Random) -> str:
     name = _pick(files, rng, "  rules:\n")
     caller = _name_of(files[_pick(files, rng)])
@@ -154,6 +177,7 @@ EDITS: tuple[Edit, ...] = (
     change_identity,
     share_identity,
     change_selector,
+    change_named_selector,
     add_service_rule,
     add_identity_rule,
     delete_file,
@@ -176,7 +200,7 @@ def test_random_edits_lower_and_plan_like_from_scratch(tmp_path: Path, seed: int
     file_cache, lowerings, planner = FileCache(), LoweringCache(), Planner()
     previous = (_tree(files), dict(state))
     meanings, assembled = MeaningCache(), LoweringCache()
-    reused = compiled = 0
+    reused = compiled = patched = 0
     for step in range(STEPS):
         if _removed:
             name, text = _removed.popitem()
@@ -192,6 +216,9 @@ def test_random_edits_lower_and_plan_like_from_scratch(tmp_path: Path, seed: int
         )
         scratch = lower_istio_keyed(fresh.model, now=NOW, rollout_state=state)
         reused += lowerings.hits
+        # a local edit re-resolves the model from the last one, which this cache lowered
+        assert lowerings.patched == (compilation.model.change is not None), f"step {step}"
+        patched += lowerings.patched
         assert [key for group in incremental for key, _ in group] == [
             key for group in scratch for key, _ in group
         ], f"step {step} ({what}): different objects"
@@ -212,6 +239,7 @@ def test_random_edits_lower_and_plan_like_from_scratch(tmp_path: Path, seed: int
         previous = (tree, dict(state))
     assert compiled > STEPS // 2, "too few steps compiled to check the meaning"
     assert reused > STEPS * 15, "the cache reused almost nothing: the memo is not working"
+    assert patched >= 3, "too few local edits to check the patched lowering"
 
 
 def _plan(
