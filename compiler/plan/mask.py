@@ -9,6 +9,7 @@ base and head says so, without revealing either value.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 MASKED = "(masked)"
@@ -24,13 +25,17 @@ _PEM_PRIVATE = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)
 def secret_key(name: str) -> bool:
-    """Whether a mapping key names a secret-like value (password, token, tls.key, ...)."""
+    """Whether a mapping key names a secret-like value (password, token, tls.key, ...).
+    Memoised: an object's keys come from a small vocabulary and a plan masks thousands."""
     return bool(_SECRET_KEY.search(name))
 
 
 def mask_text(text: str) -> str:
     """Replace PEM private-key blocks (complete or cut off) in free text."""
+    if "-----BEGIN " not in text:  # the pattern's literal start: most strings skip the regex
+        return text
     return _PEM_PRIVATE.sub(lambda m: f"-----{m.group(1)} {MASKED}-----", text)
 
 
