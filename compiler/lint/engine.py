@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -106,11 +107,11 @@ def _run_subject_rules(
     state: Fingerprints = model.lint_index["fingerprints"]
     change = model.change
     previous = change.previous() if change is not None else None
-    before: SubjectFindings | None = (
-        previous.lint_index.get("subject_findings") if previous is not None else None
-    )
+    index = previous.lint_index if previous is not None else {}
+    before: SubjectFindings | None = index.get("subject_findings")
     if state.redone is not None and before is not None and before.codes == run.codes:
-        found = _patched_findings(before, state.redone, subjects, prints, run)
+        before_prints = index["fingerprints"].prints
+        found = _patched_findings(before, before_prints, state.redone, subjects, prints, run)
     else:
         found = SubjectFindings(run.codes, {}, set())
         for key, subject in subjects.items():
@@ -120,7 +121,7 @@ def _run_subject_rules(
     model.lint_index["subject_findings"] = found
     cache.retain(found.used)
     cache.reused = len(subjects) - run.computed
-    return [diagnostic for mine in found.by_subject.values() for diagnostic in mine]
+    return list(itertools.chain.from_iterable(found.by_subject.values()))
 
 
 @dataclass(slots=True)
@@ -161,6 +162,7 @@ class _SubjectRun:
 
 def _patched_findings(
     before: SubjectFindings,
+    before_prints: dict[ServiceKey, str],
     redone: frozenset[ServiceKey],
     subjects: dict[ServiceKey, Subject],
     prints: dict[ServiceKey, str],
@@ -169,8 +171,9 @@ def _patched_findings(
     """The previous model's findings with those of the subjects whose fingerprint was
     recomputed (`redone`) replaced: every other subject's fingerprint is unchanged."""
     by_subject = dict(before.by_subject)
-    used = {entry for entry in before.used if entry[0] not in redone}
+    used = set(before.used)
     for key in redone:
+        used.discard((key, before_prints.get(key, "")))
         subject = subjects.get(key)
         if subject is None:
             by_subject.pop(key, None)

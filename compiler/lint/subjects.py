@@ -138,6 +138,11 @@ def _changed_subjects(model: MeshModel) -> dict[ServiceKey, Subject] | None:
 def namespaces_of(model: MeshModel) -> frozenset[str]:
     """The namespaces with a declared service (computed once per model)."""
     cached: frozenset[str] | None = model.lint_index.get("namespaces")
+    if cached is None and model.change is not None:  # the same services: the same namespaces
+        previous = model.change.previous()
+        cached = previous.lint_index.get("namespaces") if previous is not None else None
+        if cached is not None:
+            model.lint_index["namespaces"] = cached
     if cached is None:
         cached = model.lint_index["namespaces"] = frozenset(key.namespace for key in model.services)
     return cached
@@ -361,13 +366,16 @@ class LintCache:
         return found
 
     def retain(self, used: set[tuple[ServiceKey, str]]) -> None:
-        """Keep what this compile and the one before it used."""
+        """Keep what this compile and the one before it used (pruned once the cache holds
+        a few dozen more: a patched re-lint adds a handful of entries, not a mesh's worth)."""
         keep = used | self.previous
+        self.previous = used
+        if len(self.entries) <= len(keep) + 64 and len(self.flat) <= len(keep) + 64:
+            return
         for stale in [entry for entry in self.entries if entry not in keep]:
             del self.entries[stale]
         for stale in [entry for entry in self.flat if entry not in keep]:
             del self.flat[stale]
-        self.previous = used
 
 
 def subject_views(subject: Subject) -> Iterator[ServiceView]:

@@ -108,9 +108,8 @@ def shared_identity(ctx: LintContext) -> Iterable[Finding]:
     `identity: bookinfo-ratings`.
     """
     model = ctx.model
-    for spiffe, keys in sorted(model.identities.items()):
-        if len(keys) < 2:
-            continue
+    shared = sorted((spiffe, keys) for spiffe, keys in model.identities.items() if len(keys) > 1)
+    for spiffe, keys in shared:
         for key in keys:
             view = model.services[key]
             others = ", ".join(str(k) for k in keys if k != key)
