@@ -117,6 +117,10 @@ class MeaningCache:
     as a client, traffic, resilience), reused while its own inputs are the same objects
     and neither the services it calls nor the services their rules name changed; the
     finer caches below serve the services that do change.
+
+    `summary` goes further when a model was re-resolved from the last summarised one
+    (`MeshModel.change`): the next summary is the last one with only the touched services
+    and the services reading them recomputed, in time proportional to the change.
     """
 
     allowed: dict[tuple[Any, ...], tuple[tuple[Any, ...], frozenset[AccessEdge]]] = field(
@@ -144,9 +148,7 @@ class MeaningCache:
     before; None when it went over every service (for tests and benchmarks)."""
     settings: tuple[object, tuple[dict[str, str], dict[str, str], str | None]] | None = None
     """The last mesh settings object and `mesh_of` of it (reading CA anchors is costly)."""
-    _changes: dict[int, tuple[dict[ServiceKey, str], set[ServiceKey]]] = field(
-        default_factory=dict
-    )
+    _changes: dict[int, tuple[dict[ServiceKey, str], set[ServiceKey]]] = field(default_factory=dict)
     """`changed_since` results against `_changes_now`, kept across summaries while the
     SPIFFE map is the same object (each entry keeps its basis, so ids are not reused)."""
     _changes_now: dict[ServiceKey, str] | None = None
@@ -230,7 +232,11 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
     cache = cache if cache is not None else MeaningCache()
     cache.trim(16 * (len(model.services) + 1) * 4)
     cache._token_changes = {}
-    last, cache.summary, cache.recomputed = cache.summary, None, None
+    last = cache.summary
+    if last is not None and last.model is model and last.rollout_state == compilation.rollout_state:
+        cache.recomputed = frozenset()
+        return last.meaning  # the same side again: a summary reads nothing else
+    cache.summary, cache.recomputed = None, None
     if last is not None and _continues(last, compilation):
         assert model.change is not None  # _continues checked it
         summary = _patched(compilation, cache, last, model.change.touched)

@@ -250,3 +250,12 @@ def test_a_walk_of_local_edits_patches_every_step(mesh: Files) -> None:
         for base in (first, before):
             plain = diff_meaning(replace(base, parts=None), replace(after, parts=None))
             assert diff_meaning(base, after) == plain, f"step {step}"
+
+
+def test_the_same_side_again_is_the_last_summary(mesh: Files) -> None:
+    session = Session(mesh)
+    again = summarise(session.compilation, session.meanings)
+    assert again is session.meaning and session.meanings.recomputed == frozenset()
+    other_state = replace(session.compilation, rollout_state={"catalog/x": 1})
+    assert summarise(other_state, session.meanings) == session.meaning
+    assert session.meanings.recomputed is None, "another rollout state is summarised afresh"
