@@ -31,6 +31,7 @@ mutate an emitted object (every consumer only reads or copies them).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,9 @@ Keyed = tuple[ObjectKey, dict[str, Any]]
 Group = tuple[Keyed, ...]
 Services = dict[Any, Any]
 """Service key → the Service intent that defines it, in one lowering's model."""
+
+_NAMESPACE = operator.itemgetter(0)
+"""A ServiceKey's namespace (a NamedTuple's first item), read in C."""
 
 KEEP_GENERATIONS = 4
 """Lowerings whose groups stay cached: a plan lowers two sides, a re-plan two more."""
@@ -120,6 +124,8 @@ class _Lowered:
     services: Services
     """The basis this lowering gave its entries (patched, never mutated: entries hold it)."""
     readers: _Readers | None
+    namespaces: list[str]
+    """The namespaces with services, in order (the mesh-wide group reads them)."""
     base: int | None = None
     """The generation of the lowering this one patched."""
     output: list[Group] | None = None
@@ -142,6 +148,9 @@ class LoweringCache:
     """Groups computed by the last lowering."""
     patched: bool = False
     """Whether the last lowering patched the one before it (a figure for tests)."""
+    namespaces: list[str] = field(default_factory=list)
+    """The namespaces with services of the model being lowered, in order: the same as
+    the patched lowering's (a `ModelChange` keeps the service keys)."""
     _services: Services = field(default_factory=dict)
     _changes: dict[int, _Changes] = field(default_factory=dict)
     _trail: list[Services] = field(default_factory=list)
@@ -173,10 +182,12 @@ class LoweringCache:
         self._base = last if last is not None and self._continues(last) else None
         self.patched = self._base is not None
         if self._base is None:
+            self.namespaces = sorted(set(map(_NAMESPACE, model.services)))
             self._services = {key: view.intent for key, view in model.services.items()}
             self._trail, self._steps = [self._services], []
             self._along = {id(self._services): 0}
             return None
+        self.namespaces = self._base.namespaces
         return self._to_relower(self._base)
 
     def _continues(self, last: _Lowered) -> bool:
@@ -230,10 +241,10 @@ class LoweringCache:
 
     def _extend_trail(self, base: Services, step: _Changes) -> None:
         if not self._trail or self._trail[-1] is not base or len(self._trail) >= TRAIL:
-            self._trail, self._steps = [base], []
+            self._trail, self._steps, self._along = [base], [], {id(base): 0}
+        self._along[id(self._services)] = len(self._trail)
         self._trail.append(self._services)
         self._steps.append(step)
-        self._along = {id(services): position for position, services in enumerate(self._trail)}
 
     def lookup(self, fingerprint: tuple[Any, ...]) -> tuple[Group, Dependencies] | None:
         """The group of a service with this fingerprint and its dependencies, when a recent
@@ -287,6 +298,7 @@ class LoweringCache:
                 [found for _, _, found in done],
                 self._services,
                 None,
+                self.namespaces,
             )
         else:
             current = self._patch(base, model, lowered)
@@ -304,8 +316,9 @@ class LoweringCache:
         model: MeshModel,
         lowered: Iterable[tuple[Any, Group, Dependencies]],
     ) -> _Lowered:
-        """`base` with the groups of `lowered` put in (every other group is reused)."""
-        groups, dependencies = list(base.groups), list(base.dependencies)
+        """`base` with the groups of `lowered` put in (every other group is reused). Its
+        lists are patched in place: nothing refers to `base` any more."""
+        groups, dependencies = base.groups, base.dependencies
         readers, base.readers = base.readers, None  # handed on: only the newest is patched
         replaced: list[tuple[Group, Group]] = []
         count = 0
@@ -329,6 +342,7 @@ class LoweringCache:
             dependencies,
             self._services,
             readers,
+            base.namespaces,
             base=base.generation,
             replaced=replaced,
         )

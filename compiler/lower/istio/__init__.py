@@ -13,7 +13,6 @@ re-lowers one or two services instead of all of them).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -49,14 +48,15 @@ def lower_istio_keyed(
     model re-resolved from the one the cache lowered last looks up only the services its
     change can reach."""
     ctx = LowerContext(model=model, now=now, rollout_state=rollout_state)
-    groups: list[tuple[Keyed, ...]] = [_keyed(mesh_objects(ctx))]
     if cache is None:
+        groups: list[tuple[Keyed, ...]] = [_keyed(mesh_objects(ctx))]
         groups.extend(
             _keyed(service_objects(ctx, model.services[k]))
             for k in sorted(model.services, key=_order)
         )
         return groups
     keys = cache.start(model, rollout_state)
+    mesh_wide = _keyed(mesh_objects(ctx, namespaces=cache.namespaces))
     if keys is None:
         keys = sorted(model.services, key=_order)
     lowered: list[tuple[ServiceKey, Group, Dependencies]] = []
@@ -68,7 +68,7 @@ def lower_istio_keyed(
             found = (_keyed(service_objects(ctx, view)), dependencies(view))
             cache.store(fingerprint, inputs, found[1], found[0])
         lowered.append((key, *found))
-    return cache.finish(groups[0], lowered)
+    return cache.finish(mesh_wide, lowered)
 
 
 def _order(key: ServiceKey) -> tuple[str, str]:
@@ -80,23 +80,16 @@ def _keyed(objects: list[Obj]) -> tuple[Keyed, ...]:
     return tuple((ObjectKey.of(obj), obj) for obj in objects)
 
 
-def mesh_objects(ctx: LowerContext) -> list[Obj]:
+def mesh_objects(ctx: LowerContext, *, namespaces: list[str] | None = None) -> list[Obj]:
     """Objects that belong to no one service: mTLS mode and exceptions (these read `now`),
-    and zero trust's allow-nothing policy in every namespace with services."""
+    and zero trust's allow-nothing policy in every namespace with services (`namespaces`,
+    when the caller knows them: a patched lowering re-lowers this group every time, and
+    reading the namespace of 1,000 keys costs more than the rest of the group)."""
     out = lower_peer_authentications(ctx)
     if ctx.model.settings.default_action == "deny":
-        out.extend(allow_nothing(ctx, namespace) for namespace in _namespaces(ctx.model))
+        found = ctx.model.namespaces if namespaces is None else namespaces
+        out.extend(allow_nothing(ctx, namespace) for namespace in found)
     return out
-
-
-def _namespaces(model: MeshModel) -> list[str]:
-    """`model.namespaces`, in C: a patched lowering re-lowers this group every time, and
-    reading `key.namespace` of 1,000 keys costs more than the rest of the group."""
-    return sorted(set(map(_NAMESPACE, model.services)))
-
-
-_NAMESPACE = operator.itemgetter(0)
-"""A ServiceKey's namespace (a NamedTuple's first item)."""
 
 
 def service_objects(ctx: LowerContext, view: ServiceView) -> list[Obj]:
