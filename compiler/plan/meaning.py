@@ -87,21 +87,49 @@ class Traffic:
         return "; ".join([main, *extras])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Meaning:
     """One side's meaning, as comparable values."""
 
-    allowed: frozenset[AccessEdge] = frozenset()
-    effective: frozenset[CallEdge] = frozenset()
     traffic: Mapping[str, Traffic] = field(default_factory=dict)
     resilience: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     mesh: Mapping[str, str] = field(default_factory=dict)
     anchors: Mapping[str, str] = field(default_factory=dict)
     issuer: str | None = None
     namespaces: frozenset[str] = frozenset()
-    parts: _Aggregate | None = field(default=None, compare=False, repr=False)
-    """The edges by service that `allowed` and `effective` are the unions of: two
-    summaries through one `MeaningCache` share most, and `diff_meaning` skips those."""
+    parts: _Aggregate = field(default_factory=lambda: _Aggregate({}, {}), repr=False)
+    """The edges by service: `allowed` and `effective` are their unions. Two summaries
+    through one `MeaningCache` share most pieces, and `diff_meaning` skips those; the
+    unions themselves are built only when read (a re-plan never does)."""
+
+    @property
+    def allowed(self) -> frozenset[AccessEdge]:
+        """The allowed graph: every edge a server's policies (or defaults) state."""
+        return self.parts.allowed()
+
+    @property
+    def effective(self) -> frozenset[CallEdge]:
+        """The effective graph: every declared call its server allows."""
+        return self.parts.effective()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Meaning):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable mappings inside, as before
+
+    def _values(self) -> tuple[object, ...]:
+        return (
+            self.allowed,
+            self.effective,
+            self.traffic,
+            self.resilience,
+            self.mesh,
+            self.anchors,
+            self.issuer,
+            self.namespaces,
+        )
 
 
 @dataclass(slots=True)
@@ -138,8 +166,6 @@ class MeaningCache:
         default_factory=dict
     )
     pieces: dict[tuple[Any, ...], _Piece] = field(default_factory=dict)
-    last: _Aggregate | None = None
-    """The pieces and sets of the last summary: the next one adjusts them, not rebuilds."""
     summary: _Summary | None = None
     """The last summary by service: the next one patches it when its model was
     re-resolved from this one's (`MeshModel.change`)."""
@@ -214,16 +240,26 @@ class _Named:
     basis: dict[ServiceKey, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Aggregate:
     """Per-service pieces (allowed edges by server, effective edges by client) and their
-    unions. The pieces of different services are disjoint, so a new summary is the last
-    one minus the pieces that changed plus their replacements."""
+    unions, built on first use. An edge belongs to one piece only (its server's, or its
+    client's), which is what lets `diff_meaning` compare pieces instead of unions."""
 
     allowed_pieces: dict[str, frozenset[AccessEdge]]
     effective_pieces: dict[str, frozenset[CallEdge]]
-    allowed: frozenset[AccessEdge]
-    effective: frozenset[CallEdge]
+    allowed_union: frozenset[AccessEdge] | None = None
+    effective_union: frozenset[CallEdge] | None = None
+
+    def allowed(self) -> frozenset[AccessEdge]:
+        if self.allowed_union is None:
+            self.allowed_union = frozenset().union(*self.allowed_pieces.values())
+        return self.allowed_union
+
+    def effective(self) -> frozenset[CallEdge]:
+        if self.effective_union is None:
+            self.effective_union = frozenset().union(*self.effective_pieces.values())
+        return self.effective_union
 
 
 def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Meaning:
@@ -243,7 +279,6 @@ def summarise(compilation: Compilation, cache: MeaningCache | None = None) -> Me
     else:
         summary = _fresh(compilation, cache, last)
     cache.summary = summary
-    cache.last = summary.aggregate
     cache._token_changes = {}
     return summary.meaning
 
@@ -315,11 +350,9 @@ def _fresh(compilation: Compilation, cache: MeaningCache, last: _Summary | None)
         traffic[name] = piece.traffic
         if piece.resilience:
             resilience[name] = piece.resilience
-    aggregate = _aggregate(cache.last, allowed_pieces, effective_pieces)
+    aggregate = _Aggregate(allowed_pieces, effective_pieces)
     mesh, anchors, issuer = cache.mesh_of(model)
     meaning = Meaning(
-        allowed=aggregate.allowed,
-        effective=aggregate.effective,
         traffic=traffic,
         resilience=resilience,
         mesh=mesh,
@@ -375,18 +408,9 @@ def _patched(
             for key, piece in pieces.items()
             if piece.resilience
         }
-    before = last.aggregate
-    names = [f"{key.namespace}/{key.name}" for key in redo]
-    aggregate = _Aggregate(
-        allowed_pieces,
-        effective_pieces,
-        _adjust(before.allowed, before.allowed_pieces, allowed_pieces, names),
-        _adjust(before.effective, before.effective_pieces, effective_pieces, names),
-    )
+    aggregate = _Aggregate(allowed_pieces, effective_pieces)
     meaning = replace(
         last.meaning,
-        allowed=aggregate.allowed,
-        effective=aggregate.effective,
         traffic=traffic,
         resilience=resilience,
         parts=aggregate,
@@ -495,63 +519,7 @@ def _order(key: ServiceKey) -> tuple[str, str]:
     return (key.namespace, key.name)
 
 
-def _aggregate(
-    last: _Aggregate | None,
-    allowed_pieces: dict[str, frozenset[AccessEdge]],
-    effective_pieces: dict[str, frozenset[CallEdge]],
-) -> _Aggregate:
-    if last is None:
-        return _Aggregate(
-            allowed_pieces,
-            effective_pieces,
-            frozenset().union(*allowed_pieces.values()),
-            frozenset().union(*effective_pieces.values()),
-        )
-    return _Aggregate(
-        allowed_pieces,
-        effective_pieces,
-        _adjust(last.allowed, last.allowed_pieces, allowed_pieces, allowed_pieces),
-        _adjust(last.effective, last.effective_pieces, effective_pieces, effective_pieces),
-    )
-
-
 E = TypeVar("E")
-
-
-def _adjust(
-    total: frozenset[E],
-    before: dict[str, frozenset[E]],
-    after: dict[str, frozenset[E]],
-    keys: Iterable[str],
-) -> frozenset[E]:
-    """`total` (the union of `before`'s disjoint pieces) turned into the union of `after`'s,
-    which differ only at `keys` (or are absent on one side)."""
-    removed: set[E] = set()
-    added: set[E] = set()
-    for key in keys:
-        piece = after.get(key)
-        old = before.get(key)
-        if old is not piece:
-            if old:
-                removed.update(old)
-            if piece:
-                added.update(piece)
-    if before.keys() != after.keys():
-        for key, old in before.items():
-            if key not in after:
-                removed.update(old)
-    gone, new = removed - added, added - removed
-    if not gone and not new:
-        return total
-    # one copy of the (large) total, not two: `gone` is in it and `new` is not, since the
-    # pieces are disjoint; checked anyway (cheap), as a wrong total would go unnoticed
-    if gone <= total and total.isdisjoint(new):
-        if not gone:
-            return total | new
-        if not new:
-            return total - gone
-        return total ^ (gone | new)
-    return (total - removed) | added
 
 
 def _union(parts: list[frozenset[CallEdge]], cache: MeaningCache) -> frozenset[CallEdge]:
