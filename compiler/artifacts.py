@@ -12,29 +12,18 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class ObjectKey:
-    """apiVersion's group, kind, namespace and name: one object's identity."""
+class ObjectKey(NamedTuple):
+    """apiVersion's group, kind, namespace and name: one object's identity. A tuple, so
+    hashing and comparing run in C (a re-plan looks up every key of a 1,000-service
+    mesh's ~5,000 objects)."""
 
     group: str
     kind: str
     namespace: str
     name: str
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
-    """Computed once: a re-plan hashes every key of a 1,000-service mesh several times."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_hash", hash((self.group, self.kind, self.namespace, self.name)))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __reduce__(self) -> tuple[Any, tuple[str, str, str, str]]:
-        """Pickled by its fields: a string's hash differs between processes."""
-        return (ObjectKey, (self.group, self.kind, self.namespace, self.name))
 
     def __str__(self) -> str:
         group = f".{self.group}" if self.group else ""
