@@ -22,3 +22,15 @@ def paused_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def keep_out_of_collections() -> None:
+    """Move every object alive now out of the collector's reach (`gc.freeze`).
+
+    Called after a long-lived session (a planner, a watch loop) built a model from
+    scratch: its ~10^6 objects stay alive for many re-plans, and without this the next
+    full collection re-scans them all (~0.5 s, measured) to find nothing. They form no
+    reference cycles (measured: a dropped planner leaves ~30 cyclic objects), so freed
+    objects are still reclaimed by reference counting; only cyclic garbage alive at this
+    moment is kept, a few dozen objects per from-scratch build."""
+    gc.freeze()

@@ -18,7 +18,7 @@ from typing import Any
 from compiler.api import Compilation, FileCache, compile_tree
 from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
-from compiler.gcpause import paused_gc
+from compiler.gcpause import keep_out_of_collections, paused_gc
 from compiler.lint.subjects import LintCache
 from compiler.load.discover import PolicyTree
 from compiler.lower.cache import LoweringCache
@@ -107,16 +107,22 @@ class Planner:
         hit = self.sides.get(key)
         if hit is None:
             started = time.perf_counter()
-            compilation = compile_tree(
-                tree, now=now, rollout_state=rollout_state, cache=self.files, lint_cache=self.lints
-            )
-            compiled = time.perf_counter()
             with paused_gc():  # the model is ~10^6 acyclic objects: collections find nothing
+                compilation = compile_tree(
+                    tree,
+                    now=now,
+                    rollout_state=rollout_state,
+                    cache=self.files,
+                    lint_cache=self.lints,
+                )
+                compiled = time.perf_counter()
                 artifacts, note = (
                     lower_side(compilation, self.lowerings) if compilation.ok else (None, None)
                 )
                 lowered = time.perf_counter()
                 meaning = summarise(compilation, self.meanings) if compilation.ok else None
+            if compilation.model.change is None:  # built from scratch: long-lived from here
+                keep_out_of_collections()
             self.timings = {
                 "compile": compiled - started,
                 "lower": lowered - compiled,
