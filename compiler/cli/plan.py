@@ -105,9 +105,10 @@ def plan_command(
 ) -> None:
     """Compare the policy root at --base with --head: resources, meaning and risk flags.
 
-    Exit codes: 2 when head does not compile, --ca-status refuses it, or the input is bad;
-    otherwise 0 (with --detailed-exitcode: 0 no changes, 1 changes). A base that does not
-    compile is reported and head's content is shown as all new.
+    Exit codes: 2 when head or base does not compile, --ca-status refuses head, or the
+    input is bad; otherwise 0 (with --detailed-exitcode: 0 no changes, 1 changes). A base
+    that does not compile is still planned against: the report says so and shows head's
+    content as all new, then plan exits 2.
     """
     when = resolve_now(now)
     state = _read_rollout_state(rollout_state) if rollout_state else {}
@@ -126,6 +127,14 @@ def plan_command(
     if plan.failed:
         reason = "head does not compile" if not plan.head.compiles else "--ca-status refuses head"
         click.echo(f"meshc plan: {reason}; see the report above", err=True)
+        sys.exit(2)
+    if not plan.base.compiles:
+        click.echo(
+            f"meshc plan: base ({plan.base.revision.label}) does not compile; head is shown "
+            "against an empty base (see the report above); fix the base branch or plan "
+            "against an earlier revision that compiles",
+            err=True,
+        )
         sys.exit(2)
     sys.exit(1 if detailed_exitcode and plan.changed else 0)
 

@@ -143,7 +143,7 @@ def test_binary_and_huge_files_make_head_fail_with_findings(tmp_path: Path) -> N
     assert {f["file"] for f in doc["head"]["findings"]} == {"blob.yaml", "huge.yaml"}
 
 
-def test_broken_base_shows_head_as_new_with_a_banner(tmp_path: Path) -> None:
+def test_broken_base_shows_head_as_new_with_a_banner_and_exits_2(tmp_path: Path) -> None:
     root = init_repo(tmp_path / "repo")
     (root / "policies").mkdir()
     (root / "policies" / "mesh.yaml").write_text(
@@ -153,7 +153,9 @@ def test_broken_base_shows_head_as_new_with_a_banner(tmp_path: Path) -> None:
     subprocess.run(["cp", "-r", str(Path(__file__).parents[2] / "policies"), str(root)], check=True)
     commit_all(root, "fixed")
     text = plan_policies(root, base, "--detailed-exitcode")
-    assert text.code == 1, text.err
+    assert text.code == 2, text.err
+    assert f"base ({base}) does not compile; head is shown against an empty base" in text.err
+    assert "Traceback" not in text.err
     assert (
         "note: base (" in text.out
         and "does not compile: everything head holds is shown as new" in text.out
