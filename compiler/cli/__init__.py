@@ -8,34 +8,66 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NamedTuple
 
 import click
 
 from compiler.cli.lint import exit_without_teardown, lint_command, lint_finished
 
-OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "graph": ("compiler.cli.graph", "graph_command"),
-    "schema": ("compiler.cli.schema", "schema_command"),
-    "rules": ("compiler.cli.rules", "rules_command"),
-    "render": ("compiler.cli.render", "render_command"),
-    "plan": ("compiler.cli.plan", "plan_command"),
+
+class Optional(NamedTuple):
+    module: str
+    attribute: str
+    summary: str
+    """The command's one-line help, shown by `meshc --help` without importing it (a
+    test checks it equals the command's own)."""
+
+
+OPTIONAL_COMMANDS: dict[str, Optional] = {
+    "graph": Optional(
+        "compiler.cli.graph",
+        "graph_command",
+        "Print the access graphs of the policy root at PATH (default: .).",
+    ),
+    "schema": Optional(
+        "compiler.cli.schema",
+        "schema_command",
+        "Print the JSON Schema of every meshc document (or write them all with --out).",
+    ),
+    "rules": Optional(
+        "compiler.cli.rules",
+        "rules_command",
+        "List every lint rule, or explain RULE (a code like MC201 or a name like unknown-service).",
+    ),
+    "render": Optional(
+        "compiler.cli.render",
+        "render_command",
+        "Render the policy root at PATH (default: .) to the target's objects.",
+    ),
+    "plan": Optional(
+        "compiler.cli.plan",
+        "plan_command",
+        "Compare the policy root at --base with --head: resources, meaning and risk flags.",
+    ),
 }
-"""Subcommands that other modules contribute, imported only when used (or for --help):
-`meshc lint` does not pay for the imports of render, plan and the CA."""
+"""Subcommands that other modules contribute, imported only when used: `meshc lint` and
+`meshc --help` do not pay for the imports of render, plan and the graph."""
 
 
 class LazyGroup(click.Group):
     """A group whose optional subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        present = [name for name, (mod, _) in OPTIONAL_COMMANDS.items() if _module_exists(mod)]
+        present = [
+            name for name, entry in OPTIONAL_COMMANDS.items() if _module_exists(entry.module)
+        ]
         return sorted({*super().list_commands(ctx), *present})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None or cmd_name not in OPTIONAL_COMMANDS:
             return command
-        module, attribute = OPTIONAL_COMMANDS[cmd_name]
+        module, attribute, _ = OPTIONAL_COMMANDS[cmd_name]
         if not _module_exists(module):
             return None
         import importlib
@@ -43,6 +75,24 @@ class LazyGroup(click.Group):
         loaded: click.Command = getattr(importlib.import_module(module), attribute)
         self.add_command(loaded, cmd_name)
         return loaded
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's command list, with the summaries of unloaded commands from the table."""
+        rows = []
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            loaded = self.commands.get(name)
+            if loaded is not None:
+                rows.append((name, loaded.get_short_help_str(limit)))
+            else:
+                rows.append((name, _shorten(OPTIONAL_COMMANDS[name].summary, limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """click's own shortening of a help line (through a command that only has help)."""
+    return click.Command(None, help=text).get_short_help_str(limit)
 
 
 def _module_exists(module: str) -> bool:
