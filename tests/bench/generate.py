@@ -9,6 +9,11 @@ higher index), every declared call is allowed by the server, and every allow rul
 by a declared call, so the tree lints clean at warning level while still exercising the
 cross-file resolution and the graph rules. Deterministic for a given seed.
 
+`shape=Shape(...)` adds odd shapes on top (more namespaces, a hub every service calls, a
+server with thousands of rules, a retrying call chain, a shared identity, a service with
+many versions and a long rollout); the default `Shape()` writes exactly what it always did.
+Odd shapes may draw warnings (MC301, MC603, MC304...): they exist to stress the compiler.
+
 Run as `python -m tests.bench.generate DIR --services N`.
 """
 
@@ -88,6 +93,31 @@ MAX_CALLERS = 4
 CALLER_WINDOW = 120
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Odd shapes added to the generated mesh (benchmarks at scale; tests/bench/bench_scale.py).
+
+    Every default leaves the generated tree byte-identical to a call without `shape`."""
+
+    namespaces: int = len(NAMESPACES)
+    """How many namespaces the services are spread over (beyond 10: `ns-000`, `ns-001`, ...)."""
+    hub: bool = False
+    """Add service `hub` that every other service calls; its AccessPolicy has one rule whose
+    `from:` names every caller (a policy naming every service as a source)."""
+    big_policy_rules: int = 0
+    """Add service `vault`, called by the first service, whose AccessPolicy has this many
+    allow rules (distinct paths, all from that caller)."""
+    chain_depth: int = 0
+    """Add a call chain `link-000 -> link-001 -> ...` of this many services in namespace
+    `chains`, every hop retrying (MC603's search)."""
+    shared_identity: int = 0
+    """The first this-many services all run as identity `shared-sa` (MC301)."""
+    versions: int = 0
+    """Add service `multi` with this many versions and a progressive Rollout."""
+    rollout_steps: int = 0
+    """How many steps `multi`'s Rollout has (at least 1 when `versions` is set)."""
+
+
 @dataclass(slots=True)
 class MeshStats:
     """What was written: the figures the benchmark prints."""
@@ -114,6 +144,7 @@ class _Service:
     retries: bool = False
     rollout: str | None = None
     resilience: bool = False
+    identity: str = ""
 
     def ref_from(self, namespace: str) -> str:
         """How a document in `namespace` refers to this service."""
@@ -124,11 +155,18 @@ class _Service:
         return f"{self.namespace}/{self.name}.yaml"
 
 
-def _plan_services(count: int, rng: random.Random) -> list[_Service]:
+def _namespace_names(count: int) -> tuple[str, ...]:
+    if count <= len(NAMESPACES):
+        return NAMESPACES[: max(1, count)]
+    return tuple(f"ns-{index:03d}" for index in range(count))
+
+
+def _plan_services(count: int, rng: random.Random, shape: Shape) -> list[_Service]:
     """Names, namespaces, the call DAG and which services get rollouts and resilience."""
+    namespaces = _namespace_names(shape.namespaces)
     services = []
     for index in range(count):
-        namespace = NAMESPACES[index * len(NAMESPACES) // count]
+        namespace = namespaces[index * len(namespaces) // count]
         name = f"{NOUNS[index % len(NOUNS)]}-{index:04d}"
         services.append(_Service(index, name, namespace, versions=1 + (rng.random() < 0.3)))
     for index in range(FRONTENDS, count):
@@ -137,6 +175,14 @@ def _plan_services(count: int, rng: random.Random) -> list[_Service]:
         for caller in sorted(callers):
             services[caller].calls.append(index)
             services[index].callers.append(caller)
+    if shape.hub:
+        hub = _Service(count, "hub", namespaces[0], versions=1)
+        for service in services:
+            service.calls.append(hub.index)
+            hub.callers.append(service.index)
+        services.append(hub)
+    for service in services[: shape.shared_identity]:
+        service.identity = "shared-sa"
     for service in services:
         leaf = not service.calls
         # a service that calls others turns Istio's default retries off: leaves retry (MC603)
@@ -172,7 +218,7 @@ def _service_doc(service: _Service, services: list[_Service]) -> str:
         f"  namespace: {service.namespace}\n"
         "  labels: {team: " + service.namespace + "}\n"
         "spec:\n"
-        f"  identity: {service.name}-sa\n"
+        f"  identity: {service.identity or service.name + '-sa'}\n"
         "  ports:\n"
         "  - {name: http, port: 8080, targetPort: 8080, protocol: http}\n"
         "  versions:\n"
@@ -280,16 +326,25 @@ spec:
 
 
 def generate_mesh(
-    root: Path, *, services: int, rules_per_service: int = 10, seed: int = 0
+    root: Path,
+    *,
+    services: int,
+    rules_per_service: int = 10,
+    seed: int = 0,
+    shape: Shape | None = None,
 ) -> MeshStats:
     """Write the synthetic policy tree under `root` (created if needed) and describe it."""
+    shape = shape or Shape()
     rng = random.Random(seed)
-    planned = _plan_services(services, rng)
-    stats = MeshStats(root=root, services=services)
+    planned = _plan_services(services, rng, shape)
+    stats = MeshStats(root=root, services=len(planned))
     root.mkdir(parents=True, exist_ok=True)
     _write(root, "mesh.yaml", MESH_DOC, stats)
     for service in planned:
-        policy, count = _policy_doc(service, planned, rules=rules_per_service, rng=rng)
+        if shape.hub and service is planned[-1]:
+            policy, count = _hub_policy_doc(service, planned)
+        else:
+            policy, count = _policy_doc(service, planned, rules=rules_per_service, rng=rng)
         parts = [_service_doc(service, planned), policy]
         if service.rollout:
             parts.append(_rollout_doc(service))
@@ -301,7 +356,109 @@ def generate_mesh(
         _write(root, service.file, "---\n".join(parts), stats)
         stats.service_files.append(service.file)
     stats.namespaces = len({s.namespace for s in planned})
+    _write_odd_shapes(root, shape, planned[0], stats)
     return stats
+
+
+def _hub_policy_doc(hub: _Service, services: list[_Service]) -> tuple[str, int]:
+    """One allow rule whose `from:` names every caller of the hub."""
+    sources = "".join(
+        f"    - service: {services[c].ref_from(hub.namespace)}\n" for c in hub.callers
+    )
+    text = (
+        "apiVersion: meshc/v1\n"
+        "kind: AccessPolicy\n"
+        "metadata:\n"
+        f"  name: {hub.name}\n"
+        f"  namespace: {hub.namespace}\n"
+        "spec:\n"
+        f"  service: {hub.name}\n"
+        "  mode: enforce\n"
+        "  rules:\n"
+        "  - from:\n" + sources + '    to: {methods: [GET], paths: ["/api/hub/*"]}\n'
+    )
+    return text, 1
+
+
+def _plain_service(name: str, namespace: str, *, calls: str = "", versions: int = 1) -> str:
+    listed = "\n".join(f"    v{v}: {{labels: {{version: v{v}}}}}" for v in range(1, versions + 1))
+    return (
+        "apiVersion: meshc/v1\nkind: Service\nmetadata:\n"
+        f"  name: {name}\n  namespace: {namespace}\nspec:\n  identity: {name}-sa\n"
+        "  ports:\n  - {name: http, port: 8080, targetPort: 8080, protocol: http}\n"
+        f"  versions:\n{listed}\n" + (f"  calls: [{calls}]\n" if calls else "")
+    )
+
+
+def _plain_policy(name: str, namespace: str, rules: list[tuple[str, str]]) -> str:
+    """An AccessPolicy of GET rules, each (source, path)."""
+    body = "".join(
+        f'  - from: [{source}]\n    to: {{methods: [GET], paths: ["{path}"]}}\n'
+        for source, path in rules
+    )
+    return (
+        "apiVersion: meshc/v1\nkind: AccessPolicy\nmetadata:\n"
+        f"  name: {name}\n  namespace: {namespace}\nspec:\n  service: {name}\n"
+        "  mode: enforce\n  rules:\n" + body
+    )
+
+
+def _retrying(name: str, namespace: str) -> str:
+    return (
+        "apiVersion: meshc/v1\nkind: Resilience\nmetadata:\n"
+        f"  name: {name}\n  namespace: {namespace}\nspec:\n  service: {name}\n"
+        "  timeout: 2s\n  retries: {attempts: 2, perTryTimeout: 500ms, retryOn: [5xx]}\n"
+    )
+
+
+def _write_odd_shapes(root: Path, shape: Shape, first: _Service, stats: MeshStats) -> None:
+    """The extra services of `shape` (none by default), each in its own file."""
+    caller = f"{{service: {first.namespace}/{first.name}}}"
+    if shape.big_policy_rules:
+        rules = [(caller, f"/api/r{index:05d}/*") for index in range(shape.big_policy_rules)]
+        # the first service's file is rewritten with a call into the vault
+        text = (root / first.file).read_text()
+        old = f"  identity: {first.identity or first.name + '-sa'}\n"
+        calls_line = next((ln for ln in text.splitlines() if ln.startswith("  calls: [")), None)
+        if calls_line is None:
+            text = text.replace(old, old + "  calls: [odd/vault]\n", 1)
+        else:
+            text = text.replace(calls_line, calls_line[:-1] + ", odd/vault]", 1)
+        (root / first.file).write_text(text)
+        parts = [_plain_service("vault", "odd"), _plain_policy("vault", "odd", rules)]
+        _add(root, "odd/vault.yaml", parts, stats, rules=len(rules))
+    for index in range(shape.chain_depth):
+        name = f"link-{index:03d}"
+        following = f"link-{index + 1:03d}" if index + 1 < shape.chain_depth else ""
+        source = f"{{service: link-{index - 1:03d}}}" if index else "{ingressGateway: true}"
+        parts = [
+            _plain_service(name, "chains", calls=following),
+            _plain_policy(name, "chains", [(source, "/api/link/*")]),
+            _retrying(name, "chains"),
+        ]
+        _add(root, f"chains/{name}.yaml", parts, stats, rules=1)
+    if shape.versions:
+        steps = max(1, shape.rollout_steps)
+        weights = [max(1, 100 * (step + 1) // steps) for step in range(steps)]
+        rollout = (
+            "apiVersion: meshc/v1\nkind: Rollout\nmetadata:\n  name: multi\n"
+            "  namespace: odd\nspec:\n  service: multi\n  stable: v1\n  canary: v2\n"
+            "  steps:\n" + "".join(f"  - {{weight: {w}, pause: 1m}}\n" for w in weights)
+        )
+        parts = [
+            _plain_service("multi", "odd", versions=shape.versions),
+            _plain_policy("multi", "odd", [("{ingressGateway: true}", "/api/multi/*")]),
+            rollout,
+        ]
+        _add(root, "odd/multi.yaml", parts, stats, rules=1)
+        stats.rollouts += 1
+
+
+def _add(root: Path, relative: str, parts: list[str], stats: MeshStats, *, rules: int) -> None:
+    _write(root, relative, "---\n".join(parts), stats)
+    stats.service_files.append(relative)
+    stats.services += 1
+    stats.rules += rules
 
 
 def _write(root: Path, relative: str, text: str, stats: MeshStats) -> None:

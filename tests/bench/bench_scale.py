@@ -1,0 +1,274 @@
+"""Scale benchmark: larger generated meshes and odd shapes, looking for super-linear phases.
+
+Run: `.venv/bin/python -m tests.bench.bench_scale [--sizes 1000,4000] [--shapes all] [--no-cli]`
+
+For each mesh (tests/bench/generate.py, with `Shape` for the odd ones) it measures, in one
+process: a cold `compile_tree` (fresh FileCache and LintCache), `lower` to Istio, the meaning
+summary (`compiler.plan.meaning.summarise`), a one-file re-compile through the warm caches
+(the same FileCache/LintCache objects), and the `meshc lint` / `meshc render` CLI (fresh
+processes, no on-disk cache). It prints milliseconds per phase and per service.
+
+Scaling is judged two ways:
+  * plain meshes of increasing size: the ratio of each phase between consecutive sizes
+    against the size ratio (a linear phase scales ~4x from 1,000 to 4,000 services);
+  * odd shapes at two magnitudes on the same base mesh (hub callers, rules in one policy,
+    chain depth, services sharing an identity, versions and rollout steps, namespaces,
+    a policy naming every service): the extra time over the plain base, whose ratio is
+    compared with the magnitude ratio.
+A ratio above 1.5x the linear one is flagged `SUPER-LINEAR?`. Not a pytest test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from tests.bench.generate import Shape, generate_mesh
+
+T = TypeVar("T")
+
+NOW = "2026-11-25T12:00:00Z"
+MESHC = Path(sys.executable).parent / "meshc"
+FLAG_FACTOR = 1.5
+"""A phase whose ratio exceeds FLAG_FACTOR x the linear ratio is flagged."""
+FLAG_FLOOR_MS = 50.0
+"""Extras below this many milliseconds are noise, never flagged."""
+PHASES = ("compile", "lower", "summarise", "recompile", "lint_cli", "render_cli")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One mesh to measure: a label, its size and its shape, and its magnitude (the
+    number the shape scales with, for the odd shapes)."""
+
+    label: str
+    services: int
+    shape: Shape = field(default_factory=Shape)
+    magnitude: int = 0
+
+
+@dataclass(slots=True)
+class Figures:
+    case: Case
+    services: int = 0
+    findings: int = 0
+    objects: int = 0
+    ms: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _timed(action: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = action()
+    return result, (time.perf_counter() - start) * 1000
+
+
+def _cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(MESHC), *args], capture_output=True, text=True, env=env, check=False, timeout=900
+    )
+    return result, (time.perf_counter() - start) * 1000
+
+
+def _edit(data: bytes, count: int) -> bytes:
+    """A one-file change the compiler must re-read: a new label on the first Service."""
+    marker = b"  labels: {team: "
+    if marker in data:
+        return data.replace(marker, f"  labels: {{edit: e{count}, team: ".encode(), 1)
+    return data + f"# edit {count}\n".encode()
+
+
+def measure(case: Case, directory: Path, *, cli: bool) -> Figures:
+    """Generate `case` into `directory` and time every phase once."""
+    from compiler.api import FileCache, compile_tree, load_tree
+    from compiler.lint.subjects import LintCache
+    from compiler.lower import lower
+    from compiler.plan.meaning import summarise
+
+    if directory.exists():
+        shutil.rmtree(directory)
+    stats = generate_mesh(directory, services=case.services, shape=case.shape)
+    figures = Figures(case=case, services=stats.services)
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    tree = load_tree(directory)
+    cache, lint_cache = FileCache(), LintCache()
+    compilation, figures.ms["compile"] = _timed(
+        lambda: compile_tree(tree, now=now, cache=cache, lint_cache=lint_cache)
+    )
+    figures.findings = len(compilation.diagnostics)
+    if compilation.ok:
+        artifacts, figures.ms["lower"] = _timed(lambda: lower(compilation, target="istio"))
+        figures.objects = len(artifacts)
+    else:
+        figures.notes.append("does not compile: lower and render skipped")
+    _, figures.ms["summarise"] = _timed(lambda: summarise(compilation))
+    edited = stats.service_files[len(stats.service_files) // 2]
+    times = []
+    for count in (1, 2, 3):  # the median of three one-file re-compiles
+        tree.files[edited] = _edit(tree.files[edited], count)
+        _, elapsed = _timed(lambda: compile_tree(tree, now=now, cache=cache, lint_cache=lint_cache))
+        times.append(elapsed)
+    figures.ms["recompile"] = sorted(times)[1]
+    if cli:
+        result, figures.ms["lint_cli"] = _cli("lint", str(directory), "--now", NOW, "--no-cache")
+        if result.returncode not in (0, 1):
+            figures.notes.append(f"meshc lint exited {result.returncode}: {result.stderr[-300:]}")
+        if compilation.ok:
+            result, figures.ms["render_cli"] = _cli("render", str(directory), "--now", NOW)
+            if result.returncode != 0:
+                figures.notes.append(
+                    f"meshc render exited {result.returncode}: {result.stderr[-300:]}"
+                )
+    return figures
+
+
+def plain_cases(sizes: list[int]) -> list[Case]:
+    return [Case(f"plain {size}", size, magnitude=size) for size in sizes]
+
+
+def odd_cases(base: int, names: set[str]) -> list[tuple[str, list[Case]]]:
+    """Each odd shape at a small and a large magnitude, on a `base`-service mesh."""
+    shapes: dict[str, list[Case]] = {
+        "hub": [Case(f"hub, {n} services", n, Shape(hub=True), n) for n in (base, 4 * base)],
+        "big-policy": [
+            Case(f"one policy of {n} rules", base, Shape(big_policy_rules=n), n)
+            for n in (500, 2000)
+        ],
+        "namespaces": [Case(f"{n} namespaces", base, Shape(namespaces=n), n) for n in (25, 100)],
+        "chain": [
+            Case(f"retrying chain of depth {n}", base, Shape(chain_depth=n), n) for n in (50, 200)
+        ],
+        "shared-identity": [
+            Case(f"{n} services share one identity", base, Shape(shared_identity=n), n)
+            for n in (base // 4, base)
+        ],
+        "versions": [
+            Case(
+                f"{n} versions, {2 * n} rollout steps",
+                base,
+                Shape(versions=n, rollout_steps=2 * n),
+                n,
+            )
+            for n in (12, 50)
+        ],
+    }
+    return [(name, cases) for name, cases in shapes.items() if "all" in names or name in names]
+
+
+def _row(figures: Figures) -> str:
+    ms = figures.ms
+    cells = " ".join(f"{ms[p]:9.0f}" if p in ms else f"{'-':>9}" for p in PHASES)
+    per = ms["compile"] / max(1, figures.services) * 1000
+    return (
+        f"  {figures.case.label:<38} {figures.services:6d} {cells}  {per:7.0f} us/svc "
+        f"{figures.findings:6d} findings"
+    )
+
+
+def _header() -> str:
+    names = " ".join(f"{p:>9}" for p in PHASES)
+    return f"  {'mesh':<38} {'svcs':>6} {names}  (ms; compile per service; findings)"
+
+
+def _ratio_line(name: str, small: float, large: float, linear: float) -> str:
+    if small <= 0 or large < FLAG_FLOOR_MS:
+        return f"    {name:<11} {small:8.0f} -> {large:8.0f} ms   (below {FLAG_FLOOR_MS:.0f} ms)"
+    ratio = large / small
+    flag = "  SUPER-LINEAR?" if ratio > FLAG_FACTOR * linear else ""
+    figures = f"{small:8.0f} -> {large:8.0f} ms   {ratio:5.1f}x (linear {linear:.1f}x)"
+    return f"    {name:<11} {figures}{flag}"
+
+
+def compare_plain(rows: list[Figures]) -> list[str]:
+    lines = []
+    for small, large in itertools.pairwise(rows):
+        linear = large.services / small.services
+        lines.append(f"  {small.case.label} -> {large.case.label}:")
+        for phase in PHASES:
+            if phase in small.ms and phase in large.ms:
+                lines.append(_ratio_line(phase, small.ms[phase], large.ms[phase], linear))
+    return lines
+
+
+def compare_odd(name: str, base: Figures, rows: list[Figures]) -> list[str]:
+    """The extra time of the shape over the plain base, small vs large magnitude."""
+    small, large = rows
+    linear = large.case.magnitude / small.case.magnitude
+    lines = [
+        f"  {name}: extra over the plain base, magnitude {small.case.magnitude} -> "
+        f"{large.case.magnitude}:"
+    ]
+    for phase in PHASES:
+        if phase in small.ms and phase in large.ms and phase in base.ms:
+            if name == "hub":  # the hub grows the base too: compare totals
+                lines.append(_ratio_line(phase, small.ms[phase], large.ms[phase], linear))
+                continue
+            extra_small = max(1.0, small.ms[phase] - base.ms[phase])
+            extra_large = max(0.0, large.ms[phase] - base.ms[phase])
+            lines.append(_ratio_line(phase, extra_small, extra_large, linear))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="meshc at larger scale and odd shapes.")
+    parser.add_argument("--sizes", default="1000,4000", help="plain mesh sizes, comma-separated")
+    parser.add_argument(
+        "--shapes",
+        default="all",
+        help="odd shapes: all, none, or some of hub,big-policy,namespaces,chain,"
+        "shared-identity,versions",
+    )
+    parser.add_argument("--base", type=int, default=1000, help="base size for the odd shapes")
+    parser.add_argument("--no-cli", action="store_true", help="skip the meshc lint/render runs")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    names = set(args.shapes.split(","))
+    cli = not args.no_cli
+    print(
+        f"meshc scale benchmark (python {sys.version.split()[0]}; {os.cpu_count()} CPU(s), "
+        f"load average {os.getloadavg()[0]:.1f} at start); one run per figure"
+    )
+    print(_header())
+    with tempfile.TemporaryDirectory(prefix="meshc-scale-") as scratch:
+        directory = Path(scratch) / "mesh"
+        plain = []
+        for case in plain_cases(sizes):
+            plain.append(measure(case, directory, cli=cli))
+            print(_row(plain[-1]), flush=True)
+        base = next((f for f in plain if f.services == args.base), None)
+        odd: list[tuple[str, list[Figures]]] = []
+        for name, cases in odd_cases(args.base, names - {"none"}):
+            if base is None:
+                base = measure(Case(f"plain {args.base}", args.base), directory, cli=cli)
+                print(_row(base), flush=True)
+            odd.append((name, [measure(case, directory, cli=cli) for case in cases]))
+            for figures in odd[-1][1]:
+                print(_row(figures), flush=True)
+    lines = ["scaling:", *compare_plain(plain)]
+    for name, rows in odd:
+        assert base is not None
+        lines.extend(compare_odd(name, base, rows))
+    for figures in [*plain, *(f for _, rows in odd for f in rows)]:
+        lines.extend(f"  note ({figures.case.label}): {note}" for note in figures.notes)
+    print("\n".join(lines))
+    print(
+        f"  reproduce: .venv/bin/python -m tests.bench.bench_scale --sizes {args.sizes} "
+        f"--shapes {args.shapes} --base {args.base}{' --no-cli' if not cli else ''}"
+    )
+
+
+if __name__ == "__main__":
+    main()
