@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
-from compiler.cli.common import now_option, resolve_now
+from compiler.cli.common import encodable, now_option, resolve_now
 from compiler.load.discover import PolicyTree
 from compiler.plan.ca import CaStatusError, load_ca_status
 from compiler.plan.engine import Plan, Planner, build_plan
@@ -24,6 +24,7 @@ from compiler.plan.source import (
     PlanInputError,
     Revision,
     open_source,
+    printable,
     read_commit_tree,
     read_worktree,
     resolve_revision,
@@ -110,6 +111,11 @@ def plan_command(
     that does not compile is still planned against: the report says so and shows head's
     content as all new, then plan exits 2.
     """
+    if policy_path is not None and not policy_path.strip():
+        _fail(
+            "--path: empty; name the policy root relative to the repository's top level "
+            "(or '.' for the top level itself)"
+        )
     when = resolve_now(now)
     state = _read_rollout_state(rollout_state) if rollout_state else {}
     status = _read_ca_status(ca_status) if ca_status else None
@@ -123,7 +129,7 @@ def plan_command(
         ca_status=status,
         disk_cache=None if no_cache else (cache_dir or _DEFAULT_CACHE),
     )
-    sys.stdout.write(format_plan(plan, fmt))
+    sys.stdout.write(encodable(format_plan(plan, fmt)))
     if plan.failed:
         reason = "head does not compile" if not plan.head.compiles else "--ca-status refuses head"
         click.echo(f"meshc plan: {reason}; see the report above", err=True)
@@ -169,7 +175,7 @@ def compute_plan(
             # The change that adds the policy root: plan it against nothing.
             base_tree = PolicyTree()
             notes.append(
-                f"base ({base_ref}) has no {source.prefix or 'policy root'} directory: "
+                f"base ({printable(base_ref)}) has no {source.prefix or 'policy root'} directory: "
                 "everything head holds is new"
             )
         if head_ref is None:
@@ -229,7 +235,8 @@ def format_plan(plan: Plan, fmt: str) -> str:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"meshc plan: {mask_text(message)}", err=True)
+    """One line on stderr, nothing on stdout, exit 2: a bad flag, file or repository."""
+    click.echo(f"meshc plan: {printable(mask_text(message))}", err=True)
     sys.exit(2)
 
 
@@ -256,8 +263,22 @@ def _read_rollout_state(path: Path) -> dict[str, int]:
 
 
 def _read_ca_status(path: Path) -> Any:
+    """The status file, refused here (exit 2, nothing on stdout) when its shape is wrong:
+    a malformed file is a bad input, not a verdict on head."""
+    from compiler.kinds.mesh.ca_status import check_ca_status
+    from compiler.kinds.mesh.model import MeshSpec
+
     raw = _read_small(path, "--ca-status")
     try:
-        return load_ca_status(raw, source=f"--ca-status {path}")
+        status = load_ca_status(raw, source=f"--ca-status {path}")
     except CaStatusError as exc:
         _fail(str(exc))
+    # Against a Mesh without CA settings, only the file's own shape problems are named
+    # "ca-status: ..." (the rest say what head would break).
+    shape = [p for p in check_ca_status(MeshSpec(), status) if p.startswith("ca-status")]
+    if shape:
+        problems = "; ".join(p.removeprefix("ca-status: ") for p in shape[:3])
+        more = f" (and {len(shape) - 3} more)" if len(shape) > 3 else ""
+        remedy = "" if "meshd ca status" in problems else "; pass `meshd ca status --format json`"
+        _fail(f"--ca-status {path}: {problems}{more}{remedy}")
+    return status

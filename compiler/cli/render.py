@@ -18,7 +18,7 @@ from rich.console import Console
 
 from compiler.api import Compilation, compile_tree, load_tree
 from compiler.artifacts import Artifacts, ObjectKey, to_yaml, to_yaml_stream
-from compiler.cli.common import in_scope, now_option, policy_root, resolve_now
+from compiler.cli.common import encodable, in_scope, now_option, policy_root, resolve_now
 from compiler.lower import TARGETS, LoweringRefused, lower
 from compiler.lower.istio.common import MANAGED_BY, SOURCE
 from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
@@ -65,6 +65,8 @@ def render_command(
     """
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     root, narrow = policy_root((path,) if path is not None else ())
+    if out is not None:
+        check_out_dir(out, root)
     state = read_state(rollout_state)
     when = resolve_now(now)
     compilation = compile_tree(load_tree(root), now=when, rollout_state=state)
@@ -90,12 +92,13 @@ def render_command(
         except OSError as exc:
             err.print(
                 f"meshc render: cannot write under {out}: {exc.strerror}; "
-                "choose a writable directory"
+                "choose a writable directory",
+                markup=False,
             )
             sys.exit(2)
         err.print(f"wrote {written} object(s) under {out}")
     else:
-        sys.stdout.write(render_stream(artifacts, fmt=fmt))
+        sys.stdout.write(encodable(render_stream(artifacts, fmt=fmt)))
 
 
 def depends_on_time(compilation: Compilation) -> bool:
@@ -115,15 +118,49 @@ def only_from(artifacts: Artifacts, narrow: list[str]) -> Artifacts:
     return kept
 
 
+def check_out_dir(out: Path, root: Path) -> None:
+    """Refuse an --out that discovery would read back as policy files (inside the policy
+    root, not in a dot-directory, not excluded by meshc.yaml): the next lint or render
+    would take the rendered objects for intents."""
+    from compiler.config import parse_config
+    from compiler.load.discover import excluded, read_config
+
+    base = root if root.is_dir() else root.parent
+    try:
+        relative = out.resolve().relative_to(base.resolve())
+    except ValueError:
+        return
+    parts = relative.parts
+    if any(part.startswith(".") for part in parts):
+        return
+    excludes = parse_config(read_config(base)[0])[0].excludes
+    if parts and excludes and excluded(relative.as_posix(), excludes):
+        return
+    raise click.BadParameter(
+        f"{out}: inside the policy root {base}, so the rendered objects would be read back "
+        "as policy files; choose a directory outside it (or exclude it in meshc.yaml)",
+        param_hint="--out",
+    )
+
+
+_MAX_STATE_BYTES = 1024 * 1024
+
+
 def read_state(path: Path | None) -> dict[str, int]:
     if path is None:
         return {}
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_STATE_BYTES + 1)
     except OSError as exc:
         raise click.BadParameter(
-            f"{path}: cannot read: {exc.strerror}", param_hint="--rollout-state"
+            f"{path}: cannot read: {exc.strerror}; check the path", param_hint="--rollout-state"
         ) from None
+    if len(raw) > _MAX_STATE_BYTES:
+        raise click.BadParameter(
+            f"{path}: larger than {_MAX_STATE_BYTES} bytes; pass the small rollout state file",
+            param_hint="--rollout-state",
+        )
     try:
         return parse_rollout_state(str(path), raw)
     except RolloutStateError as exc:
@@ -189,7 +226,7 @@ def write_tree(artifacts: Artifacts, out: Path, *, fmt: str, prune: bool = True)
             if fmt == "json"
             else to_yaml(obj)
         )
-        wanted[out / object_path(key, fmt=fmt)] = text
+        wanted[out / object_path(key, fmt=fmt)] = encodable(text)
     if prune and out.exists():
         for stale in sorted(out.rglob("*")):
             if stale.is_file() and stale not in wanted and _written_by_meshc(stale):

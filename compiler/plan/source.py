@@ -8,6 +8,8 @@ change reads one blob and the trees on its path.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
@@ -22,7 +24,7 @@ _V = TypeVar("_V")
 
 WORKTREE = "worktree"
 _LINK_MODE = 0o120000
-_TREE_KIND, _BLOB_KIND, _LINK_KIND = 0o04, 0o10, 0o12  # mode >> 12; 0o16 is a submodule
+_TREE_KIND, _BLOB_KIND, _LINK_KIND, _MODULE_KIND = 0o04, 0o10, 0o12, 0o16  # mode >> 12
 _LISTING_CACHE_SIZE = 20_000
 _ROOT_CACHE_SIZE = 32
 
@@ -133,36 +135,125 @@ def open_source(repo_dir: Path, path: str | None) -> GitSource:
 def _clean_prefix(path: str) -> str:
     pure = PurePosixPath(path.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts:
-        raise PlanInputError(f"--path {path}: must be a relative path inside the repository")
+        raise PlanInputError(
+            f"--path {printable(path)}: must be a relative path inside the repository; "
+            "name the policy root relative to the repository's top level"
+        )
     text = pure.as_posix()
     return "" if text == "." else text.strip("/")
 
 
+def printable(text: str) -> str:
+    """`text` safe for a one-line message or a report: control characters and bytes that
+    are not UTF-8 (surrogate escapes from argv or the file system) written as escapes,
+    the way `git` quotes odd path names."""
+    if text.isprintable():
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        raw = text.encode("utf-8", "backslashreplace")
+    decoded = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else _escape(c) for c in decoded)
+
+
+def _escape(char: str) -> str:
+    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    if char in named:
+        return named[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def resolve_revision(source: GitSource, ref: str) -> Revision:
-    """The commit a ref names, with a message that says why when it cannot be found."""
+    """The commit a ref names, with a message that says why when it cannot be found.
+
+    `git rev-parse` is the authority on revision syntax (`main~2`, `v1^{}`, `@{-1}`,
+    `:/msg`); it also says when a name is ambiguous (a branch and a tag) or names a tree
+    or a blob, which plan refuses rather than guessing which side the user meant."""
     import git
 
     repo: git.Repo = source.repo  # type: ignore[assignment]
+    shown = printable(ref)
+    if not ref.strip():
+        raise PlanInputError("--base/--head: empty revision; name a branch, tag or commit")
+    status, out, err = repo.git.execute(
+        ["git", "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}"],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    err_text = str(err)
+    if "ambiguous" in err_text:
+        raise PlanInputError(_ambiguous_message(shown, err_text))
+    if status != 0:
+        raise PlanInputError(_missing_ref_message(repo, ref, err_text))
+    sha = str(out).strip()
     try:
-        commit = repo.commit(ref)
-    except (git.BadName, ValueError, git.BadObject, IndexError):
-        raise PlanInputError(_missing_ref_message(repo, ref)) from None
-    except git.GitCommandError as exc:
+        commit = repo.commit(sha)
+        tree_id = commit.tree.hexsha
+    except (ValueError, git.BadObject, git.BadName) as exc:
         raise PlanInputError(
-            f"{ref}: git cannot read it ({exc.stderr.strip() or exc}); check the ref"
+            f"{shown}: commit {sha[:12]} cannot be read ({exc}); check the repository with "
+            "`git fsck`, or fetch the missing objects"
         ) from None
-    return Revision(ref, commit.hexsha, commit.tree.hexsha)
+    return Revision(shown, sha, tree_id)
 
 
-def _missing_ref_message(repo: object, ref: str) -> str:
+def _ambiguous_message(shown: str, err: str) -> str:
+    if "short object ID" in err:
+        return (
+            f"{shown}: ambiguous abbreviated object id (several objects start with it); "
+            "pass more hex digits"
+        )
+    return (
+        f"{shown}: ambiguous: more than one ref has this name (e.g. a branch and a tag); "
+        f"name one fully, e.g. refs/heads/{shown} or refs/tags/{shown}"
+    )
+
+
+def _missing_ref_message(repo: object, ref: str, err: str) -> str:
+    shown = printable(ref)
+    peeled = re.search(r"dereferences to (\w+) type", err)
+    if peeled is not None:
+        return (
+            f"{shown}: names a {peeled.group(1)}, not a commit; plan reads the policy root "
+            "from a commit: pass a branch, tag or commit id"
+        )
+    if not _has_commits(repo):
+        return (
+            f"{shown}: the repository has no commits yet; commit the policy root first, "
+            "then plan against that commit"
+        )
     shallow = Path(str(getattr(repo, "git_dir", ""))) / "shallow"
     if shallow.is_file():
         return (
-            f"{ref}: no such commit in this repository; it is a shallow clone and may lack it — "
-            "fetch more history (`git fetch --deepen=N` or `git fetch --unshallow`, or "
+            f"{shown}: no such commit in this repository; it is a shallow clone and may lack "
+            "it — fetch more history (`git fetch --deepen=N` or `git fetch --unshallow`, or "
             "actions/checkout with fetch-depth: 0)"
         )
-    return f"{ref}: no such branch, tag or commit; check the name (`git rev-parse {ref}`)"
+    if any(mark in ref for mark in "~^@:"):
+        return (
+            f"{shown}: no such commit (the history may be shorter than the ref asks for); "
+            f"check it with `git rev-parse {shown}`"
+        )
+    return f"{shown}: no such branch, tag or commit; check the name (`git rev-parse {shown}`)"
+
+
+def _has_commits(repo: object) -> bool:
+    """Whether any ref or HEAD names a commit (a fresh `git init` has none)."""
+    status, out, _ = repo.git.execute(  # type: ignore[attr-defined]
+        ["git", "for-each-ref", "--count=1", "--format=%(objectname)"],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    if status == 0 and str(out).strip():
+        return True
+    status, _, _ = repo.git.execute(  # type: ignore[attr-defined]
+        ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    return bool(status == 0)
 
 
 def read_commit_tree(source: GitSource, revision: Revision, blobs: BlobCache) -> CommitTree:
@@ -190,25 +281,78 @@ def _policy_root(repo: object, revision: Revision, prefix: str) -> bytes:
     if tree_id is None:
         tree_id = repo.commit(revision.commit).tree.hexsha  # type: ignore[attr-defined]
     current = bytes.fromhex(tree_id)
-    for part in prefix.split("/") if prefix else ():
+    parts = prefix.split("/") if prefix else []
+    for depth, part in enumerate(parts):
         found = [(sha, mode) for sha, mode, name in _entries(repo, current) if name == part]
+        where = "/".join(parts[: depth + 1])
         if not found:
-            raise MissingRoot(f"{revision.label}: has no directory {prefix!r}; check --path")
+            raise MissingRoot(
+                f"--path {printable(prefix)}: {printable(revision.label)} has no directory "
+                f"{printable(where)!r}; check --path (relative to the repository's top level)"
+            )
         current, mode = found[0]
-        if mode >> 12 != _TREE_KIND:
-            raise PlanInputError(f"{revision.label}: {prefix!r} is not a directory; check --path")
+        kind = mode >> 12
+        if kind != _TREE_KIND:
+            raise PlanInputError(_not_a_directory(revision, prefix, where, kind))
     return current
 
 
-def _entries(repo: object, tree_id: bytes) -> list[tuple[bytes, int, str]]:
-    """One tree object's records (binary id, mode, name), parsed by gitpython."""
-    from git.objects.fun import tree_entries_from_data
+def _not_a_directory(revision: Revision, prefix: str, where: str, kind: int) -> str:
+    at = f"--path {printable(prefix)}: {printable(where)!r} at {printable(revision.label)}"
+    if kind == _MODULE_KIND:
+        return (
+            f"{at} is a submodule; plan reads one repository: run it inside the submodule "
+            f"(--repo {printable(where)})"
+        )
+    if kind == _LINK_KIND:
+        return (
+            f"{at} is a symbolic link; plan reads Git objects and does not follow links: "
+            "pass the directory it points to"
+        )
+    return f"{at} is a file, not a directory; pass the policy root directory"
 
+
+def _entries(repo: object, tree_id: bytes) -> list[tuple[bytes, int, str]]:
+    """One tree object's records (binary id, mode, name). Parsed here rather than by
+    gitpython, which rejects a whole tree over one odd name (`GIT~1`, a colon); names
+    that are not printable UTF-8 are escaped (`printable`) so no report carries them raw."""
     stream = repo.odb.stream(tree_id)  # type: ignore[attr-defined]
     data = stream.read()
     if stream.type != b"tree":
-        raise PlanInputError(f"{tree_id.hex()}: a {stream.type.decode()} where a tree was expected")
-    return tree_entries_from_data(data)
+        raise PlanInputError(
+            f"object {tree_id.hex()}: a {stream.type.decode()} where a tree was expected; "
+            "check the repository with `git fsck`"
+        )
+    try:
+        return _parse_tree(data)
+    except ValueError:
+        raise PlanInputError(
+            f"tree {tree_id.hex()}: corrupt tree object; check the repository with `git fsck`"
+        ) from None
+
+
+def _parse_tree(data: bytes) -> list[tuple[bytes, int, str]]:
+    """`<octal mode> <name>\\0<20-byte id>` records, back to back."""
+    out: list[tuple[bytes, int, str]] = []
+    offset, end = 0, len(data)
+    while offset < end:
+        space = data.index(b" ", offset)
+        nul = data.index(b"\0", space)
+        sha = data[nul + 1 : nul + 21]
+        if len(sha) != 20:
+            raise ValueError("truncated tree entry")
+        out.append((sha, int(data[offset:space], 8), entry_name(data[space + 1 : nul])))
+        offset = nul + 21
+    return out
+
+
+def entry_name(raw: bytes) -> str:
+    """A file name from Git or the file system as text: UTF-8, odd bytes escaped."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "surrogateescape")
+    return printable(text)
 
 
 def _read_root(repo: object, root: bytes, blobs: BlobCache) -> RootSnapshot:
@@ -285,8 +429,7 @@ def read_worktree(source: GitSource) -> PolicyTree:
     untracked files that Git does not ignore. Read-only: neither the index nor any file
     is written (`git ls-files` only reads the index)."""
     root = source.top / source.prefix if source.prefix else source.top
-    if not root.is_dir():
-        raise PlanInputError(f"{root}: no such directory in the worktree; check --path")
+    _check_worktree_root(source, root)
     listed = _ls_files(root)
     tree = PolicyTree()
     config_path = root / CONFIG_FILE
@@ -298,7 +441,7 @@ def read_worktree(source: GitSource) -> PolicyTree:
             continue
         if excludes and excluded(relative, excludes):
             continue
-        full = root / relative
+        full = root / listed[relative]
         if full.is_symlink():
             tree.problems.append(_link_problem(relative))
             continue
@@ -312,10 +455,35 @@ def read_worktree(source: GitSource) -> PolicyTree:
                     "MC107",
                     Span(relative),
                     f"cannot read file: {exc.strerror}",
-                    "check permissions",
+                    "check its permissions (plan reads every policy file in the worktree)",
                 )
             )
     return tree
+
+
+def _check_worktree_root(source: GitSource, root: Path) -> None:
+    """The worktree's policy root must be a plain directory of this repository: a link
+    would plan files from elsewhere, a nested repository (a submodule) another history."""
+    shown = printable(source.prefix)
+    current = source.top
+    for part in source.prefix.split("/") if source.prefix else ():
+        current = current / part
+        if current.is_symlink():
+            raise PlanInputError(
+                f"--path {shown}: {printable(str(current))} is a symbolic link in the worktree; "
+                "plan does not follow links: pass the directory it points to"
+            )
+    if not root.is_dir():
+        what = "a file, not a directory" if root.exists() else "no such directory"
+        raise PlanInputError(
+            f"{printable(str(root))}: {what} in the worktree; check --path (relative to the "
+            "repository's top level)"
+        )
+    if source.prefix and (root / ".git").exists():
+        raise PlanInputError(
+            f"--path {shown}: a submodule or nested repository in the worktree; plan reads one "
+            f"repository: run it inside that one (--repo {printable(str(root))})"
+        )
 
 
 def _read_file(path: Path) -> bytes:
@@ -323,7 +491,9 @@ def _read_file(path: Path) -> bytes:
         return handle.read(MAX_FILE_BYTES + 1)
 
 
-def _ls_files(root: Path) -> set[str]:
+def _ls_files(root: Path) -> dict[str, str]:
+    """Every path `git ls-files` lists under `root`: its reported (printable) name mapped
+    to the name on disk (which may hold bytes that are not UTF-8)."""
     import git
 
     try:
@@ -333,6 +503,9 @@ def _ls_files(root: Path) -> set[str]:
         )
     except git.GitCommandError as exc:
         message = exc.stderr.strip() if isinstance(exc.stderr, str) else str(exc)
-        raise PlanInputError(f"{root}: git cannot list the worktree ({message})") from None
+        raise PlanInputError(
+            f"{printable(str(root))}: git cannot list the worktree ({printable(message)}); "
+            "check the repository with `git status`"
+        ) from None
     raw = listing if isinstance(listing, bytes) else str(listing).encode()
-    return {p for p in raw.decode("utf-8", "surrogateescape").split("\0") if p}
+    return {entry_name(p): os.fsdecode(p) for p in raw.split(b"\0") if p}
