@@ -12,6 +12,7 @@ import click
 
 from compiler.cli.common import encodable, now_option, resolve_now
 from compiler.load.discover import PolicyTree
+from compiler.load.names import printable
 from compiler.plan.ca import CaStatusError, load_ca_status
 from compiler.plan.engine import Plan, Planner, build_plan
 from compiler.plan.markdown import render_markdown
@@ -24,7 +25,6 @@ from compiler.plan.source import (
     PlanInputError,
     Revision,
     open_source,
-    printable,
     read_commit_tree,
     read_worktree,
     resolve_revision,

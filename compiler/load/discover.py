@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Span
+from compiler.load.names import printable
 from compiler.load.yamlnodes import MAX_FILE_BYTES
 
 CONFIG_FILE = "meshc.yaml"
@@ -47,7 +48,7 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
     """Read every candidate YAML file under `root` (a directory or one file)."""
     tree = PolicyTree()
     if root.is_file():
-        _read_into(tree, root, root.name, root.parent.resolve())
+        _read_into(tree, root, printable(root.name), root.parent.resolve())
         return tree
     resolved_root = root.resolve()
     tree.config, problem = read_config(root)
@@ -56,7 +57,8 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
 
     def unreadable_directory(exc: OSError) -> None:
         where = Path(exc.filename or root)
-        relative = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
+        shown = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
+        relative = printable(shown)
         reason = f"cannot read directory: {exc.strerror}"
         tree.problems.append(_unreadable(relative, reason, "check its permissions"))
 
@@ -64,7 +66,7 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(names):
             full = Path(directory) / name
-            relative = full.relative_to(root).as_posix()
+            relative = printable(full.relative_to(root).as_posix())
             if relative == CONFIG_FILE or not is_candidate(relative):
                 continue
             if excludes and excluded(relative, excludes):
@@ -73,7 +75,7 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
         for name in list(subdirs):
             full = Path(directory) / name
             if full.is_symlink():
-                relative = full.relative_to(root).as_posix()
+                relative = printable(full.relative_to(root).as_posix())
                 if not _inside(full, resolved_root):
                     tree.problems.append(_outside(relative))
                     subdirs.remove(name)

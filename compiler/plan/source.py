@@ -17,6 +17,7 @@ from typing import TypeVar
 from compiler.config import parse_config
 from compiler.diagnostics import Diagnostic, Span
 from compiler.load.discover import CONFIG_FILE, PolicyTree, excluded, is_candidate
+from compiler.load.names import printable
 from compiler.load.yamlnodes import MAX_FILE_BYTES
 
 _K = TypeVar("_K")
@@ -141,28 +142,6 @@ def _clean_prefix(path: str) -> str:
         )
     text = pure.as_posix()
     return "" if text == "." else text.strip("/")
-
-
-def printable(text: str) -> str:
-    """`text` safe for a one-line message or a report: control characters and bytes that
-    are not UTF-8 (surrogate escapes from argv or the file system) written as escapes,
-    the way `git` quotes odd path names."""
-    if text.isprintable():
-        return text
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate that is no escaped byte
-        raw = text.encode("utf-8", "backslashreplace")
-    decoded = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else _escape(c) for c in decoded)
-
-
-def _escape(char: str) -> str:
-    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    if char in named:
-        return named[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def resolve_revision(source: GitSource, ref: str) -> Revision:
