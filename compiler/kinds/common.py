@@ -58,9 +58,39 @@ Ref = Annotated[
 ]
 """A service reference: `name` (same namespace) or `namespace/name`."""
 
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(
+    rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$"
+)
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
+
+
+def _check_label_key(value: str) -> str:
+    prefix = value.rpartition("/")[0]
+    if not _LABEL_KEY.match(value) or len(prefix) > 253:
+        raise ValueError(
+            f"label key {value!r} is not a Kubernetes label key; write an optional DNS prefix "
+            "and '/', then 1-63 letters, digits, '-', '_' or '.', starting and ending with a "
+            "letter or digit (e.g. app, app.kubernetes.io/name)"
+        )
+    return value
+
+
+def _check_label_value(value: str) -> str:
+    if not _LABEL_VALUE.match(value):
+        raise ValueError(
+            f"label value {value!r} is not a Kubernetes label value (Kubernetes and Istio "
+            "reject it, and '*' is no wildcard there); write at most 63 letters, digits, "
+            "'-', '_' or '.', starting and ending with a letter or digit, or ''"
+        )
+    return value
+
+
 Labels = dict[
-    Annotated[str, Field(min_length=1, max_length=317)], Annotated[str, Field(max_length=63)]
+    Annotated[str, Field(min_length=1, max_length=317), AfterValidator(_check_label_key)],
+    Annotated[str, Field(max_length=63), AfterValidator(_check_label_value)],
 ]
+"""Kubernetes labels (selectors, version labels): the API server's key and value syntax."""
 
 
 def _to_utc(value: Any) -> Any:

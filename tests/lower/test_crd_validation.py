@@ -387,3 +387,24 @@ def test_check_compilation_is_the_one_call_lint_needs() -> None:
     broken = compile_files({"r.yaml": RESILIENCE + "---\n" + RESILIENCE.split("---")[0]})
     assert not broken.ok
     assert check_compilation(broken, old)[0] == []
+
+
+def test_int32_fields_reject_values_beyond_their_range() -> None:
+    """Found by test_lowering_fuzz.py: Istio's CRDs state `format: int32` without a
+    maximum; the check enforces the format like the API server's proto conversion does."""
+    crd = virtual_service_crd()
+    route = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    weight = route["properties"]["http"]["items"]["properties"]["route"]["items"]["properties"]
+    weight["weight"] = {"type": "integer", "format": "int32"}
+    crds = parse_crd_documents([crd], origin="crds.yaml")
+    _, artifacts = rendered()
+    objects = copy.deepcopy(dict(artifacts.objects))
+    key = next(k for k in objects if k.kind == "VirtualService")
+    objects[key]["spec"]["http"][0]["route"] = [
+        {"destination": {"host": "a"}, "weight": 2**31 - 1},
+        {"destination": {"host": "b"}, "weight": 2**31},
+    ]
+    report = check_artifacts(Artifacts(objects), crds)
+    assert [(".".join(map(str, p.path)), p.message) for p in report.problems] == [
+        ("spec.http.0.route.1.weight", "2147483648 is not a 'int32'")
+    ]

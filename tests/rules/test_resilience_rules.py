@@ -1,4 +1,4 @@
-"""Resilience lint rules (MC221, MC223, MC322, MC601-MC608): each fires on the mistake it
+"""Resilience lint rules (MC221, MC223, MC322, MC601-MC611): each fires on the mistake it
 names, at the offending node, and stays silent on the corrected input."""
 
 from __future__ import annotations
@@ -415,3 +415,72 @@ def test_mc601_no_policy_follows_the_mesh_default() -> None:
     )
     diag = only(compile_files({**files, "mesh.yaml": allow_mesh}), "MC601")
     assert "no enforced AccessPolicy restricts its methods" in diag.message
+
+
+def test_mc610_durations_beyond_go_duration() -> None:
+    """Found by tests/lower/test_lowering_fuzz.py: Istio and the API server parse durations
+    into Go's int64 nanoseconds, so 106752d cannot apply."""
+    text = resilience(
+        """\
+        service: ratings
+        timeout: 106752d
+        circuitBreaker: {consecutive5xx: 5, baseEjectionTime: 106751d}
+        """
+    )
+    found = only(lint(text), "MC610")
+    assert found.message == (
+        "Resilience shop/ratings: timeout 106752d is longer than a Go duration holds (2562047h)"
+    )
+    assert where(found) == ("res.yaml", *locate(text, "106752d"))
+    assert found.hint == "write a duration below 106751d, or leave the field out"
+
+
+def test_mc610_rollout_pause() -> None:
+    rollout = (
+        "apiVersion: meshc/v1\nkind: Rollout\nmetadata: {name: ratings, namespace: shop}\n"
+        "spec:\n  service: ratings\n  stable: v1\n  canary: v1\n"
+        "  steps: [{weight: 50, pause: 200000d}, {weight: 100}]\n"
+    )
+    compilation = compile_files({"svc.yaml": SERVICE, "r.yaml": rollout})
+    assert [d.message for d in findings(compilation, "MC610")] == [
+        "Rollout shop/ratings: steps[0].pause 200000d is longer than a Go duration holds (2562047h)"
+    ]
+
+
+def test_mc610_silent_up_to_the_go_maximum() -> None:
+    text = resilience("service: ratings\ntimeout: 106751d\n")
+    assert findings(lint(text), "MC610") == []
+
+
+def test_mc611_counts_beyond_istio_int32_and_uint32() -> None:
+    """Found by the lowering fuzzer: consecutive5xx 4294967296 fails the CRD's uint32
+    maximum; maxConnections 2147483648 fails its int32 field."""
+    text = resilience(
+        """\
+        service: ratings
+        retries: {attempts: 2147483648}
+        circuitBreaker: {maxConnections: 2147483648, consecutive5xx: 4294967296,
+                         consecutiveGatewayErrors: 4294967295, maxRetries: 2147483647}
+        """
+    )
+    found = findings(lint(text), "MC611")
+    assert {d.message: where(d) for d in found} == {
+        "shop/ratings: retries.attempts 2147483648 is larger than Istio's field holds "
+        "(2147483647)": ("res.yaml", *locate(text, "2147483648")),
+        "shop/ratings: circuitBreaker.maxConnections 2147483648 is larger than Istio's "
+        "field holds (2147483647)": ("res.yaml", *locate(text, "2147483648", 2)),
+        "shop/ratings: circuitBreaker.consecutive5xx 4294967296 is larger than Istio's "
+        "field holds (4294967295)": ("res.yaml", *locate(text, "4294967296")),
+    }
+    assert {d.hint for d in found} == {
+        "write at most 2147483647, or leave the field out",
+        "write at most 4294967295, or leave the field out",
+    }
+
+
+def test_mc611_silent_at_the_bounds() -> None:
+    text = resilience(
+        "service: ratings\n"
+        "circuitBreaker: {maxConnections: 2147483647, consecutive5xx: 4294967295}\n"
+    )
+    assert findings(lint(text), "MC611") == []

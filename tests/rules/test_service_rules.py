@@ -102,3 +102,52 @@ def test_mc307_two_label_free_versions_collide() -> None:
 
 def test_mc307_silent_on_distinct_versions() -> None:
     assert findings(compile_files({"reviews.yaml": REVIEWS}), "MC307") == []
+
+
+def test_mc103_selector_and_version_labels_must_be_kubernetes_labels() -> None:
+    """Found by tests/lower/test_lowering_fuzz.py: `*` or a space in a label value passed
+    lint and reached Istio, whose CRD rejects it (`wildcard is not supported in selector`)."""
+    text = """\
+apiVersion: meshc/v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {app: api, tier: "a*"}
+  ports: [{name: http, port: 80}]
+  versions: {v1: {labels: {"a/b/c": v1, track: "x y"}}}
+"""
+    compilation = compile_files({"s.yaml": text})
+    found = sorted(findings(compilation, "MC103"), key=lambda d: d.span.line)
+    assert [(d.span.line, d.message) for d in found] == [
+        (
+            5,
+            "spec.selector.tier: label value 'a*' is not a Kubernetes label value (Kubernetes "
+            "and Istio reject it, and '*' is no wildcard there); write at most 63 letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit, or ''",
+        ),
+        (
+            7,
+            "spec.versions.v1.labels: key 'a/b/c': label key 'a/b/c' is not a Kubernetes label "
+            "key; write an optional DNS prefix and '/', then 1-63 letters, digits, '-', '_' or "
+            "'.', starting and ending with a letter or digit (e.g. app, app.kubernetes.io/name)",
+        ),
+        (
+            7,
+            "spec.versions.v1.labels.track: label value 'x y' is not a Kubernetes label value "
+            "(Kubernetes and Istio reject it, and '*' is no wildcard there); write at most 63 "
+            "letters, digits, '-', '_' or '.', starting and ending with a letter or digit, or ''",
+        ),
+    ]
+
+
+def test_mc103_silent_for_valid_kubernetes_labels() -> None:
+    text = """\
+apiVersion: meshc/v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {app.kubernetes.io/name: api, x: "", T_9: a.b-c_D}
+  ports: [{name: http, port: 80}]
+  versions: {v1: {labels: {example.com/track: v1}}}
+"""
+    assert findings(compile_files({"s.yaml": text}), "MC103") == []

@@ -534,3 +534,95 @@ def non_positive_count(ctx: SubjectContext, subject: Subject) -> Iterable[Findin
                     f"{_subject(intent, view)}: circuitBreaker.{field} {value} is negative",
                     "write 0 or more",
                 )
+
+
+MAX_DURATION_MS = (2**63 - 1) / 1_000_000
+"""Go's `time.Duration` (int64 nanoseconds), which Istio and Kubernetes' CEL parse into:
+about 106,751 days."""
+
+
+@subject_rule("MC610", "duration-too-long", Severity.ERROR)
+def duration_too_long(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """A duration in a Resilience or Rollout is longer than a Go duration can hold (~292 years).
+
+    **What it does.** Checks the same durations as MC605 against 2562047h (106,751 days),
+    the largest duration Go's int64 nanoseconds represent.
+
+    **Why is this bad.** Istio and the Kubernetes API server parse durations into Go's
+    `time.Duration`: a longer one overflows, the CRD's CEL rule cannot evaluate it and the
+    object is rejected.
+
+    **Example.** `timeout: 200000d`
+
+    **Use instead.** A realistic bound (`timeout: 24h`), or leave the field out.
+    """
+    found: list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]] = []
+    found.extend(
+        (i, path, value) for i in subject.resilience for path, value in _resilience_durations(i)
+    )
+    found.extend(
+        (i, path, value) for i in subject.rollouts for path, value in _rollout_durations(i)
+    )
+    for intent, path, value in found:
+        if duration_ms(value) > MAX_DURATION_MS:
+            meta = intent.model.metadata
+            yield Finding(
+                intent.span(*path),
+                f"{intent.doc.kind} {meta.namespace}/{meta.name}: "
+                f"{_dotted(path)} {value} is longer than a Go duration holds (2562047h)",
+                "write a duration below 106751d, or leave the field out",
+            )
+
+
+INT32_MAX = 2**31 - 1
+UINT32_MAX = 2**32 - 1
+_COUNT_LIMITS = {
+    "maxConnections": INT32_MAX,
+    "maxPendingRequests": INT32_MAX,
+    "maxRequests": INT32_MAX,
+    "maxRequestsPerConnection": INT32_MAX,
+    "maxRetries": INT32_MAX,
+    "maxEjectionPercent": INT32_MAX,
+    "consecutive5xx": UINT32_MAX,
+    "consecutiveGatewayErrors": UINT32_MAX,
+}
+"""The largest value of the Istio field each circuit-breaker count lowers to (int32 or
+uint32 in Istio's API)."""
+
+
+@subject_rule("MC611", "count-too-large", Severity.ERROR)
+def count_too_large(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """A count is larger than the Istio field it lowers to can hold.
+
+    **What it does.** Checks `retries.attempts` and the circuit-breaker counts against the
+    range of their Istio fields: 2147483647 (int32) for attempts and connection-pool limits,
+    4294967295 (uint32) for `consecutive5xx` and `consecutiveGatewayErrors`.
+
+    **Why is this bad.** The CRD or Istio's API conversion rejects the out-of-range number,
+    so the compiled object does not apply.
+
+    **Example.** `circuitBreaker: {maxConnections: 3000000000}`
+
+    **Use instead.** A real limit (`maxConnections: 1000`), or leave the field out for
+    Istio's default (no limit).
+    """
+    for intent, view in subject_resilience(subject):
+        spec = intent.model.spec
+        counts: list[tuple[Path, int, int]] = []
+        if spec.retries is not None:
+            counts.append((("retries", "attempts"), spec.retries.attempts, INT32_MAX))
+        if spec.circuit_breaker is not None:
+            values = spec.circuit_breaker.model_dump(by_alias=True)
+            counts.extend(
+                (("circuitBreaker", field), values[field], limit)
+                for field, limit in _COUNT_LIMITS.items()
+                if values.get(field) is not None
+            )
+        for path, value, limit in counts:
+            if value > limit:
+                yield Finding(
+                    intent.span(*path),
+                    f"{_subject(intent, view)}: {_dotted(path)} {value} is larger than "
+                    f"Istio's field holds ({limit})",
+                    f"write at most {limit}, or leave the field out",
+                )

@@ -98,11 +98,26 @@ class CrdSet:
                     f"{origin}: {kind} {name}: openAPIV3Schema is not a valid schema: "
                     f"{exc.message}; pass CRD files as published"
                 ) from None
-            validator = jsonschema.Draft7Validator(schema)
+            validator = jsonschema.Draft7Validator(schema, format_checker=INTEGER_FORMATS)
             self.versions[(group, name, kind)] = ServedVersion(
                 group, name, kind, origin, schema, validator
             )
             self.kinds.setdefault((group, kind), []).append(name)
+
+
+def _is_int32(value: object) -> bool:
+    return not isinstance(value, int) or -(2**31) <= value < 2**31
+
+
+def _is_int64(value: object) -> bool:
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
+
+
+INTEGER_FORMATS = jsonschema.FormatChecker(formats=())
+"""The integer formats the API server and Istio's proto conversion enforce: an int32 field
+rejects 2147483648 although the schema states no maximum (other formats are not checked)."""
+INTEGER_FORMATS.checks("int32")(_is_int32)
+INTEGER_FORMATS.checks("int64")(_is_int64)
 
 
 def _openapi_schema(version: dict[str, Any], *, origin: str) -> dict[str, Any]:
