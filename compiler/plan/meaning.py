@@ -619,13 +619,14 @@ def _call_effective(
 ) -> frozenset[CallEdge]:
     """`decide_call` for one declared call, keyed by everything the decision reads: both
     services (their intents stand for their keys), the server's policies, the identities
-    its rules name (`named`), two mesh settings."""
+    its rules name (`named`, by identity: `_named_identities` hands out the same tuple
+    while they are unchanged, and hashing it per call would cost every caller of a hub
+    the length of its rules), two mesh settings."""
     settings = model.settings
-    inputs = (client.intent, server.intent, *server.policies)
+    inputs = (client.intent, server.intent, *server.policies, named)
     key = (
         client.spiffe_id,
         *map(id, inputs),
-        named,
         settings.default_action,
         settings.trust_domain,
     )

@@ -151,3 +151,17 @@ spec:
   versions: {v1: {labels: {example.com/track: v1}}}
 """
     assert findings(compile_files({"s.yaml": text}), "MC103") == []
+
+
+def test_mc301_lists_a_few_sharers_and_counts_the_rest() -> None:
+    files = {"reviews.yaml": REVIEWS}
+    for index in range(8):
+        clone = RATINGS.replace("bookinfo-ratings", "bookinfo-reviews").replace(
+            "name: ratings", f"name: ratings{index}"
+        )
+        files[f"ratings{index}.yaml"] = clone
+    found = findings(compile_files(files), "MC301")
+    assert len(found) == 9
+    message = next(d.message for d in found if d.span.file == "reviews.yaml")
+    assert "same identity as bookinfo/ratings0, bookinfo/ratings1" in message
+    assert "and 3 more; a rule that allows one" in message

@@ -112,13 +112,24 @@ def shared_identity(ctx: LintContext) -> Iterable[Finding]:
     for spiffe, keys in shared:
         for key in keys:
             view = model.services[key]
-            others = ", ".join(str(k) for k in keys if k != key)
+            others = _listed([str(k) for k in keys if k != key])
             yield Finding(
                 view.intent.span("identity"),
                 f"{key} runs as {spiffe}, the same identity as {others}; a rule that allows one "
                 "of them allows the others",
                 "give each service its own service account in spec.identity",
             )
+
+
+_LISTED = 5
+"""Names a finding spells out before "and N more": with k services on one identity, each
+of the k findings would otherwise list k - 1 names (k² text for a large k)."""
+
+
+def _listed(names: list[str]) -> str:
+    if len(names) <= _LISTED:
+        return ", ".join(names)
+    return f"{', '.join(names[:_LISTED])} and {len(names) - _LISTED} more"
 
 
 @rule("MC302", "duplicate-service", Severity.ERROR)
