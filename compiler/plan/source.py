@@ -156,6 +156,10 @@ def resolve_revision(source: GitSource, ref: str) -> Revision:
     shown = printable(ref)
     if not ref.strip():
         raise PlanInputError("--base/--head: empty revision; name a branch, tag or commit")
+    if _FULL_ID.fullmatch(ref):
+        found = _commit_by_id(repo, ref)
+        if found is not None:
+            return found
     status, out, err = repo.git.execute(
         ["git", "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}"],
         with_extended_output=True,
@@ -176,6 +180,23 @@ def resolve_revision(source: GitSource, ref: str) -> Revision:
             "`git fsck`, or fetch the missing objects"
         ) from None
     return Revision(shown, sha, tree_id)
+
+
+_FULL_ID = re.compile(r"[0-9a-f]{40}")
+
+
+def _commit_by_id(repo: object, sha: str) -> Revision | None:
+    """A full commit id read straight from the object database (what `git rev-parse` would
+    answer, without a process per side of every re-plan); None for anything else."""
+    import git
+
+    try:
+        commit = repo.commit(sha)  # type: ignore[attr-defined]
+        if commit.type != "commit":
+            return None
+        return Revision(sha, sha, commit.tree.hexsha)
+    except (ValueError, git.BadObject, git.BadName):
+        return None
 
 
 def _ambiguous_message(shown: str, err: str) -> str:
