@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from compiler.diagnostics import Severity
 from compiler.kinds.rollout.checks import RolloutIntent
 from compiler.kinds.rollout.model import MatchRule
+from compiler.kinds.rollout.regex import ISTIO_MAX_REGEX_LENGTH, RegexProblem, regex_problem
 from compiler.lint.registry import Finding, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, subject_rollouts
 from compiler.model.mesh import ServiceView
@@ -17,6 +18,10 @@ from compiler.model.mesh import ServiceView
 MAX_MATCH_COOKIES = 3
 """The lowering writes one regex alternative per order of the cookies (RE2 has no
 lookahead): 3 cookies are 6 alternatives, 4 are 24, 5 are 120."""
+
+MAX_LOWERED_COOKIES = 5
+"""MC512 builds the lowered cookie regex up to this many cookies; past it the n! orders
+are certainly longer than Istio allows, and building them would be slow."""
 
 
 def all_tcp(view: ServiceView) -> bool:
@@ -146,3 +151,90 @@ def too_many_match_cookies(ctx: SubjectContext, subject: Subject) -> Iterable[Fi
                     f"match on at most {MAX_MATCH_COOKIES} cookies, e.g. one cookie or header "
                     "naming the cohort",
                 )
+
+
+def _regex_findings(
+    intent: RolloutIntent, view: ServiceView, index: int, match: MatchRule
+) -> Iterator[Finding]:
+    conditions = [("header", "headers", name, m) for name, m in match.headers.items()]
+    conditions += [("cookie", "cookies", name, m) for name, m in match.cookies.items()]
+    cookies_ok = True
+    for what, field, name, string_match in conditions:
+        if string_match.regex is None:
+            continue
+        problem = regex_problem(string_match.regex)
+        if problem is None:
+            continue
+        cookies_ok = cookies_ok and what != "cookie"
+        yield Finding(
+            intent.span("match", index, field, name, "regex"),
+            f"{view.key}: match[{index}] {what} {name!r} regex {string_match.regex!r}: "
+            f"{problem.reason}; Istio or Envoy refuses the VirtualService route",
+            problem.hint,
+        )
+    if match.cookies and cookies_ok:
+        yield from _cookie_regex_findings(intent, view, index, match)
+
+
+def _cookie_regex_findings(
+    intent: RolloutIntent, view: ServiceView, index: int, match: MatchRule
+) -> Iterator[Finding]:
+    """The one regex the lowering writes for all of a rule's cookies must pass too (its
+    length grows with the orders of the cookies; see MC511)."""
+    # the regex Istio receives is the lowering's: ask it rather than re-derive its shape
+    from compiler.lower.istio.virtual_service import cookie_regex
+
+    count = len(match.cookies)
+    if count > MAX_LOWERED_COOKIES:  # n! orders of at least 8 characters each
+        problem: RegexProblem | None = RegexProblem(
+            None,
+            f"{count} cookies lower to {math.factorial(count)} alternatives, far more than "
+            f"the {ISTIO_MAX_REGEX_LENGTH} characters Istio allows a regex",
+            "",
+        )
+    else:
+        problem = regex_problem(cookie_regex(match.cookies))
+    if problem is not None:
+        yield Finding(
+            intent.key_span("match", index, "cookies"),
+            f"{view.key}: match[{index}] cookies: the cookie-header regex they lower to "
+            f"is refused: {problem.reason}",
+            "match on fewer cookies or shorter values (one cookie naming the cohort)",
+        )
+
+
+@subject_rule("MC512", "regex-rejected-by-istio", Severity.ERROR)
+def regex_rejected_by_istio(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """A `regex` of an A/B match is one Istio or Envoy refuses.
+
+    **What it does.** Compiles every `regex` of a Rollout's `match` headers and cookies
+    with Google RE2 (the engine of Envoy, and the syntax of Istio's validating webhook),
+    then checks the limits the two add: no empty regex, at most 1024 characters (Istio)
+    and a compiled program of at most 32768 (Envoy's `re2.max_program_size.error_level`
+    as Istio configures it). A refused regex is explained by name where it is a Perl or
+    Python construct RE2 lacks -- backreferences (`\\1`, `(?P=name)`), lookahead and
+    lookbehind (`(?=`, `(?!`, `(?<=`, `(?<!`), atomic groups (`(?>`), possessive
+    quantifiers (`a++`), comments (`(?#`), conditionals, flags other than `i m s U`,
+    Python's `\\Z` -- and otherwise by Python's `re` or RE2's own message, with its
+    position. The single regex the lowering writes for a rule's cookies is checked too.
+
+    **Why is this bad.** Neither the CRD schema nor its CEL rules look inside a regex, so
+    `meshc lint --crds` passes and the apply fails: Istio's webhook rejects the
+    VirtualService (the whole service's routing, not just the A/B rule), or, past the
+    program-size limit, Envoy rejects the route configuration it is sent. Regexes written
+    for Python, Java or PCRE often use the constructs above.
+
+    **Example.**
+    ```yaml
+    match:
+    - headers: {user-agent: {regex: "^(?!.*bot).*Chrome"}}
+      version: v2
+    ```
+
+    **Use instead.** An RE2 regex (RE2 matches in linear time, so it has no need for
+    atomic groups or possessive quantifiers): list what may match rather than what may
+    not, e.g. `{regex: ".*Chrome.*"}` with a second, earlier rule sending bots to `v1`.
+    """
+    for intent, view in subject_rollouts(subject):
+        for index, match in enumerate(intent.model.spec.match):
+            yield from _regex_findings(intent, view, index, match)
