@@ -20,7 +20,7 @@ from compiler.kinds.rollout.model import RolloutDocument
 from compiler.lint.registry import Finding, LintContext, rule, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, subject_resilience, subject_views
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
-from compiler.model.methods import is_unrestricted, non_idempotent_methods
+from compiler.model.methods import ALL_METHODS, is_unrestricted, non_idempotent_methods
 from compiler.validate import Intent
 
 ResilienceIntent = Intent[ResilienceDocument]
@@ -147,6 +147,8 @@ def retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Iterable[Find
     `503`, gRPC `unavailable` ...; an empty `retryOn` means Istio's default, which has some)
     when POST, PATCH or CONNECT can reach the service per its AccessPolicies (or no enforced
     AccessPolicy restricts its methods), unless `retries.nonIdempotent: true` opts in.
+    Ports without declared retries get Istio's default policy, which can do the same:
+    that is MC612.
 
     **Why is this bad.** The proxy retries whatever the method: a POST that timed out after
     the server created the order is sent again and creates a second order.
@@ -189,6 +191,92 @@ def retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Iterable[Find
             f"non-idempotent requests that already reached the server ({why})",
             "retry only on connect-failure, refused-stream or reset-before-request, or set "
             "retries.nonIdempotent: true if the handlers are idempotent",
+        )
+
+
+def default_retry_ports(view: ServiceView) -> list[int]:
+    """The HTTP ports of `view` that no Resilience gives `retries`: Istio applies its
+    default retry policy there (a per-port Resilience without retries falls back to the
+    service-wide one, as the lowering does; TCP ports have no retries at all)."""
+    http_ports = [p.port for p in view.spec.ports if p.protocol != "tcp"]
+    covered: set[int] = set()
+    for intent in view.resilience:
+        if intent.model.spec.retries is None:
+            continue
+        port = intent.model.spec.port
+        covered.update(http_ports if port is None else [port])
+    return [port for port in http_ports if port not in covered]
+
+
+def mesh_non_idempotent_methods(view: ServiceView, model: MeshModel) -> frozenset[str]:
+    """The non-idempotent methods callers inside the mesh may send to `view`.
+
+    Allow rules whose only source is the ingress gateway do not count: the gateway's
+    routes (and their retries) come from the VirtualService bound to the gateway, which
+    meshc does not write, so a Resilience here could not change them."""
+    methods = non_idempotent_methods(view, model)
+    if is_unrestricted(view):
+        return methods
+    mesh: set[str] = set()
+    for policy in view.policies:
+        if policy.model.spec.mode != "enforce":
+            continue
+        for allow in policy.model.spec.rules:
+            if allow.action == "allow" and any(not s.ingress_gateway for s in allow.from_):
+                mesh.update(allow.to.methods or ALL_METHODS)
+    return methods & mesh
+
+
+@subject_rule("MC612", "default-retry-non-idempotent", Severity.INFO)
+def default_retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """Istio's default retries may repeat non-idempotent requests to a service without
+    declared retries.
+
+    **What it does.** Reports an HTTP port (`http`, `http2`, `grpc`) that no Resilience
+    gives `retries`, when callers inside the mesh may send it POST, PATCH or CONNECT per
+    its AccessPolicies (or no enforced AccessPolicy restricts its methods). PUT and DELETE
+    are idempotent by definition (RFC 9110) and do not count; neither do methods only the
+    ingress gateway may send, since the gateway's retries come from its own VirtualService,
+    which meshc does not write. MC601 is the same check for retries a Resilience declares.
+
+    **Why is this bad.** A route without a retry policy is not a route without retries:
+    Istio gives it 2 retries on `connect-failure, refused-stream, unavailable, cancelled,
+    retriable-status-codes` with 503 as the retriable status. `connect-failure` and
+    `refused-stream` fire before the server saw the request and are safe. The others are
+    answers from a server that received it -- a 503 (an overloaded handler, a failing
+    dependency, the server's sidecar timing out the app) or a gRPC `unavailable` or
+    `cancelled` status -- and the server may have acted before answering: the POST is
+    sent again and the order is created twice. It is an info because it is Istio's
+    behaviour rather than something written here, and most handlers fail before their
+    side effect; review the services where they do not.
+
+    **Example.** A Service with `ports: [{name: http, port: 9080, protocol: http}]`, an
+    AccessPolicy allowing `methods: [GET, POST]`, and no Resilience with `retries`.
+
+    **Use instead.** A Resilience that says what to retry: `retries: {attempts: 0}` to
+    turn retries off, or `retries: {attempts: 2, retryOn: [connect-failure,
+    refused-stream]}` to keep the safe ones; `nonIdempotent: true` on explicit retries
+    when the handlers are idempotent (idempotency keys).
+    """
+    for view in subject_views(subject):
+        ports = default_retry_ports(view)
+        methods = mesh_non_idempotent_methods(view, ctx.model) if ports else frozenset()
+        if not methods:
+            continue
+        why = (
+            "no enforced AccessPolicy restricts its methods"
+            if is_unrestricted(view)
+            else "its AccessPolicies allow " + ", ".join(sorted(methods))
+        )
+        index = next(i for i, p in enumerate(view.spec.ports) if p.port == ports[0])
+        listed = ", ".join(str(port) for port in ports)
+        yield Finding(
+            view.intent.span("ports", index),
+            f"{view.key}: no Resilience sets retries for port {listed}, so Istio's default "
+            "policy applies (2 retries, on 503 and gRPC unavailable/cancelled answers among "
+            f"others) and may repeat non-idempotent requests that reached the server ({why})",
+            "add a Resilience with retries: {attempts: 0}, or with retryOn limited to "
+            "[connect-failure, refused-stream]",
         )
 
 
