@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity
 from compiler.kinds.rollout.checks import RolloutIntent
+from compiler.kinds.rollout.cookies import cookie_regex
 from compiler.kinds.rollout.model import MatchRule
 from compiler.kinds.rollout.regex import ISTIO_MAX_REGEX_LENGTH, RegexProblem, regex_problem
 from compiler.lint.registry import Finding, subject_rule
@@ -181,9 +182,7 @@ def _cookie_regex_findings(
 ) -> Iterator[Finding]:
     """The one regex the lowering writes for all of a rule's cookies must pass too (its
     length grows with the orders of the cookies; see MC511)."""
-    # the regex Istio receives is the lowering's: ask it rather than re-derive its shape
-    from compiler.lower.istio.virtual_service import cookie_regex
-
+    # the regex Istio receives is the lowering's own (compiler.kinds.rollout.cookies)
     count = len(match.cookies)
     if count > MAX_LOWERED_COOKIES:  # n! orders of at least 8 characters each
         problem: RegexProblem | None = RegexProblem(

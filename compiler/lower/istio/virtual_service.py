@@ -10,11 +10,10 @@ Istio merges several VirtualServices for one host unpredictably, hence one per h
 
 from __future__ import annotations
 
-import itertools
-import re
 from dataclasses import dataclass
 
 from compiler.kinds.resilience.model import ResilienceSpec, Retries
+from compiler.kinds.rollout.cookies import cookie_regex
 from compiler.kinds.rollout.model import MatchRule, RolloutDocument, RolloutSpec, StringMatch
 from compiler.lower.istio.common import (
     NETWORKING,
@@ -204,26 +203,3 @@ def string_match(match: StringMatch) -> Obj:
     if match.prefix is not None:
         return {"prefix": match.prefix}
     return {"regex": match.regex}
-
-
-def _cookie_value(match: StringMatch) -> str:
-    if match.exact is not None:
-        return re.escape(match.exact)
-    if match.prefix is not None:
-        return re.escape(match.prefix) + "[^;]*"
-    pattern = (match.regex or "").removeprefix("^").removesuffix("$")
-    return f"(?:{pattern})"
-
-
-def cookie_regex(cookies: dict[str, StringMatch]) -> str:
-    """Istio has no cookie match: the `cookie` header must contain every named cookie.
-
-    RE2 has no lookahead, so several cookies are matched in any order by alternating
-    over their orders (a handful of cookies at most in practice).
-    """
-    parts = [f"{re.escape(name)}={_cookie_value(match)}" for name, match in sorted(cookies.items())]
-    orders = [
-        "(?:^|.*;\\s*)" + "(?:;.*;\\s*|;\\s*)".join(order) + "(?:;.*)?$"
-        for order in itertools.permutations(parts)
-    ]
-    return orders[0] if len(orders) == 1 else "(?:" + "|".join(orders) + ")"
