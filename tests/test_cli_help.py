@@ -37,4 +37,3 @@ def test_help_lists_every_command_and_imports_none_of_the_optional_ones() -> Non
     for name in [*OPTIONAL_COMMANDS, "lint"]:
         assert f"\n  {name} " in result.stdout
     assert "Compare the policy root at --base with --head" in result.stdout
-

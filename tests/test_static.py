@@ -1,4 +1,5 @@
-"""The code stays ruff- and mypy --strict-clean (the configuration is in pyproject.toml)."""
+"""The code stays ruff-clean, ruff-formatted and mypy --strict-clean (the configuration is
+in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_is_clean() -> None:
     result = _run(str(BIN / "ruff"), "check", "--no-cache", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean() -> None:
+    result = _run(str(BIN / "ruff"), "format", "--check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -439,7 +439,9 @@ def decode_source(file: str, raw: bytes) -> tuple[str | None, Diagnostic | None]
         offset = raw.index(b"\x00")
         line = raw.count(b"\n", 0, offset) + 1
         return None, Diagnostic(
-            "MC107", Span(file, line, 1), "file contains NUL bytes; it is not a text file",
+            "MC107",
+            Span(file, line, 1),
+            "file contains NUL bytes; it is not a text file",
             "remove the binary file from the policy root or exclude it in meshc.yaml",
         )
     try:
@@ -458,7 +460,8 @@ def decode_source(file: str, raw: bytes) -> tuple[str | None, Diagnostic | None]
         char = control.group()
         line, col = _line_col(text, control.start())
         return None, Diagnostic(
-            "MC107", Span(file, line, col),
+            "MC107",
+            Span(file, line, col),
             f"control character U+{ord(char):04X} is not allowed in YAML",
             "remove it",
         )

@@ -136,9 +136,7 @@ _KEYS = st.sampled_from(
 )
 _VALUES: st.SearchStrategy[Any] = st.recursive(
     _SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=5)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=5)),
     max_leaves=25,
 )
 

@@ -29,9 +29,7 @@ def test_field_paths_read_like_yaml() -> None:
 
 
 def test_a_value_matching_no_union_member_is_one_finding() -> None:
-    found = errors_in(
-        "kind: Resilience\nspec:\n  service: ratings\n  loadBalancer: leastrequest\n"
-    )
+    found = errors_in("kind: Resilience\nspec:\n  service: ratings\n  loadBalancer: leastrequest\n")
     assert summary(found) == [
         (
             "6:17",

@@ -63,8 +63,13 @@ def policy(rules: str, *, head: str = HEAD) -> str:
     return head + rules
 
 
-def lint(rules: str, *, head: str = HEAD, extra: dict[str, str] | None = None,
-         now: datetime | None = None) -> Compilation:
+def lint(
+    rules: str,
+    *,
+    head: str = HEAD,
+    extra: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> Compilation:
     files = {"services.yaml": SERVICES, "policy.yaml": policy(rules, head=head), **(extra or {})}
     if now is None:
         return compile_files(files)
@@ -349,8 +354,10 @@ def test_mc408_allow_no_client_uses() -> None:
     diag = only(lint(GOOD + "  - from: [{service: ratings}]\n    to: {methods: [GET]}\n"), "MC408")
     assert where(diag) == ("policy.yaml", 9, 22)
     assert diag.severity is Severity.INFO
-    assert "no client uses this allow: bookinfo/ratings does not declare a call to " \
+    assert (
+        "no client uses this allow: bookinfo/ratings does not declare a call to "
         "bookinfo/reviews" in diag.message
+    )
     assert "add reviews to the calls: of bookinfo/ratings" in diag.hint
 
 

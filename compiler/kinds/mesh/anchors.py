@@ -18,9 +18,7 @@ if TYPE_CHECKING:  # imported where a PEM is parsed: most meshes carry no certif
     from cryptography import x509
 
 PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_CERT_BLOCK = re.compile(
-    r"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.DOTALL
-)
+_CERT_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def fingerprint_der(der: bytes) -> str:
