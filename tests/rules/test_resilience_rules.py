@@ -133,6 +133,18 @@ def test_mc601_status_code_token_is_after_upstream() -> None:
     assert "retrying on 503" in diag.message
 
 
+def test_mc601_silent_when_only_the_ingress_gateway_may_post() -> None:
+    """The gateway routes with its own VirtualService: these retries never repeat its POSTs."""
+    gateway_post = WITH_POST.replace(
+        "  - from: [{namespace: shop}]\n    to: {methods: [POST, PATCH]",
+        "  - from: [{ingressGateway: true}]\n    to: {methods: [POST, PATCH]",
+    )
+    assert "ingressGateway" in gateway_post
+    text = resilience("service: ratings\nretries: {attempts: 2, retryOn: [5xx]}\n")
+    assert findings(lint(text, policy=gateway_post), "MC601") == []
+    assert only(lint(text, policy=WITH_POST), "MC601").code == "MC601"
+
+
 def test_mc601_silent_when_safe() -> None:
     before_upstream = resilience(
         "service: ratings\nretries: {attempts: 2, retryOn: [connect-failure, refused-stream]}\n"

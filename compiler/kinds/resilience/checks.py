@@ -147,8 +147,9 @@ def retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Iterable[Find
     `503`, gRPC `unavailable` ...; an empty `retryOn` means Istio's default, which has some)
     when POST, PATCH or CONNECT can reach the service per its AccessPolicies (or no enforced
     AccessPolicy restricts its methods), unless `retries.nonIdempotent: true` opts in.
-    Ports without declared retries get Istio's default policy, which can do the same:
-    that is MC612.
+    Methods only the ingress gateway may send do not count: the gateway routes with its
+    own VirtualService, so these retries never apply to its requests. Ports without
+    declared retries get Istio's default policy, which can do the same: that is MC612.
 
     **Why is this bad.** The proxy retries whatever the method: a POST that timed out after
     the server created the order is sent again and creates a second order.
@@ -167,7 +168,7 @@ def retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Iterable[Find
         retries = intent.model.spec.retries
         if retries is None or retries.attempts <= 0 or retries.non_idempotent:
             continue
-        methods = non_idempotent_methods(view, model)
+        methods = mesh_non_idempotent_methods(view, model)
         if not methods:
             continue
         tokens = retries.retry_on or list(ISTIO_DEFAULT_RETRY_ON)
