@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from compiler.api import compile_tree, load_tree
 from compiler.diagnostics import Severity
 from tests.bench.bench_lint import format_report, run_benchmark
@@ -37,3 +39,18 @@ def test_benchmark_functions_run_and_report(tmp_path: Path) -> None:
     for label in ("compose only", "cold CLI", "re-lint", "on-disk cache", "--help", "targets"):
         assert label in report
     assert "300 access rules" in report
+
+
+def test_scale_benchmark_runs_on_a_small_mesh(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench_scale` on tiny sizes: every phase is measured and the ratio lines printed
+    (the figures themselves are not asserted)."""
+    from tests.bench.bench_scale import main as bench_scale
+
+    bench_scale(
+        ["--sizes", "20,40", "--shapes", "hub,chain", "--base", "20", "--no-cli", "--runs", "1"]
+    )
+    out = capsys.readouterr().out
+    assert "plain 20 -> plain 40:" in out
+    assert "hub: extra over the plain base" in out and "chain: extra over the plain base" in out
+    for phase in ("compile", "lower", "summarise", "recompile"):
+        assert f"    {phase} " in out
