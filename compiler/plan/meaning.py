@@ -297,8 +297,10 @@ class _Summary:
     aggregate: _Aggregate
     meaning: Meaning
     dependents: dict[ServiceKey, set[ServiceKey]] | None = None
-    """Which services' pieces read each service (the inverse of `_Piece.dependencies`),
-    built by the first summary that patches this one and kept up to date after."""
+    """Which services' pieces call each service (the inverse of `_Piece.calls`), built by
+    the first summary that patches this one and kept up to date after. Calls are all a
+    patch needs: `ModelChange` keeps every identity, so the services a server's rules name
+    cannot change which of them match (`_Piece.named` matters to the full path only)."""
 
 
 def _continues(last: _Summary, compilation: Compilation) -> bool:
@@ -337,7 +339,7 @@ def _fresh(compilation: Compilation, cache: MeaningCache, last: _Summary | None)
         fingerprint, inputs = _piece_inputs(compilation, view)
         piece = cache.pieces.get(fingerprint)
         if piece is not None and piece.basis is not tokens:
-            if cache.tokens_changed_since(piece.basis, tokens).isdisjoint(piece.dependencies):
+            if not piece.reads(cache.tokens_changed_since(piece.basis, tokens)):
                 piece.basis = tokens
             else:
                 piece = None
@@ -368,7 +370,7 @@ def _fresh(compilation: Compilation, cache: MeaningCache, last: _Summary | None)
 def _patched(
     compilation: Compilation, cache: MeaningCache, last: _Summary, touched: frozenset[ServiceKey]
 ) -> _Summary:
-    """`last` with the pieces of the touched services and of the services that read them
+    """`last` with the pieces of the touched services and of the services that call them
     recomputed; every other piece (and the order of every dict) is the last one's."""
     model = compilation.model
     dependents = last.dependents if last.dependents is not None else _dependents(last.pieces)
@@ -391,7 +393,7 @@ def _patched(
         fingerprint, inputs = _piece_inputs(compilation, view)
         piece = _piece(compilation, view, last.spiffes, named, cache, inputs, tokens)
         cache.pieces[fingerprint] = piece
-        _relink(dependents, key, pieces[key].dependencies, piece.dependencies)
+        _relink(dependents, key, pieces[key].calls, piece.calls)
         pieces[key] = piece
         name = f"{key.namespace}/{key.name}"
         allowed_pieces[name] = piece.allowed
@@ -431,7 +433,7 @@ def _patched(
 def _dependents(pieces: dict[ServiceKey, _Piece]) -> dict[ServiceKey, set[ServiceKey]]:
     out: dict[ServiceKey, set[ServiceKey]] = {}
     for key, piece in pieces.items():
-        for dependency in piece.dependencies:
+        for dependency in piece.calls:
             found = out.get(dependency)
             if found is None:
                 out[dependency] = {key}
@@ -446,7 +448,7 @@ def _relink(
     before: frozenset[ServiceKey],
     after: frozenset[ServiceKey],
 ) -> None:
-    """Keep `dependents` the inverse of the pieces' dependencies as `key`'s changes."""
+    """Keep `dependents` the inverse of the pieces' calls as `key`'s change."""
     for dependency in before - after:
         dependents[dependency].discard(key)
     for dependency in after - before:
@@ -456,17 +458,26 @@ def _relink(
 @dataclass(slots=True)
 class _Piece:
     """One service's share of a meaning, valid while its own inputs (the fingerprint)
-    are the same objects and none of `dependencies` changed since `basis`."""
+    are the same objects and nothing it `reads` changed since `basis`."""
 
     inputs: tuple[object, ...]
     """Kept alive so that the ids in the fingerprint cannot be reused by other objects."""
-    dependencies: frozenset[ServiceKey]
-    """The services it calls and the services their rules name."""
+    calls: frozenset[ServiceKey]
+    """The services it calls (their policies decide its effective edges)."""
+    named: tuple[frozenset[ServiceKey], ...]
+    """The services those servers' rules name (their identities decide which rules match),
+    one shared set per server: a hub's N callers hold one set, not N copies of it."""
     allowed: frozenset[AccessEdge]
     effective: frozenset[CallEdge]
     traffic: Traffic
     resilience: Mapping[str, str]
     basis: dict[ServiceKey, tuple[object, ...]]
+
+    def reads(self, changed: set[ServiceKey]) -> bool:
+        """Whether any of `changed` is a service it calls or one their rules name."""
+        return not changed.isdisjoint(self.calls) or any(
+            not changed.isdisjoint(named) for named in self.named
+        )
 
 
 def _piece_inputs(
@@ -494,7 +505,7 @@ def _piece(
 ) -> _Piece:
     model = compilation.model
     parts = []
-    dependencies: set[ServiceKey] = set(view.calls)
+    named_sets: list[frozenset[ServiceKey]] = []
     for target in view.calls:
         server = model.services.get(target)
         if server is None:
@@ -502,11 +513,12 @@ def _piece(
         identities = named.get(id(server))
         if identities is None:
             identities = named[id(server)] = _named_identities(server, spiffes, cache)
-        dependencies.update(identities.named)
+        named_sets.append(identities.named)
         parts.append(_call_effective(view, server, identities.identities, model, cache))
     return _Piece(
         inputs,
-        frozenset(dependencies),
+        frozenset(view.calls),
+        tuple(named_sets),
         _server_allowed(view, model, cache),
         _union(parts, cache),
         _traffic(compilation, view, cache),

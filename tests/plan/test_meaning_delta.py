@@ -164,10 +164,11 @@ def test_a_rule_naming_another_service_makes_the_servers_callers_read_it(mesh: F
         e.client == str(named) and e.server == str(server) and e.operation == "PUT /named"
         for e in after.effective
     ), "the named service gains the new operation"
-    # the named service is now a dependency of every caller of the server: an edit of
-    # its own file (identity unchanged, so still a local change) recomputes them
+    # the named service's identity now decides a rule the client's calls meet; an edit
+    # of its own file that keeps its identity (a local change) cannot change that, so
+    # only the named service is recomputed, and the result still equals a fresh summary
     session.edit(named_file, "v1: {labels: {version: v1}}", "v1: {labels: {version: v1, x: y}}")
-    assert {named, client} <= session.recomputed
+    assert named in session.recomputed and client not in session.recomputed
 
 
 def test_resilience_gained_and_lost_keeps_the_fresh_order(mesh: Files) -> None:
@@ -262,3 +263,37 @@ def test_the_same_side_again_is_the_last_summary(mesh: Files) -> None:
     other_state = replace(session.compilation, rollout_state={"catalog/x": 1})
     assert summarise(other_state, session.meanings) == session.meaning
     assert session.meanings.recomputed is None, "another rollout state is summarised afresh"
+
+
+def _service(name: str, *, calls: str = "", account: str | None = None) -> str:
+    return (
+        f"apiVersion: meshc/v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\n"
+        f"spec:\n  identity: {account or name}\n"
+        "  ports: [{name: http, port: 8080, protocol: http}]\n"
+        "  versions: {v1: {labels: {version: v1}}}\n" + (f"  calls: [{calls}]\n" if calls else "")
+    )
+
+
+def test_a_named_services_new_identity_reaches_the_callers_of_the_server() -> None:
+    """The full path: `api` allows `web` GET /a and `jobs` POST /b. When `jobs` starts
+    running as `web`'s identity, the rule for `jobs` matches `web` too, so `web`'s own
+    piece (unchanged inputs) must be recomputed through the services `api`'s rules name."""
+    policy = (
+        "apiVersion: meshc/v1\nkind: AccessPolicy\nmetadata: {name: api, namespace: shop}\n"
+        "spec:\n  service: api\n  rules:\n"
+        "  - from: [{service: web}]\n    to: {methods: [GET], paths: ['/a']}\n"
+        "  - from: [{service: jobs}]\n    to: {methods: [POST], paths: ['/b']}\n"
+    )
+    session = Session(
+        {
+            "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nmetadata: {name: m}\n"
+            "spec: {defaultAction: deny}\n",
+            "api.yaml": _service("api") + "---\n" + policy,
+            "web.yaml": _service("web", calls="api"),
+            "jobs.yaml": _service("jobs", calls="api"),
+        }
+    )
+    web = {e.operation for e in session.meaning.effective if e.client == "shop/web"}
+    assert web == {"GET /a"}
+    after = session.edit("jobs.yaml", "identity: jobs", "identity: web")
+    assert {e.operation for e in after.effective if e.client == "shop/web"} == {"GET /a", "POST /b"}
