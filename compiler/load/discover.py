@@ -64,6 +64,11 @@ def discover_tree(root: Path, *, excludes: list[str] | None = None) -> PolicyTre
 
     for directory, subdirs, names in os.walk(root, onerror=unreadable_directory, followlinks=False):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        if subdirs and len(Path(directory).relative_to(root).parts) >= MAX_DEPTH:
+            for name in subdirs:  # os.walk recurses: a deeper tree would exhaust the stack
+                deep = printable((Path(directory) / name).relative_to(root).as_posix())
+                tree.problems.append(too_deep(deep))
+            subdirs[:] = []
         for name in sorted(names):
             full = Path(directory) / name
             relative = printable(full.relative_to(root).as_posix())
@@ -95,6 +100,19 @@ def read_config(root: Path) -> tuple[bytes | None, Diagnostic | None]:
     except OSError as exc:
         reason = f"cannot read file: {exc.strerror}"
         return None, _unreadable(CONFIG_FILE, reason, "check its permissions")
+
+
+MAX_DEPTH = 64
+"""Directory levels below the policy root that are read (on disk and from Git alike)."""
+
+
+def too_deep(relative: str) -> Diagnostic:
+    """A directory nested deeper than `MAX_DEPTH` levels, which is not read."""
+    return _unreadable(
+        relative,
+        f"directory nested deeper than {MAX_DEPTH} levels below the policy root: not read",
+        "flatten the directory structure, or exclude it in meshc.yaml",
+    )
 
 
 def _unreadable(relative: str, problem: str, remedy: str) -> Diagnostic:

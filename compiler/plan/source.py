@@ -16,7 +16,14 @@ from typing import TypeVar
 
 from compiler.config import parse_config
 from compiler.diagnostics import Diagnostic, Span
-from compiler.load.discover import CONFIG_FILE, PolicyTree, excluded, is_candidate
+from compiler.load.discover import (
+    CONFIG_FILE,
+    MAX_DEPTH,
+    PolicyTree,
+    excluded,
+    is_candidate,
+    too_deep,
+)
 from compiler.load.names import printable
 from compiler.load.yamlnodes import MAX_FILE_BYTES
 
@@ -25,6 +32,8 @@ _V = TypeVar("_V")
 
 WORKTREE = "worktree"
 _LINK_MODE = 0o120000
+_DEEP_MODE = -1
+"""A listing entry for a directory below `MAX_DEPTH`, which is reported, not read."""
 _TREE_KIND, _BLOB_KIND, _LINK_KIND, _MODULE_KIND = 0o04, 0o10, 0o12, 0o16  # mode >> 12
 _LISTING_CACHE_SIZE = 20_000
 _ROOT_CACHE_SIZE = 32
@@ -89,7 +98,8 @@ class BlobCache:
     whole policy roots were read as."""
 
     entries: dict[str, bytes] = field(default_factory=dict)
-    listings: dict[bytes, Listing] = field(default_factory=dict)
+    listings: dict[tuple[bytes, int], Listing] = field(default_factory=dict)
+    """By (tree id, depth below the policy root): the depth decides where reading stops."""
     roots: dict[bytes, RootSnapshot] = field(default_factory=dict)
 
 
@@ -371,27 +381,35 @@ def _read_root(repo: object, root: bytes, blobs: BlobCache) -> RootSnapshot:
         if mode == _LINK_MODE:
             problems.append(_link_problem(relative))
             continue
+        if mode == _DEEP_MODE:
+            problems.append(too_deep(relative))
+            continue
         files[relative] = _blob_bytes(repo, blob_id, blobs)
     return RootSnapshot(files, tuple(problems), config)
 
 
-def _listing(repo: object, tree_id: bytes, blobs: BlobCache) -> Listing:
+def _listing(repo: object, tree_id: bytes, blobs: BlobCache, depth: int = 0) -> Listing:
     """Every candidate file (YAML, not a dotfile; a link too) below a tree: dot-directories
     are pruned like discovery prunes them, so a name's own check is the path's
-    `is_candidate`; submodules are skipped. Memoised by tree id: an unchanged subtree
-    is not read again."""
-    hit = blobs.listings.get(tree_id)
+    `is_candidate`; submodules are skipped; a directory deeper than `MAX_DEPTH` becomes
+    one `_DEEP_MODE` entry. Memoised by tree id and depth: an unchanged subtree is not
+    read again."""
+    hit = blobs.listings.get((tree_id, depth))
     if hit is not None:
         return hit
     out: list[tuple[str, str, int]] = []
     for sha, mode, name in _entries(repo, tree_id):
         kind = mode >> 12
         if kind == _TREE_KIND and not name.startswith("."):
-            out.extend((f"{name}/{path}", b, m) for path, b, m in _listing(repo, sha, blobs))
+            if depth + 1 > MAX_DEPTH:
+                out.append((name, "", _DEEP_MODE))
+                continue
+            below = _listing(repo, sha, blobs, depth + 1)
+            out.extend((f"{name}/{path}", b, m) for path, b, m in below)
         elif kind in (_BLOB_KIND, _LINK_KIND) and is_candidate(name):
             out.append((name, sha.hex(), mode))
     listing = tuple(out)
-    _put(blobs.listings, tree_id, listing, _LISTING_CACHE_SIZE)
+    _put(blobs.listings, (tree_id, depth), listing, _LISTING_CACHE_SIZE)
     return listing
 
 
@@ -436,10 +454,18 @@ def read_worktree(source: GitSource) -> PolicyTree:
     if CONFIG_FILE in listed and config_path.is_file() and not config_path.is_symlink():
         tree.config = _read_file(config_path)
     excludes = parse_config(tree.config)[0].excludes if tree.config is not None else []
+    deep: set[str] = set()
     for relative in sorted(listed):
         if relative == CONFIG_FILE or not is_candidate(relative):
             continue
         if excludes and excluded(relative, excludes):
+            continue
+        parts = relative.split("/")
+        if len(parts) > MAX_DEPTH + 1:  # as discovery and Git trees stop: report the directory
+            directory = "/".join(parts[: MAX_DEPTH + 1])
+            if directory not in deep:
+                deep.add(directory)
+                tree.problems.append(too_deep(directory))
             continue
         full = root / listed[relative]
         if full.is_symlink():
