@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from compiler.diagnostics import Diagnostic, Span
@@ -178,15 +178,7 @@ def _collected(files: Mapping[str, bytes], last: TreeFiles | None, cache: FileCa
         for file in results.keys() | before.keys()
         if results.get(file) is not before.get(file)
     }
-    return TreeFiles(
-        collected.raw,
-        digests,
-        results,
-        collected.problems,
-        collected.suppressions,
-        collected.notes,
-        changed,
-    )
+    return replace(collected, changed=changed)
 
 
 def _patched(files: Mapping[str, bytes], last: TreeFiles, cache: FileCache) -> TreeFiles | None:
@@ -225,21 +217,9 @@ def _patched(files: Mapping[str, bytes], last: TreeFiles, cache: FileCache) -> T
         old, new = last.results.get(file), results.get(file)
         if old is not new:
             changed[file] = (_intents(old), _intents(new))
-    return _in_order(patched) if created or gone else patched
-
-
-def _in_order(files: TreeFiles) -> TreeFiles:
-    """The same collections with results in file-name order (after files came or went)."""
-    results = dict(sorted(files.results.items()))
-    return TreeFiles(
-        files.raw,
-        files.digests,
-        results,
-        files.problems,
-        files.suppressions,
-        files.notes,
-        files.changed,
-    )
+    if created or gone:  # keep file-name order, as every later phase reads documents in
+        return replace(patched, results=dict(sorted(results.items())))
+    return patched
 
 
 def _collect(files: TreeFiles, file: str, result: FileResult) -> None:

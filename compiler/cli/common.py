@@ -52,17 +52,6 @@ def now_option(function: Any) -> Any:
     )(function)
 
 
-def encodable(text: str) -> str:
-    """`text` as UTF-8 can carry it: a stray surrogate (a file name that is not UTF-8,
-    read with the file system's surrogate escapes) is written as an escape instead of
-    failing the write with a traceback."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
 def resolve_now(now: datetime | None) -> datetime:
     """Read the clock once, here, and pass it into the pure compiler."""
     return now if now is not None else datetime.now(UTC).replace(microsecond=0)

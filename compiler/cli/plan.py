@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
-from compiler.cli.common import encodable, now_option, resolve_now
+from compiler.cli.common import now_option, resolve_now
 from compiler.load.discover import PolicyTree
 from compiler.load.names import printable
 from compiler.plan.ca import CaStatusError, load_ca_status
@@ -129,7 +129,7 @@ def plan_command(
         ca_status=status,
         disk_cache=None if no_cache else (cache_dir or _DEFAULT_CACHE),
     )
-    sys.stdout.write(encodable(format_plan(plan, fmt)))
+    sys.stdout.write(format_plan(plan, fmt))
     if plan.failed:
         reason = "head does not compile" if not plan.head.compiles else "--ca-status refuses head"
         click.echo(f"meshc plan: {reason}; see the report above", err=True)

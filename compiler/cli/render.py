@@ -18,7 +18,7 @@ from rich.console import Console
 
 from compiler.api import Compilation, compile_tree, load_tree
 from compiler.artifacts import Artifacts, ObjectKey, to_yaml, to_yaml_stream
-from compiler.cli.common import encodable, in_scope, now_option, policy_root, resolve_now
+from compiler.cli.common import in_scope, now_option, policy_root, resolve_now
 from compiler.lower import TARGETS, LoweringRefused, lower
 from compiler.lower.istio.common import MANAGED_BY, SOURCE
 from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
@@ -98,7 +98,7 @@ def render_command(
             sys.exit(2)
         err.print(f"wrote {written} object(s) under {out}")
     else:
-        sys.stdout.write(encodable(render_stream(artifacts, fmt=fmt)))
+        sys.stdout.write(render_stream(artifacts, fmt=fmt))
 
 
 def depends_on_time(compilation: Compilation) -> bool:
@@ -226,7 +226,7 @@ def write_tree(artifacts: Artifacts, out: Path, *, fmt: str, prune: bool = True)
             if fmt == "json"
             else to_yaml(obj)
         )
-        wanted[out / object_path(key, fmt=fmt)] = encodable(text)
+        wanted[out / object_path(key, fmt=fmt)] = text
     if prune and out.exists():
         for stale in sorted(out.rglob("*")):
             if stale.is_file() and stale not in wanted and _written_by_meshc(stale):

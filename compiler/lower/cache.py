@@ -193,14 +193,7 @@ class LoweringCache:
     def _continues(self, last: _Lowered) -> bool:
         model = self._model
         assert model is not None
-        change = model.change
-        return (
-            change is not None
-            and change.previous() is last.model
-            and model.mesh is last.model.mesh
-            and len(model.services) == len(last.order)
-            and self._rollout_state == last.rollout_state
-        )
+        return model.patched_from(last.model) and self._rollout_state == last.rollout_state
 
     def _to_relower(self, base: _Lowered) -> list[Any]:
         """The touched services, and the services whose rules name a touched service whose

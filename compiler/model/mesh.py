@@ -113,6 +113,14 @@ class MeshModel:
     def namespaces(self) -> list[str]:
         return sorted({key.namespace for key in self.services})
 
+    def patched_from(self, previous: MeshModel | None) -> bool:
+        """Whether this model was re-resolved from `previous` (`ModelChange`): then every
+        untouched service's view, the Mesh document and settings, and the services' keys,
+        order and identities are the same objects or values as in `previous`."""
+        return (
+            self.change is not None and previous is not None and self.change.previous() is previous
+        )
+
     def service(self, ref: str, namespace: str) -> ServiceView | None:
         return self.services.get(ServiceKey.parse(ref, namespace))
 

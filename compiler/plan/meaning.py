@@ -307,13 +307,8 @@ def _continues(last: _Summary, compilation: Compilation) -> bool:
     """Whether `compilation`'s model was re-resolved from the last summarised one: then
     every service the change did not touch has the same view, and the services, their
     order and identities, the mesh settings and the rollout state are the same."""
-    model = compilation.model
-    change = model.change
     return (
-        change is not None
-        and change.previous() is last.model
-        and model.settings is last.model.settings
-        and len(model.services) == len(last.pieces)
+        compilation.model.patched_from(last.model)
         and compilation.rollout_state == last.rollout_state
     )
 

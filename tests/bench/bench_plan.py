@@ -161,40 +161,15 @@ def main(argv: list[str] | None = None) -> None:
             f"  speed-up over the cold plan, excluding Git reading: {speedup:.1f}x "
             f"(target >= 20x: {'PASS' if speedup >= 20 else 'FAIL'})"
         )
-        plan_cli = cli(
-            "plan",
-            "--repo",
-            str(repo),
-            "--path",
-            "policies",
-            "--base",
-            commit_a,
-            "--head",
-            commit_c,
-            "--now",
-            "2026-11-25T12:00:00Z",
-            "--format",
-            "json",
-            "--no-cache",
-        )
+        plan_args = ["plan", "--repo", str(repo), "--path", "policies", "--base", commit_a]
+        plan_args += ["--now", "2026-11-25T12:00:00Z", "--format", "json"]
+        plan_cli = cli(*plan_args, "--head", commit_c, "--no-cache")
         print(
             f"plan A->C{len(heads) - 1}, CLI (meshc plan, fresh process, no cache): "
             f"{plan_cli:.0f} ms"
         )
         lint_cli = cli("lint", str(repo / "policies"), "--now", "2026-11-25T12:00:00Z")
-        cached_cli = cli(
-            "plan",
-            "--repo",
-            str(repo),
-            "--path",
-            "policies",
-            "--base",
-            commit_a,
-            "--now",
-            "2026-11-25T12:00:00Z",
-            "--format",
-            "json",
-        )
+        cached_cli = cli(*plan_args)
         print(
             f"meshc lint (fills the cache) {lint_cli:.0f} ms, then meshc plan A->worktree "
             f"reading it: {cached_cli:.0f} ms"

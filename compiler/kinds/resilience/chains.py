@@ -133,7 +133,7 @@ class RetryMemo:
         """The last model's rows with the touched services' rows redone, when `model` was
         re-resolved from it (same services in the same order, so the same row positions)."""
         change, last = model.change, self.last
-        if change is None or last is None or change.previous() is not last.model:
+        if change is None or last is None or not model.patched_from(last.model):
             return None
         rows = list(last.rows)
         position = last.positions()

@@ -434,6 +434,20 @@ def unknown_retry_on(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]
             )
 
 
+def _subject_durations(
+    subject: Subject,
+) -> list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]]:
+    """Every duration the subject's Resilience and Rollout documents write (MC605, MC610)."""
+    found: list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]] = []
+    found.extend(
+        (i, path, value) for i in subject.resilience for path, value in _resilience_durations(i)
+    )
+    found.extend(
+        (i, path, value) for i in subject.rollouts for path, value in _rollout_durations(i)
+    )
+    return found
+
+
 def _resilience_durations(intent: ResilienceIntent) -> Iterator[tuple[Path, str]]:
     spec = intent.model.spec
     if spec.timeout is not None:
@@ -489,14 +503,7 @@ def duration_below_1ms(ctx: SubjectContext, subject: Subject) -> Iterable[Findin
 
     **Use instead.** `timeout: 2s`; leave a field out to keep the default.
     """
-    found: list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]] = []
-    found.extend(
-        (i, path, value) for i in subject.resilience for path, value in _resilience_durations(i)
-    )
-    found.extend(
-        (i, path, value) for i in subject.rollouts for path, value in _rollout_durations(i)
-    )
-    for intent, path, value in found:
+    for intent, path, value in _subject_durations(subject):
         if duration_ms(value) < 1:
             meta = intent.model.metadata
             yield Finding(
@@ -645,14 +652,7 @@ def duration_too_long(ctx: SubjectContext, subject: Subject) -> Iterable[Finding
 
     **Use instead.** A realistic bound (`timeout: 24h`), or leave the field out.
     """
-    found: list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]] = []
-    found.extend(
-        (i, path, value) for i in subject.resilience for path, value in _resilience_durations(i)
-    )
-    found.extend(
-        (i, path, value) for i in subject.rollouts for path, value in _rollout_durations(i)
-    )
-    for intent, path, value in found:
+    for intent, path, value in _subject_durations(subject):
         if duration_ms(value) > MAX_DURATION_MS:
             meta = intent.model.metadata
             yield Finding(
