@@ -1,25 +1,20 @@
 """`meshd`: the reconciler command line.
 
-Each subcommand (group) lives in its own module and is registered here if present, the way
-`compiler/cli` does it; this module guarantees that no traceback reaches a user: a
-`MeshdError` becomes one line and its exit code, anything else an internal error (exit 2).
+Each subcommand (group) lives in its own module and is registered here by a plain import:
+a command that fails to import must fail loudly at start-up, not vanish from `--help`. This
+module guarantees that no traceback reaches a user: a `MeshdError` becomes one line and its
+exit code, anything else an internal error (exit 2).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
 import click
 
+from reconciler.ca.cli import ca_command
 from reconciler.errors import MeshdError
-
-SUBCOMMANDS = (
-    ("reconciler.ca.cli", "ca_command"),
-    ("reconciler.run", "run_command"),
-    ("reconciler.up", "up_command"),
-)
 
 
 class MeshdGroup(click.Group):
@@ -54,15 +49,4 @@ def main() -> None:
     """meshd — the meshc reconciler: applies compiled intent and runs the mesh CA."""
 
 
-def _register_optional() -> None:
-    for module, attribute in SUBCOMMANDS:
-        try:
-            loaded = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        main.add_command(getattr(loaded, attribute))
-
-
-_register_optional()
+main.add_command(ca_command)

@@ -37,3 +37,18 @@ def test_help_lists_every_command_and_imports_none_of_the_optional_ones() -> Non
     for name in [*OPTIONAL_COMMANDS, "lint"]:
         assert f"\n  {name} " in result.stdout
     assert "Compare the policy root at --base with --head" in result.stdout
+
+
+def test_meshd_help_lists_its_registered_commands() -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"], catch_exceptions=False)
+    assert top.exit_code == 0, top.output
+    assert "\n  ca " in top.output
+    ca = runner.invoke(main, ["ca", "--help"], catch_exceptions=False)
+    assert ca.exit_code == 0, ca.output
+    for name in ("init", "status", "rotate", "issue", "bundle", "ack"):
+        assert f"\n  {name} " in ca.output, ca.output
