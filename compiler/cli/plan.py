@@ -265,17 +265,14 @@ def _read_rollout_state(path: Path) -> dict[str, int]:
 def _read_ca_status(path: Path) -> Any:
     """The status file, refused here (exit 2, nothing on stdout) when its shape is wrong:
     a malformed file is a bad input, not a verdict on head."""
-    from compiler.kinds.mesh.ca_status import check_ca_status
-    from compiler.kinds.mesh.model import MeshSpec
+    from compiler.kinds.mesh.ca_status_format import parse_ca_status
 
     raw = _read_small(path, "--ca-status")
     try:
         status = load_ca_status(raw, source=f"--ca-status {path}")
     except CaStatusError as exc:
         _fail(str(exc))
-    # Against a Mesh without CA settings, only the file's own shape problems are named
-    # "ca-status: ..." (the rest say what head would break).
-    shape = [p for p in check_ca_status(MeshSpec(), status) if p.startswith("ca-status")]
+    _, shape = parse_ca_status(status)
     if shape:
         problems = "; ".join(p.removeprefix("ca-status: ") for p in shape[:3])
         more = f" (and {len(shape) - 3} more)" if len(shape) > 3 else ""

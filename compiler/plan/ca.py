@@ -1,10 +1,7 @@
 """`--ca-status`: refuse a head whose trust anchors drop a root that live leaves chain to.
 
-The status file is keyless (fingerprints and counts only; `meshd ca status --format json`):
-
-    {"version": 1, "roots": [{"fingerprint": "sha256:AA:..", "liveLeaves": 3,
-                              "maxLeafNotAfter": "2026-11-26T12:00:00Z"}]}
-
+The status file is keyless (fingerprints and counts only; `meshd ca status --format json`);
+its format is defined once, in `compiler.kinds.mesh.ca_status_format`, for writer and reader.
 The comparison itself is the CA package's (`compiler.kinds.mesh.ca_status`), so the plan
 and the reconciler agree on what "still trusted" means.
 """

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
+from compiler.kinds.mesh.ca_status_format import RootStatus, ca_status_json
 from reconciler.ca.consumers import Consumer
 from reconciler.ca.rotation import live_leaves, next_gate
 from reconciler.ca.state import PHASE_ORDER, LeafRecord
@@ -148,21 +149,16 @@ def _max_after(leaves: list[LeafRecord]) -> str | None:
 
 
 def ca_status_snapshot(store: KeyStore, now: datetime) -> dict[str, object]:
-    """The keyless snapshot `meshc plan --ca-status FILE` reads (compiler ca_status.py)."""
+    """The keyless snapshot `meshc plan --ca-status FILE` reads; its format is the
+    compiler's (`compiler.kinds.mesh.ca_status_format`), so writer and reader cannot drift."""
     leaves = live_leaves(store.state, now)
-    roots = []
+    roots: list[RootStatus] = []
     for record in store.state.roots:
         mine = [leaf for leaf in leaves if leaf.root == record.name]
         if record.archived and not mine:
             continue
-        roots.append(
-            {
-                "fingerprint": record.fingerprint,
-                "liveLeaves": len(mine),
-                "maxLeafNotAfter": _max_after(mine),
-            }
-        )
-    return {"version": 1, "roots": roots}
+        roots.append(RootStatus(record.fingerprint, len(mine), _max_after(mine)))
+    return ca_status_json(roots)
 
 
 def _labels(**labels: str) -> str:

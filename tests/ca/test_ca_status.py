@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from compiler.kinds.mesh.ca_status import check_ca_status
+from compiler.kinds.mesh.ca_status_format import RootStatus, ca_status_json, parse_ca_status
 from compiler.kinds.mesh.model import MeshSpec
 
 FP1 = "sha256:" + ":".join(["11"] * 32)
@@ -87,3 +89,29 @@ def test_malformed_snapshots_are_problems_not_crashes() -> None:
         "ca-status: roots[1].liveLeaves: expected a non-negative integer",
         "ca-status: roots[2]: expected an object",
     ]
+
+
+def test_the_writer_and_the_reader_share_one_format() -> None:
+    roots = [RootStatus(FP1, 2, "2026-11-26T12:00:00Z"), RootStatus(FP2, 0, None)]
+    document = json.loads(json.dumps(ca_status_json(roots)))
+    assert document == {
+        "version": 1,
+        "roots": [
+            {"fingerprint": FP1, "liveLeaves": 2, "maxLeafNotAfter": "2026-11-26T12:00:00Z"},
+            {"fingerprint": FP2, "liveLeaves": 0, "maxLeafNotAfter": None},
+        ],
+    }
+    assert parse_ca_status(document) == (roots, [])
+
+
+def test_an_expiry_that_is_not_a_time_is_a_shape_problem() -> None:
+    bad = {"version": 1, "roots": [{"fingerprint": FP1, "liveLeaves": 1, "maxLeafNotAfter": 5}]}
+    assert parse_ca_status(bad) == (
+        [],
+        ["ca-status: roots[0].maxLeafNotAfter: expected an RFC 3339 time or null"],
+    )
+    # absent means the same as null: the root has no live leaf to date
+    assert parse_ca_status({"version": 1, "roots": [{"fingerprint": FP1, "liveLeaves": 0}]}) == (
+        [RootStatus(FP1, 0, None)],
+        [],
+    )
