@@ -39,14 +39,6 @@ def mask_text(text: str) -> str:
     return _PEM_PRIVATE.sub(lambda m: f"-----{m.group(1)} {MASKED}-----", text)
 
 
-def mask_pair(base: Any, head: Any) -> tuple[Any, Any]:
-    """Mask both sides of a change; head's mask says whether the secret changed.
-
-    Base's side never depends on head (it is `mask_value(base)`), so a plan can memoise
-    an unchanged base object's masked text and mask only head against it."""
-    return mask_value(base), mask_against(base, head)
-
-
 def mask_against(base: Any, head: Any) -> Any:
     """Head masked like `mask_value`, except that a secret-like value present on both
     sides with different contents reads MASKED_CHANGED."""

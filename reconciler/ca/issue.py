@@ -190,33 +190,5 @@ def make_svid(
     return _sign(builder, issuer_key)
 
 
-def spiffe_id_of(cert: x509.Certificate) -> str | None:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if len(uris) == 1 else None
-
-
-def verify_svid(
-    leaf: x509.Certificate,
-    *,
-    intermediates: list[x509.Certificate],
-    roots: list[x509.Certificate],
-    now: datetime,
-) -> str:
-    """Verify an SVID chain the way a mesh peer does; return its SPIFFE ID.
-
-    Raises `x509.verification.VerificationError` when the chain does not verify."""
-    from cryptography.x509.verification import PolicyBuilder, Store
-
-    verifier = PolicyBuilder().store(Store(roots)).time(now).build_client_verifier()
-    verified = verifier.verify(leaf, intermediates)
-    names = verified.subjects or []
-    uris = [str(n.value) for n in names if isinstance(n, x509.UniformResourceIdentifier)]
-    return uris[0] if uris else ""
-
-
 def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)

@@ -19,9 +19,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography import x509
-
-from compiler.kinds.mesh.anchors import fingerprint
 from reconciler.ca.consumers import Consumer
 from reconciler.ca.errors import REFUSED, CAError
 from reconciler.ca.faults import checkpoint
@@ -242,13 +239,3 @@ def auto_advance(store: KeyStore, consumers: list[Consumer], *, now: datetime) -
         if gate is None or not gate.holds:
             return done
         done.append(advance(store, consumers, now=now, force=False).summary)
-
-
-def issuer_chain(store: KeyStore) -> tuple[x509.Certificate, x509.Certificate]:
-    """(intermediate, root) of the active issuer."""
-    name = store.state.issuer
-    return store.intermediate_cert(name), store.root_cert(name)
-
-
-def root_names_by_fingerprint(store: KeyStore) -> dict[str, str]:
-    return {fingerprint(store.root_cert(r.name)): r.name for r in store.state.roots}

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography import x509
 
 from reconciler.ca.consumers import write_file_ack
-from reconciler.ca.issue import KeyAlgorithm, verify_svid
+from reconciler.ca.issue import KeyAlgorithm
 from reconciler.ca.leaves import IssuedLeaf, issue_leaf
 from reconciler.ca.state import Settings
 from reconciler.ca.store import KeyStore, create_store, open_store
@@ -67,6 +67,26 @@ def ack_all(store: KeyStore, *names: str) -> None:
     prints = [store.state.root(n).fingerprint for n in store.state.trusted]
     for name in names:
         write_file_ack(store.acks_dir, name, prints)
+
+
+def verify_svid(
+    leaf: x509.Certificate,
+    *,
+    intermediates: list[x509.Certificate],
+    roots: list[x509.Certificate],
+    now: datetime,
+) -> str:
+    """The tests' relying party: verify an SVID chain as a mesh peer does (cryptography's
+    client verifier) and return the SPIFFE ID it names. meshd itself never verifies its own
+    leaves, so this oracle lives with the tests.
+
+    Raises `x509.verification.VerificationError` when the chain does not verify."""
+    from cryptography.x509.verification import PolicyBuilder, Store
+
+    policy = PolicyBuilder().store(Store(roots)).time(now).build_client_verifier()
+    subjects = policy.verify(leaf, intermediates).subjects or []
+    spiffe = [str(n.value) for n in subjects if isinstance(n, x509.UniformResourceIdentifier)]
+    return spiffe[0] if spiffe else ""
 
 
 def verifies(leaf: IssuedLeaf, roots: list[x509.Certificate], now: datetime = NOW) -> bool:

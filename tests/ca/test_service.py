@@ -7,10 +7,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from reconciler.ca.issue import key_matches, verify_svid
+from reconciler.ca.issue import key_matches
 from reconciler.ca.rotation import start_rotation
 from reconciler.ca.service import CAService
-from tests.ca.support import SPIFFE_A, ack_all, new_store, reopen
+from tests.ca.support import SPIFFE_A, ack_all, new_store, reopen, verify_svid
 from tests.helpers import NOW
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -11,7 +10,6 @@ from compiler.kinds.common import IntentModel, Metadata, Ref
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 _WILDCARD_OR_REF = r"^(\*|([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
 _WILDCARD_OR_NS = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
@@ -101,17 +99,6 @@ class AccessPolicyDocument(IntentModel):
     spec: AccessPolicySpec
 
 
-def path_matches(pattern: str, path: str) -> bool:
-    """Istio's path semantics: exact, `prefix*`, `*suffix`, or `*`."""
-    if pattern == "*":
-        return True
-    if pattern.endswith("*"):
-        return path.startswith(pattern[:-1])
-    if pattern.startswith("*"):
-        return path.endswith(pattern[1:])
-    return path == pattern
-
-
 def path_covers(outer: str, inner: str) -> bool:
     """Whether every path matched by `inner` is matched by `outer`."""
     if outer == "*":
@@ -129,6 +116,3 @@ def path_covers(outer: str, inner: str) -> bool:
             return inner[1:].endswith(suffix)
         return not inner.endswith("*") and inner.endswith(suffix)
     return outer == inner
-
-
-HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from compiler.diagnostics import Severity
 from compiler.kinds.references import undeclared_service
 from compiler.kinds.rollout.model import MatchRule, RolloutDocument, StringMatch
 from compiler.lint.registry import Finding, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, subject_rollouts, subject_views
-from compiler.model.mesh import MeshModel, ServiceView
+from compiler.model.mesh import ServiceView
 from compiler.model.methods import is_unrestricted, non_idempotent_methods
 from compiler.validate import Intent
 
 RolloutIntent = Intent[RolloutDocument]
-
-
-def resolved_rollouts(model: MeshModel) -> Iterator[tuple[RolloutIntent, ServiceView]]:
-    """Every Rollout whose service exists, with that service (the others are MC220's)."""
-    for intent in model.rollouts:
-        view = model.service(intent.model.spec.service, intent.model.metadata.namespace)
-        if view is not None:
-            yield intent, view
 
 
 def version_hint(view: ServiceView, name: str) -> str:
