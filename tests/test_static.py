@@ -1,5 +1,5 @@
-"""The code stays ruff-clean, ruff-formatted and mypy --strict-clean (the configuration is
-in pyproject.toml)."""
+"""The code stays ruff-clean, ruff-formatted, mypy --strict-clean and inside its import rules
+(import-linter's contracts; the configuration of all four is in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     result = _run(sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout
+
+
+def test_import_contracts_are_kept() -> None:
+    """The compiler never imports the reconciler, the emitters never the plan, the kinds never
+    a backend; the output names the import chain that breaks a contract."""
+    result = _run(str(BIN / "lint-imports"), "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout, result.stdout
