@@ -1,4 +1,4 @@
-"""Stage 5b: plan — compare the compiled base and head revisions (DESIGN.md §5).
+"""The plan: compile a base and a head revision and compare them, for review before apply.
 
 `source` reads revisions from Git objects, `engine` compiles and compares them,
 `resources` / `meaning` / `risk` are the three views of a change, and `report`,

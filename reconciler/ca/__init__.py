@@ -1,4 +1,4 @@
-"""The mesh certificate authority (DESIGN.md §7).
+"""The mesh certificate authority: workload certificates and zero-downtime root rotation.
 
 Git holds the public side (`Mesh.spec.ca`); the key store (`store.py`) holds the private
 side. `issue.py` makes certificates, `rotation.py` runs the root rotation state machine,

@@ -1,4 +1,6 @@
-"""Discovery (DESIGN.md §2): what under the policy root is read, skipped, or reported."""
+"""Discovery: what under the policy root is read (YAML files), skipped (dot directories,
+other files, `meshc.yaml` excludes, foreign documents with a note) or reported as a finding
+(links out of the root or broken, special and unreadable files and directories)."""
 
 from __future__ import annotations
 
