@@ -1,46 +1,36 @@
 """The compiler's entry points: `load_tree` (files from disk) and `compile_tree` (pure).
 
 `compile_tree` is a function of the file contents, the time and the rollout state only.
-Per-file work (parse, classify, validate) is cached by content hash in a `FileCache`
-(`compiler.treefiles`), which also lets the next compile patch this one's model when few
-files changed (`compiler.model.delta`); and
-the findings of the subject rules per service and input fingerprint in a `LintCache`
-(`compiler.lint.subjects`): together they make an in-process re-lint after a one-file
-change cheap. Neither cache can change a result.
+A `Session` (owned by the caller: a CLI run, a planner, a reconciler) holds the per-file
+results by content hash and the incremental engine's memo tables; compiling a tree through
+the session of an earlier compile re-runs only the queries whose recorded inputs changed.
+Neither can change a result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 from compiler.config import ProjectConfig, parse_config
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.engine import Engine
 from compiler.gcpause import paused_gc
 from compiler.kinds import load_checks
-from compiler.lint.engine import finalize, run_rules
-from compiler.lint.registry import LintContext
-from compiler.lint.subjects import LintCache
+from compiler.lint.engine import LintConfig, finalize, rule_findings
 from compiler.load.discover import PolicyTree, discover_tree, read_config
-from compiler.model.delta import resolve_changed
-from compiler.model.mesh import MeshModel, resolve_model
-from compiler.treefiles import (
-    PATCH_SHARE,
-    FileCache,
-    FileResult,
-    LastCompile,
-    TreeFiles,
-    build_file,
-    content_key,
-    read_files,
-)
+from compiler.model.mesh import MeshSnapshot
+from compiler.model.queries import snapshot
+from compiler.treefiles import FileCache, FileResult, build_file, content_key, read_files
 
 __all__ = [
     "Compilation",
     "FileCache",
     "FileResult",
+    "Session",
     "build_file",
     "compile_tree",
     "content_key",
@@ -49,16 +39,29 @@ __all__ = [
 
 
 @dataclass(slots=True)
+class Session:
+    """What successive compiles share: per-file results and the engine's memo tables.
+
+    Pass the same session to every compile of a run; a compilation keeps a reference to
+    it so that its later phases (lowering, meaning) run through the same memo tables."""
+
+    files: FileCache = field(default_factory=FileCache)
+    engine: Engine = field(default_factory=Engine)
+
+
+@dataclass(slots=True)
 class Compilation:
     """The result of compiling one policy tree."""
 
     files: dict[str, FileResult]
-    model: MeshModel
+    model: MeshSnapshot
     diagnostics: list[Diagnostic]
     notes: list[str]
     now: datetime
     rollout_state: Mapping[str, int]
     config: ProjectConfig
+    session: Session = field(repr=False)
+    tree_problems: tuple[Diagnostic, ...] = field(default=(), repr=False)
 
     def blocking(self, threshold: Severity = Severity.WARNING) -> list[Diagnostic]:
         return [
@@ -70,27 +73,19 @@ class Compilation:
         """Compiles: no unsuppressed error."""
         return not self.blocking(Severity.ERROR)
 
-
-def _resolved(
-    files: TreeFiles, last: LastCompile | None, rollout_state: Mapping[str, int]
-) -> MeshModel:
-    """The model, re-resolved from the last compile's when few files changed since (and
-    the rollout state, which later phases read beside the model, is the same)."""
-    changed = files.changed
-    if (
-        last is not None
-        and changed is not None
-        and last.rollout_state == rollout_state
-        and len(changed) * PATCH_SHARE <= len(files.results)
-    ):
-        model = resolve_changed(
-            last.model,
-            removed={file: old for file, (old, _) in changed.items()},
-            added={file: new for file, (_, new) in changed.items()},
+    def engine(self) -> Engine:
+        """The session's engine, holding this compilation's inputs (set again if another
+        compile moved it on since, which re-validates, never recomputes, unchanged work)."""
+        engine = self.session.engine
+        set_inputs(
+            engine,
+            self.files,
+            now=self.now,
+            rollout_state=self.rollout_state,
+            problems=self.tree_problems,
+            lint=self.config.lint,
         )
-        if model is not None:
-            return model
-    return resolve_model(files.intents())
+        return engine
 
 
 def load_tree(root: Path) -> PolicyTree:
@@ -102,23 +97,42 @@ def load_tree(root: Path) -> PolicyTree:
     return discover_tree(root, excludes=excludes)
 
 
+def set_inputs(
+    engine: Engine,
+    files: Mapping[str, FileResult],
+    *,
+    now: datetime,
+    rollout_state: Mapping[str, int],
+    problems: tuple[Diagnostic, ...],
+    lint: LintConfig,
+) -> None:
+    """Make `files` (in name order), `now` and `rollout_state` the engine's inputs."""
+    paths = tuple(files)
+    known: tuple[str, ...] = engine.input_or("tree", "files", ())
+    for gone in set(known).difference(paths):
+        engine.remove_input("file", gone)
+    for path, result in files.items():
+        engine.set_input("file", path, result)
+    engine.set_input("tree", "files", paths)
+    engine.set_input("tree", "problems", problems)
+    engine.set_input("config", "lint", lint)
+    engine.set_input("now", None, now)
+    engine.set_input("rollout", None, MappingProxyType(dict(rollout_state)))
+
+
 def compile_tree(
     tree: PolicyTree,
     *,
     now: datetime,
     rollout_state: Mapping[str, int] | None = None,
-    cache: FileCache | None = None,
-    lint_cache: LintCache | None = None,
+    session: Session | None = None,
 ) -> Compilation:
     """Compile `tree`; the result depends on the files, `now` and `rollout_state` only.
 
-    `cache` (per-file results) and `lint_cache` (per-subject lint findings) make repeated
-    compiles of similar trees cheap; pass the same objects to every compile of a session.
-    Neither changes the result."""
+    `session` makes repeated compiles of similar trees cheap; pass the same one to every
+    compile of a run. It never changes the result."""
     with paused_gc():
-        return _compile_tree(
-            tree, now=now, rollout_state=rollout_state, cache=cache, lint_cache=lint_cache
-        )
+        return _compile_tree(tree, now=now, rollout_state=rollout_state, session=session)
 
 
 def _compile_tree(
@@ -126,28 +140,40 @@ def _compile_tree(
     *,
     now: datetime,
     rollout_state: Mapping[str, int] | None,
-    cache: FileCache | None,
-    lint_cache: LintCache | None,
+    session: Session | None,
 ) -> Compilation:
     load_checks()
-    cache = cache if cache is not None else FileCache()
+    session = session if session is not None else Session()
     config, config_problems = parse_config(tree.config)
-    files = read_files(tree, cache)
+    files = read_files(tree, session.files)
     state = dict(rollout_state or {})
-    last = cache.last  # keeps the previous model alive while the rules patch its results
-    model = _resolved(files, last, state)
-    cache.last = LastCompile(files, model, state)
-    raw_diagnostics = [*tree.problems, *config_problems, *files.all_problems()]
-    raw_diagnostics.extend(
-        run_rules(LintContext(model=model, now=now), digests=files.digests, cache=lint_cache)
+    problems = (*tree.problems, *config_problems)
+    engine = session.engine
+    set_inputs(
+        engine, files.results, now=now, rollout_state=state, problems=problems, lint=config.lint
     )
-    diagnostics = finalize(raw_diagnostics, config=config.lint, suppressions=files.suppressions)
     return Compilation(
         files=files.results,
-        model=model,
-        diagnostics=diagnostics,
+        model=engine.query(snapshot),
+        diagnostics=list(engine.query(diagnostics)),
         notes=files.all_notes(),
         now=now,
         rollout_state=state,
         config=config,
+        session=session,
+        tree_problems=problems,
     )
+
+
+def diagnostics(db: Engine) -> tuple[Diagnostic, ...]:
+    """The final diagnostics: load, validation and rule findings, with severities,
+    configuration and inline suppressions applied, sorted."""
+    raw: list[Diagnostic] = list(db.input("tree", "problems"))
+    suppressions = {}
+    for path in db.input("tree", "files"):
+        result: FileResult = db.input("file", path)
+        raw.extend(result.problems)
+        if found := result.suppressions():
+            suppressions[path] = found
+    raw.extend(db.query(rule_findings))
+    return tuple(finalize(raw, config=db.input("config", "lint"), suppressions=suppressions))

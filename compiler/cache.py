@@ -1,12 +1,10 @@
 """The on-disk lint cache: per-file parse results kept between CLI runs, like ruff's cache.
 
 `compile_tree` stays pure: the CLI asks this module for a `FileCache` pre-populated from
-disk, passes it in, and afterwards asks this module to store what the run built. Only the
-per-file stage (parse, classify, validate: a function of one file's name and bytes) is
-cached, plus the findings of the subject rules per subject and input fingerprint (see
-`compiler.lint.subjects`): model resolution and every other rule run each time, and a
-subject's findings are reused only while every input they were computed from is unchanged,
-so the cache cannot change a finding.
+disk, passes it in (inside a `Session`), and afterwards asks this module to store what the
+run built. Only the per-file stage (parse, classify, validate: a function of one file's
+name and bytes) is cached, keyed by content: the model and every rule run each time, so
+the cache cannot change a finding.
 
 Layout: `<root>/.meshc_cache/` (a dot-directory, so discovery skips it) holding a
 `.gitignore` of `*` and one file `lint-v<schema>.bin`. That file is
@@ -48,15 +46,13 @@ from compiler.api import FileCache, FileResult, content_key
 from compiler.diagnostics import Diagnostic, Severity, Span
 from compiler.gcpause import paused_gc
 from compiler.kinds import KINDS
-from compiler.lint.subjects import LintCache
 from compiler.lint.suppress import Suppression
 from compiler.load.documents import Document
 from compiler.load.yamlnodes import Positions, parse_source
-from compiler.model.mesh import ServiceKey
 from compiler.validate import Intent
 
 CACHE_DIR_NAME = ".meshc_cache"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MAGIC = b"MESHC-LINT-CACHE\n"
 _DIGEST = hashlib.sha256().digest_size
 ENV_NO_CACHE = "MESHC_NO_CACHE"
@@ -69,34 +65,17 @@ PlainEntry = tuple[
 ]
 """(sha256, lines, documents as (index, kind, data, valid), problems, skipped,
 suppressions as (line, col, codes, reason, applies_to))."""
-PlainFinding = tuple[str, str, int, int, int, int, str, str]
-"""(code, file, line, col, end_line, end_col, message, hint): a rule's raw finding."""
-PlainLint = dict[tuple[str, str, str], dict[str, list[PlainFinding]]]
-"""(namespace, name, fingerprint) -> code -> findings: the subject findings of a run."""
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What the cache file held: per-file entries and subject findings.
+    """What the cache file held: per-file entries.
 
     `blobs` are the entries as stored (each pickled on its own), so a run that changed one
     file re-pickles one entry, not the whole tree."""
 
     entries: dict[str, PlainEntry]
     blobs: dict[str, bytes] = field(default_factory=dict)
-    compact_lint: Any = None
-    """The subject findings as the file stores them (see `_compact_lint`)."""
-    references: dict[Any, Any] = field(default_factory=dict)
-    """Each subject's references by its own hash, as plain (namespace, name) pairs."""
-
-    @property
-    def lint(self) -> PlainLint:
-        """The subject findings: (namespace, name, fingerprint) -> code -> findings."""
-        return _expand_lint(self.compact_lint)
-
-    def lint_cache(self) -> LintCache:
-        """A LintCache holding the stored subject findings and references."""
-        return restore_lint_cache(self.lint, self.references)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +123,7 @@ def read_stored(cache: DiskCache) -> Stored:
             if isinstance(name, str) and isinstance(entry, tuple) and entry:
                 entries[name] = entry  # its fields are checked again on restore
                 kept[name] = blob
-        references = data.get("references")
-        return Stored(
-            entries, kept, data.get("lint"), references if isinstance(references, dict) else {}
-        )
+        return Stored(entries, kept)
 
 
 def _unpickle_plain(blob: Any) -> Any:
@@ -155,114 +131,6 @@ def _unpickle_plain(blob: Any) -> Any:
         return _PlainUnpickler(io.BytesIO(blob)).load()
     except Exception:  # corrupt or foreign: ignored and rebuilt
         return None
-
-
-def _expand_lint(stored: Any) -> PlainLint:
-    """The stored subject findings: (code sets, {subject: (code set index, non-empty)})."""
-    if not isinstance(stored, tuple) or len(stored) != 2:
-        return {}
-    code_sets, subjects = stored
-    if not isinstance(code_sets, list) or not isinstance(subjects, dict):
-        return {}
-    out: PlainLint = {}
-    for key, value in subjects.items():
-        try:
-            which, found = value
-            by_code: dict[str, list[PlainFinding]] = dict.fromkeys(code_sets[which], _EMPTY)
-            by_code.update(found)
-        except (TypeError, ValueError, IndexError):
-            continue
-        out[key] = by_code
-    return out
-
-
-_EMPTY: list[PlainFinding] = []
-"""Shared by every code without findings in `_expand_lint` (never mutated)."""
-
-
-def _compact_lint(lint_cache: LintCache) -> tuple[list[tuple[str, ...]], dict[Any, Any]]:
-    """`_expand_lint`'s input, for the subjects the last compile used: each subject's codes
-    as an index into shared code sets, and only the codes with findings (most subjects of
-    a clean tree have none)."""
-    code_sets: list[tuple[str, ...]] = []
-    index: dict[tuple[str, ...], int] = {}
-    subjects: dict[Any, Any] = {}
-    for key, fingerprint in sorted(lint_cache.previous):
-        by_code = lint_cache.entries.get((key, fingerprint))
-        if by_code is None:
-            continue
-        codes = tuple(sorted(by_code))
-        which = index.get(codes)
-        if which is None:
-            which = index[codes] = len(code_sets)
-            code_sets.append(codes)
-        found = {code: _plain_findings(by_code[code]) for code in codes if by_code[code]}
-        subjects[(key.namespace, key.name, fingerprint)] = (which, found)
-    return code_sets, subjects
-
-
-def _plain_findings(found: list[Diagnostic]) -> list[PlainFinding]:
-    return [
-        (
-            d.code,
-            d.span.file,
-            d.span.line,
-            d.span.col,
-            d.span.end_line,
-            d.span.end_col,
-            d.message,
-            d.hint,
-        )
-        for d in found
-    ]
-
-
-def restore_lint_cache(lint: PlainLint, references: dict[Any, Any] | None = None) -> LintCache:
-    """A LintCache holding the stored subject findings (an entry that does not fit is dropped).
-
-    Entries are keyed by their input fingerprint, so an entry whose inputs changed is
-    simply never looked up. `references`: `Stored.references`."""
-    restored = LintCache()
-    for own, pairs in (references or {}).items():
-        try:
-            keys = tuple(ServiceKey(namespace, name) for namespace, name in pairs)
-        except (TypeError, ValueError):
-            continue
-        if isinstance(own, str) and all(
-            isinstance(k.namespace, str) and isinstance(k.name, str) for k in keys
-        ):
-            restored.references[own] = keys
-    for stored_key, by_code in lint.items():
-        try:
-            namespace, name, fingerprint = stored_key
-            findings = {
-                code: [
-                    Diagnostic(found, Span(file, line, col, end_line, end_col), message, hint)
-                    for found, file, line, col, end_line, end_col, message, hint in plain
-                ]
-                if plain
-                else []
-                for code, plain in by_code.items()
-            }
-        except (TypeError, ValueError, AttributeError):
-            continue
-        entry = (ServiceKey(namespace, name), fingerprint)
-        restored.entries[entry] = findings
-        restored.previous.add(entry)
-    return restored
-
-
-def plain_lint(lint_cache: LintCache) -> PlainLint:
-    """The subject findings the last compile used, as plain data."""
-    out: PlainLint = {}
-    for key, fingerprint in sorted(lint_cache.previous):
-        by_code = lint_cache.entries.get((key, fingerprint))
-        if by_code is None:
-            continue
-        out[(key.namespace, key.name, fingerprint)] = {
-            code: _plain_findings(found) for code, found in sorted(by_code.items())
-        }
-    return out
 
 
 def restore_file_cache(entries: dict[str, PlainEntry], files: dict[str, bytes]) -> FileCache:
@@ -292,11 +160,10 @@ def save_file_cache(
     file_cache: FileCache,
     *,
     previous: dict[str, PlainEntry] | None = None,
-    lint_cache: LintCache | None = None,
     stored: Stored | None = None,
 ) -> bool:
-    """Store the entries of the present files (and the subject findings of `lint_cache`);
-    skipped when nothing changed. True if written.
+    """Store the entries of the present files; skipped when nothing changed. True if
+    written.
 
     `stored` is what `read_stored` returned before the run (`previous`: its entries, the
     older form of this argument); the cache file is read again when neither is given.
@@ -304,13 +171,7 @@ def save_file_cache(
     current = {name: content_key(raw) for name, raw in files.items()}
     if stored is None:
         stored = Stored(previous) if previous is not None else read_stored(cache)
-    lint = _compact_lint(lint_cache if lint_cache is not None else LintCache())
-    references = {
-        own: tuple((key.namespace, key.name) for key in keys)
-        for own, keys in (lint_cache.references if lint_cache is not None else {}).items()
-    }
-    same_files = {name: entry[0] for name, entry in stored.entries.items()} == current
-    if same_files and (lint_cache is None or lint == stored.compact_lint):
+    if {name: entry[0] for name, entry in stored.entries.items()} == current:
         return False
     blobs: dict[str, bytes] = {}
     for name, digest in current.items():
@@ -325,7 +186,7 @@ def save_file_cache(
         if entry is not None:
             blobs[name] = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
     payload = pickle.dumps(
-        {"meta": _meta(), "blobs": blobs, "lint": lint, "references": references},
+        {"meta": _meta(), "blobs": blobs},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     _write_atomic(cache, payload)

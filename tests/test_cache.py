@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from compiler import cache
-from compiler.api import FileCache, compile_tree, load_tree
+from compiler.api import FileCache, Session, compile_tree, load_tree
 from compiler.cli import cli
 from tests.helpers import BIN, NOW, write_tree
 
@@ -87,11 +87,11 @@ def test_rule_findings_from_cached_documents_keep_their_exact_spans(tmp_path: Pa
     assert disk is not None
     cache.save_file_cache(disk, tree.files, FileCache())  # nothing built yet: stores nothing
     warm = FileCache()
-    compile_tree(tree, now=NOW, cache=warm)
+    compile_tree(tree, now=NOW, session=Session(files=warm))
     assert cache.save_file_cache(disk, tree.files, warm)
     restored = cache.load_file_cache(disk, tree.files)
     assert len(restored.entries) == len(tree.files)
-    again = compile_tree(tree, now=NOW, cache=restored)
+    again = compile_tree(tree, now=NOW, session=Session(files=restored))
     assert again.diagnostics == fresh.diagnostics
     unknown = [d for d in again.diagnostics if d.code == "MC201"]
     assert unknown and (unknown[0].span.file, unknown[0].span.line, unknown[0].span.col) == (

@@ -136,10 +136,9 @@ def default_cache_dir(root: Path) -> Path:
 def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | None) -> Compilation:
     """Compile with the on-disk cache unless it is off (None, MESHC_NO_CACHE) or unusable.
 
-    The cache pre-fills the per-file stage and the subject findings whose inputs are
-    unchanged, so findings are identical either way.
+    The cache pre-fills the per-file stage by content, so findings are identical either way.
     """
-    from compiler.api import FileCache, compile_tree
+    from compiler.api import Session, compile_tree
 
     if cache_dir is None:
         return compile_tree(tree, now=now)
@@ -147,10 +146,9 @@ def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | Non
 
     disk = None if cache.cache_disabled(False) else cache.open_cache(cache_dir)
     if disk is None:
-        return compile_tree(tree, now=now, cache=FileCache())
+        return compile_tree(tree, now=now)
     stored = cache.read_stored(disk)
     file_cache = cache.restore_file_cache(stored.entries, tree.files)
-    lint_cache = stored.lint_cache()
-    compilation = compile_tree(tree, now=now, cache=file_cache, lint_cache=lint_cache)
-    cache.save_file_cache(disk, tree.files, file_cache, lint_cache=lint_cache, stored=stored)
+    compilation = compile_tree(tree, now=now, session=Session(files=file_cache))
+    cache.save_file_cache(disk, tree.files, file_cache, stored=stored)
     return compilation

@@ -220,7 +220,7 @@ def _prefill(planner: Planner, directory: Path, trees: tuple[PolicyTree, ...]) -
         return
     stored = cache.read_entries(disk)
     for tree in trees:
-        planner.files.entries.update(cache.restore_file_cache(stored, tree.files).entries)
+        planner.session.files.entries.update(cache.restore_file_cache(stored, tree.files).entries)
 
 
 def format_plan(plan: Plan, fmt: str) -> str:

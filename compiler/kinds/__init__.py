@@ -1,7 +1,11 @@
 """The intent kinds. Each kind is one package: `model.py` (the pydantic model) and
-`checks.py` (its lint rules). This registry is the one place that lists them."""
+`checks.py` (its lint rules). `REGISTRY` is the one place that lists them: the loader
+validates with it, and the model resolves documents by the role it gives each kind."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -11,15 +15,32 @@ from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.kinds.rollout.model import RolloutDocument
 from compiler.kinds.service.model import ServiceDocument
 
-KINDS: dict[str, type[BaseModel]] = {
-    "Mesh": MeshDocument,
-    "Service": ServiceDocument,
-    "AccessPolicy": AccessPolicyDocument,
-    "Rollout": RolloutDocument,
-    "Resilience": ResilienceDocument,
+Role = Literal["mesh", "service", "attached"]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One intent kind: its document model and how the model resolves it.
+
+    `mesh`: the mesh-wide settings (one per tree); `service`: declares a service;
+    `attached`: written for one service through `spec.service`, and found in that
+    service's view under the kind's name."""
+
+    document: type[BaseModel]
+    role: Role
+
+
+REGISTRY: dict[str, Kind] = {
+    "Mesh": Kind(MeshDocument, "mesh"),
+    "Service": Kind(ServiceDocument, "service"),
+    "AccessPolicy": Kind(AccessPolicyDocument, "attached"),
+    "Rollout": Kind(RolloutDocument, "attached"),
+    "Resilience": Kind(ResilienceDocument, "attached"),
 }
 
+KINDS: dict[str, type[BaseModel]] = {name: kind.document for name, kind in REGISTRY.items()}
 KIND_NAMES = frozenset(KINDS)
+ATTACHED_KINDS = tuple(name for name, kind in REGISTRY.items() if kind.role == "attached")
 
 
 def load_checks() -> None:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Diagnostic, Severity, Span
+from compiler.engine import Engine
 from compiler.lint.registry import REGISTRY, Check, LintContext, SubjectCheck
-from compiler.lint.subjects import (
-    Fingerprints,
-    LintCache,
-    Subject,
-    SubjectContext,
-    fingerprints,
-    subjects_of,
-)
+from compiler.lint.subjects import Subject, SubjectContext, subject, subject_keys
 from compiler.lint.suppress import Suppression, scan_suppressions
-
-if TYPE_CHECKING:
-    from compiler.model.mesh import MeshModel, ServiceKey
+from compiler.model.mesh import ServiceKey
+from compiler.model.queries import MeshReader, now
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,27 +22,49 @@ class LintConfig:
     severity: Mapping[str, Severity] = field(default_factory=dict)
 
 
-def run_rules(
-    ctx: LintContext,
-    *,
-    digests: Mapping[str, str] | None = None,
-    cache: LintCache | None = None,
-) -> list[Diagnostic]:
-    """Every rule's findings (code, span, message, hint; severities come in `finalize`).
+def rule_findings(db: Engine) -> tuple[Diagnostic, ...]:
+    """Every rule's raw findings for the engine's current inputs (code, span, message,
+    hint; severities come in `finalize`): each mesh-wide rule as a query of its own, and
+    all subject rules as one query per subject, so a revision re-runs exactly the rules
+    and subjects whose recorded reads changed."""
+    found: list[Diagnostic] = []
+    for code in _global_codes():
+        found.extend(db.query(global_rule_findings, code))
+    for key in db.query(subject_keys):
+        found.extend(db.query(subject_findings, key))
+    return tuple(found)
 
-    With a `cache` (and the content hash of every file in `digests`), subject rules reuse
-    the findings of every subject whose input fingerprint is unchanged; the result is the
-    same as without one."""
-    diagnostics: list[Diagnostic] = []
-    subject_rules: list[tuple[str, SubjectCheck]] = []
-    for code, registered in sorted(REGISTRY.items()):
-        if registered.subject_check is not None:
-            subject_rules.append((code, registered.subject_check))
-        elif registered.check is not None:
-            diagnostics.extend(_run_global(code, registered.check, ctx))
-    if subject_rules:
-        diagnostics.extend(_run_subject_rules(ctx.model, subject_rules, digests, cache))
-    return diagnostics
+
+def _global_codes() -> list[str]:
+    return sorted(
+        code
+        for code, registered in REGISTRY.items()
+        if registered.subject_check is None and registered.check is not None
+    )
+
+
+def _subject_rules() -> list[tuple[str, SubjectCheck]]:
+    return [
+        (code, registered.subject_check)
+        for code, registered in sorted(REGISTRY.items())
+        if registered.subject_check is not None
+    ]
+
+
+def global_rule_findings(db: Engine, code: str) -> tuple[Diagnostic, ...]:
+    check = REGISTRY[code].check
+    assert check is not None
+    return tuple(_run_global(code, check, LintContext(MeshReader(db), lambda: db.query(now))))
+
+
+def subject_findings(db: Engine, key: ServiceKey) -> tuple[Diagnostic, ...]:
+    """Every subject rule's findings for one subject, in rule order."""
+    scoped = SubjectContext(MeshReader(db))
+    found = db.query(subject, key)
+    out: list[Diagnostic] = []
+    for code, check in _subject_rules():
+        out.extend(_run_subject(code, check, scoped, found))
+    return tuple(out)
 
 
 def _run_global(code: str, check: Check, ctx: LintContext) -> list[Diagnostic]:
@@ -83,105 +96,6 @@ def _internal_error(code: str, exc: Exception) -> Diagnostic:
         f"internal error in rule {code}: {type(exc).__name__}: {exc}",
         "please report this to the meshc maintainers",
     )
-
-
-def _run_subject_rules(
-    model: MeshModel,
-    rules: list[tuple[str, SubjectCheck]],
-    digests: Mapping[str, str] | None,
-    cache: LintCache | None,
-) -> list[Diagnostic]:
-    scoped = SubjectContext(model)
-    subjects = subjects_of(model)
-    if cache is None or digests is None:
-        out: list[Diagnostic] = []
-        for subject in subjects.values():
-            for code, check in rules:
-                out.extend(_run_subject(code, check, scoped, subject))
-        return out
-    try:
-        prints = fingerprints(model, digests, memo=cache.references, owns=cache.owns)
-    except KeyError:  # a file without a digest: nothing can be reused safely
-        return _run_subject_rules(model, rules, None, None)
-    run = _SubjectRun(tuple(code for code, _ in rules), rules, scoped, cache)
-    state: Fingerprints = model.lint_index["fingerprints"]
-    change = model.change
-    previous = change.previous() if change is not None else None
-    index = previous.lint_index if previous is not None else {}
-    before: SubjectFindings | None = index.get("subject_findings")
-    if state.redone is not None and before is not None and before.codes == run.codes:
-        before_prints = index["fingerprints"].prints
-        found = _patched_findings(before, before_prints, state.redone, subjects, prints, run)
-    else:
-        found = SubjectFindings(run.codes, {}, set())
-        for key, subject in subjects.items():
-            entry = (key, prints[key])
-            found.used.add(entry)
-            found.by_subject[key] = run.findings(entry, subject)
-    model.lint_index["subject_findings"] = found
-    cache.retain(found.used)
-    cache.reused = len(subjects) - run.computed
-    return list(itertools.chain.from_iterable(found.by_subject.values()))
-
-
-@dataclass(slots=True)
-class SubjectFindings:
-    """One model's subject findings, by subject, and the cache entries they came from."""
-
-    codes: tuple[str, ...]
-    by_subject: dict[ServiceKey, list[Diagnostic]]
-    used: set[tuple[ServiceKey, str]]
-
-
-@dataclass(slots=True)
-class _SubjectRun:
-    codes: tuple[str, ...]
-    rules: list[tuple[str, SubjectCheck]]
-    scoped: SubjectContext
-    cache: LintCache
-    computed: int = 0
-    """Subjects whose findings no cache entry held."""
-
-    def findings(self, entry: tuple[ServiceKey, str], subject: Subject) -> list[Diagnostic]:
-        """Every rule's findings for one subject, in rule order, from the cache when its
-        fingerprint is known."""
-        joined = self.cache.flat.get(entry)
-        if joined is not None and joined[0] == self.codes:
-            return joined[1]
-        stored = self.cache.lookup(*entry)
-        self.computed += not stored
-        mine: list[Diagnostic] = []
-        for code, check in self.rules:
-            found = stored.get(code)
-            if found is None:
-                found = stored[code] = _run_subject(code, check, self.scoped, subject)
-            mine.extend(found)
-        self.cache.flat[entry] = (self.codes, mine)
-        return mine
-
-
-def _patched_findings(
-    before: SubjectFindings,
-    before_prints: dict[ServiceKey, str],
-    redone: frozenset[ServiceKey],
-    subjects: dict[ServiceKey, Subject],
-    prints: dict[ServiceKey, str],
-    run: _SubjectRun,
-) -> SubjectFindings:
-    """The previous model's findings with those of the subjects whose fingerprint was
-    recomputed (`redone`) replaced: every other subject's fingerprint is unchanged."""
-    by_subject = dict(before.by_subject)
-    used = set(before.used)
-    for key in redone:
-        used.discard((key, before_prints.get(key, "")))
-        subject = subjects.get(key)
-        if subject is None:
-            by_subject.pop(key, None)
-            continue
-        entry = (key, prints[key])
-        used.add(entry)
-        by_subject[key] = run.findings(entry, subject)
-    return SubjectFindings(before.codes, by_subject, used)
 
 
 def finalize(

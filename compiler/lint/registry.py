@@ -31,10 +31,20 @@ class Finding:
     hint: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class LintContext:
-    model: MeshModel
-    now: datetime
+    """What a mesh-wide rule reads: the model and the evaluation time. Inside the engine
+    `now` is a function reading the time as a recorded input, so only the rules that look
+    at the clock are re-run when it moves."""
+
+    __slots__ = ("_now", "model")
+
+    def __init__(self, model: MeshModel, now: datetime | Callable[[], datetime]) -> None:
+        self.model = model
+        self._now = now
+
+    @property
+    def now(self) -> datetime:
+        return self._now if isinstance(self._now, datetime) else self._now()
 
 
 Check = Callable[[LintContext], Iterable[Finding]]
@@ -103,7 +113,7 @@ def subject_rule(
             from compiler.lint.subjects import SubjectContext, subjects_of
 
             scoped = SubjectContext(ctx.model)
-            for subject in subjects_of(ctx.model).values():
+            for subject in subjects_of(ctx.model):
                 yield from check(scoped, subject)
 
         summary = doc.splitlines()[0]

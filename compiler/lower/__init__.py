@@ -2,8 +2,8 @@
 
 `lower` is the one entry point the CLI, the plan and the reconciler use. It refuses a
 compilation that has blocking errors — nothing is emitted (or applied) from a revision
-that does not compile. A `LoweringCache` (kept by a long-lived caller such as the
-planner) makes lowering incremental: see `compiler.lower.cache`.
+that does not compile. Lowering runs through the compilation's session, so a re-lower
+after a small change recomputes only the objects whose recorded inputs changed.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from compiler.api import Compilation
 from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.gcpause import paused_gc
-from compiler.lower.cache import LoweringCache
 
 TARGETS = ("istio",)
 
-__all__ = ["TARGETS", "LoweringCache", "LoweringRefused", "lower"]
+__all__ = ["TARGETS", "LoweringRefused", "lower"]
 
 
 class LoweringRefused(Exception):
@@ -31,26 +30,13 @@ class LoweringRefused(Exception):
         )
 
 
-def lower(
-    compilation: Compilation, *, target: str = "istio", cache: LoweringCache | None = None
-) -> Artifacts:
-    """The artifacts of an `ok` compilation for `target` (only "istio" so far).
-
-    With `cache`, services whose inputs are unchanged since a recent call reuse that
-    call's objects; the result is identical either way (tests/lower/test_incremental.py).
-    """
+def lower(compilation: Compilation, *, target: str = "istio") -> Artifacts:
+    """The artifacts of an `ok` compilation for `target` (only "istio" so far)."""
     if target not in TARGETS:
         raise ValueError(f"target {target!r}: unknown; choose one of {', '.join(TARGETS)}")
     if not compilation.ok:
         raise LoweringRefused(compilation.blocking(Severity.ERROR))
-    from compiler.lower.istio import lower_istio_keyed
+    from compiler.lower.istio import istio_artifacts
 
     with paused_gc():
-        groups = lower_istio_keyed(
-            compilation.model,
-            now=compilation.now,
-            rollout_state=compilation.rollout_state,
-            cache=cache,
-        )
-        objects = cache.assemble(groups) if cache is not None else None
-        return Artifacts(objects) if objects is not None else Artifacts.of_groups(groups)
+        return compilation.engine().query(istio_artifacts)

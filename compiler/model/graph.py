@@ -1,4 +1,4 @@
-"""The two access graphs of DESIGN.md §2.
+"""The two access graphs.
 
 The *allowed* graph is what servers permit (the security view: every allow rule, per
 source); the *effective* graph is what can actually happen — a client's declared `calls:`
@@ -7,14 +7,15 @@ intersected with what the server allows at runtime.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from compiler.kinds.access_policy.model import AccessPolicyDocument, Operation, Rule, Source
+from compiler.model.access import PeerKind, resolve_source
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.validate import Intent
 
-PeerKind = Literal["service", "namespace", "identity", "any", "ingress"]
 Verdict = Literal["allowed", "shadow", "default-allow", "default-deny", "no-rule", "denied"]
 
 
@@ -36,22 +37,8 @@ class Peer:
 
     @classmethod
     def of(cls, source: Source, namespace: str, model: MeshModel) -> Peer:
-        if source.ingress_gateway:
-            return cls("ingress", "ingress-gateway")
-        if "*" in (source.service, source.namespace, source.identity):
-            return cls("any", "*")
-        if source.service:
-            return cls("service", str(ServiceKey.parse(source.service, namespace)))
-        if source.namespace:
-            return cls("namespace", source.namespace)
-        return cls("identity", spiffe_of(source.identity or "", model))
-
-
-def spiffe_of(identity: str, model: MeshModel) -> str:
-    if identity.startswith("spiffe://"):
-        return identity
-    ns, account = identity.split("/", 1)
-    return model.spiffe(ns, account)
+        resolved = resolve_source(source, namespace, model)
+        return cls(resolved.peer, resolved.label)
 
 
 def describe_operation(op: Operation) -> str:
@@ -87,41 +74,32 @@ def allowed_edges(model: MeshModel) -> list[Edge]:
     """Every allow (and deny) a server states, plus what defaults open."""
     edges: set[Edge] = set()
     for view in model.services.values():
-        enforced = [p for p in view.policies if p.model.spec.mode == "enforce"]
-        if not enforced and (view.policies or model.settings.default_action == "allow"):
-            mode: Literal["shadow", "default"] = "shadow" if view.policies else "default"
-            edges.add(Edge(Peer("any", "*"), view.key, "*", "allow", mode, ""))
-        for policy in view.policies:
-            for rule in policy.model.spec.rules:
-                for source in rule.from_:
-                    edges.add(
-                        Edge(
-                            Peer.of(source, policy.model.metadata.namespace, model),
-                            view.key,
-                            describe_operation(rule.to),
-                            rule.action,
-                            policy.model.spec.mode,
-                            policy.ref,
-                        )
-                    )
+        edges.update(server_edges(view, model))
     return sorted(edges, key=Edge.sort_key)
 
 
-def peer_matches(source: Source, namespace: str, client: ServiceView, model: MeshModel) -> bool:
-    """Whether a rule's source admits `client` at runtime (Istio matches principals).
-
-    The same cases as `Peer.of`, without building a Peer: this runs for every rule of
-    every server of every declared call."""
-    if source.ingress_gateway:
-        return False
-    if "*" in (source.service, source.namespace, source.identity):
-        return True
-    if source.service:
-        named = model.services.get(ServiceKey.parse(source.service, namespace))
-        return named is not None and named.spiffe_id == client.spiffe_id
-    if source.namespace:
-        return client.key.namespace == source.namespace
-    return client.spiffe_id == spiffe_of(source.identity or "", model)
+def server_edges(view: ServiceView, model: MeshModel) -> set[Edge]:
+    """The edges into one server: its rules per source, or what shadow mode or the mesh
+    default opens."""
+    edges: set[Edge] = set()
+    enforced = [p for p in view.policies if p.model.spec.mode == "enforce"]
+    if not enforced and (view.policies or model.settings.default_action == "allow"):
+        mode: Literal["shadow", "default"] = "shadow" if view.policies else "default"
+        edges.add(Edge(Peer("any", "*"), view.key, "*", "allow", mode, ""))
+    for policy in view.policies:
+        for rule in policy.model.spec.rules:
+            for source in rule.from_:
+                edges.add(
+                    Edge(
+                        Peer.of(source, policy.model.metadata.namespace, model),
+                        view.key,
+                        describe_operation(rule.to),
+                        rule.action,
+                        policy.model.spec.mode,
+                        policy.ref,
+                    )
+                )
+    return edges
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,79 +115,67 @@ class CallDecision:
     """Why, as a tag: tools that report a denial say which kind it was."""
 
 
-Matcher = tuple[str, str]
-"""A rule source resolved once: ("any" | "id" | "namespace" | "never", value)."""
+Placed = tuple[Intent[AccessPolicyDocument], Rule]
+
+RuleIndex = tuple[
+    Mapping[str, tuple[int, ...]],
+    Mapping[str, tuple[int, ...]],
+    tuple[int, ...],
+    tuple[Placed, ...],
+]
+"""A server's enforced rules indexed by whom their sources admit: by SPIFFE ID, by
+namespace, and those admitting anyone (positions into the last item)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Admits:
-    """Whom one rule's sources admit, as sets: a client is checked in O(1) however many
-    sources the rule names (a rule naming every service as a source made each declared
-    call into its server a scan of thousands of sources)."""
-
-    anyone: bool
-    ids: frozenset[str]
-    namespaces: frozenset[str]
-
-    @classmethod
-    def of(cls, matchers: tuple[Matcher, ...]) -> _Admits:
-        return cls(
-            any(kind == "any" for kind, _ in matchers),
-            frozenset(value for kind, value in matchers if kind == "id"),
-            frozenset(value for kind, value in matchers if kind == "namespace"),
-        )
-
-    def admit(self, spiffe: str, namespace: str) -> bool:
-        return self.anyone or spiffe in self.ids or namespace in self.namespaces
-
-
-def matching_rules(
-    server: ServiceView, client: ServiceView, model: MeshModel
-) -> list[tuple[Intent[AccessPolicyDocument], Rule]]:
-    """The enforced rules of `server` with a source that admits `client` (`peer_matches`)."""
-    spiffe = client.spiffe_id
-    namespace = client.key.namespace
-    return [
-        (policy, rule)
-        for policy, rule, admits in _enforced_matchers(server, model)
-        if admits.admit(spiffe, namespace)
-    ]
+def rule_index(server: ServiceView, model: MeshModel) -> RuleIndex:
+    """The server's enforced rules by source, so deciding a call costs the rules that
+    name the caller, not every rule of the server (a hub with one rule per caller)."""
+    by_id: dict[str, list[int]] = {}
+    by_namespace: dict[str, list[int]] = {}
+    anyone: list[int] = []
+    placed: list[Placed] = []
+    for policy in server.policies:
+        if policy.model.spec.mode != "enforce":
+            continue
+        namespace = policy.model.metadata.namespace
+        for rule in policy.model.spec.rules:
+            position = len(placed)
+            placed.append((policy, rule))
+            for source in rule.from_:
+                principal = resolve_source(source, namespace, model).principal
+                if principal.kind == "any":
+                    anyone.append(position)
+                elif principal.kind == "namespace":
+                    by_namespace.setdefault(principal.value, []).append(position)
+                else:
+                    by_id.setdefault(principal.value, []).append(position)
+    return (
+        {spiffe: tuple(found) for spiffe, found in by_id.items()},
+        {namespace: tuple(found) for namespace, found in by_namespace.items()},
+        tuple(anyone),
+        tuple(placed),
+    )
 
 
-def _enforced_matchers(
-    server: ServiceView, model: MeshModel
-) -> list[tuple[Intent[AccessPolicyDocument], Rule, _Admits]]:
-    """The server's enforced rules with their sources resolved, computed once per model
-    (every declared call to the server is decided against the same rules)."""
-    cached: list[tuple[Intent[AccessPolicyDocument], Rule, _Admits]] | None = server.match_index
-    if cached is None:
-        cached = []
-        for policy in server.policies:
-            if policy.model.spec.mode != "enforce":
-                continue
-            namespace = policy.model.metadata.namespace
-            for rule in policy.model.spec.rules:
-                matchers = tuple(_matcher(s, namespace, model) for s in rule.from_)
-                cached.append((policy, rule, _Admits.of(matchers)))
-        server.match_index = cached
-    return cached
+def server_rule_index(model: MeshModel, key: ServiceKey) -> RuleIndex:
+    """`rule_index` of the declared service `key` (for `MeshModel.derived`)."""
+    return rule_index(model.services[key], model)
 
 
-def _matcher(source: Source, namespace: str, model: MeshModel) -> Matcher:
-    """What `peer_matches` compares a client against, for one source."""
-    if source.ingress_gateway:
-        return ("never", "")
-    if "*" in (source.service, source.namespace, source.identity):
-        return ("any", "")
-    if source.service:
-        named = model.services.get(ServiceKey.parse(source.service, namespace))
-        return ("id", named.spiffe_id) if named is not None else ("never", "")
-    if source.namespace:
-        return ("namespace", source.namespace)
-    return ("id", spiffe_of(source.identity or "", model))
+def matching_rules(client: ServiceView, index: RuleIndex) -> list[Placed]:
+    """The enforced rules (in policy order) with a source admitting `client`."""
+    by_id, by_namespace, anyone, placed = index
+    positions = {*anyone}
+    positions.update(by_id.get(client.spiffe_id, ()))
+    positions.update(by_namespace.get(client.key.namespace, ()))
+    return [placed[position] for position in sorted(positions)]
 
 
-def decide_call(client: ServiceView, server: ServiceView, model: MeshModel) -> CallDecision:
+def decide_call(
+    client: ServiceView, server: ServiceView, model: MeshModel, index: RuleIndex | None = None
+) -> CallDecision:
+    """What happens when `client` calls `server`; `index` is `rule_index(server, model)`
+    when the caller keeps it for several calls into one server."""
     enforced = [p for p in server.policies if p.model.spec.mode == "enforce"]
     if not enforced:
         if server.policies:
@@ -228,7 +194,9 @@ def decide_call(client: ServiceView, server: ServiceView, model: MeshModel) -> C
             (),
             "default-deny",
         )
-    rules = matching_rules(server, client, model)
+    if index is None:
+        index = model.derived(server_rule_index, server.key)
+    rules = matching_rules(client, index)
     for policy, rule in rules:
         if rule.action == "deny" and rule.to.is_any and not rule.headers:
             number = next(i for i, r in enumerate(policy.model.spec.rules) if r is rule) + 1
@@ -256,10 +224,14 @@ def decide_call(client: ServiceView, server: ServiceView, model: MeshModel) -> C
 def effective_edges(model: MeshModel) -> list[CallDecision]:
     """Every declared call with its runtime decision (allowed ones form the effective graph)."""
     decisions = []
+    indexes: dict[ServiceKey, RuleIndex] = {}
     for client in sorted(model.services.values(), key=lambda v: v.key):
         for target in client.calls:
             server = model.services.get(target)
             if server is None:
                 continue
-            decisions.append(decide_call(client, server, model))
+            index = indexes.get(target)
+            if index is None:
+                index = indexes[target] = rule_index(server, model)
+            decisions.append(decide_call(client, server, model, index))
     return decisions

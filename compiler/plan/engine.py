@@ -1,8 +1,8 @@
 """Plan: compile two revisions and compare them.
 
-`Planner` keeps the caches that make a re-plan after a one-file change cheap: blob bytes
-by blob id (`BlobCache`), per-file parse/validate results by content (`FileCache`, shared
-by both sides) and whole compiled sides by their content digest.
+`Planner` keeps what makes a re-plan after a one-file change cheap: blob bytes by blob id
+(`BlobCache`), one compiler `Session` for both sides (per-file results by content, the
+engine's memo tables) and whole compiled sides by their content digest.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from compiler.api import Compilation, FileCache, compile_tree
+from compiler.api import Compilation, Session, compile_tree
 from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.gcpause import collect_young, keep_out_of_collections, paused_gc
-from compiler.lint.subjects import LintCache
 from compiler.load.discover import PolicyTree
-from compiler.lower.cache import LoweringCache
 from compiler.plan.ca import ca_refusals
-from compiler.plan.meaning import Meaning, MeaningCache, MeaningDiff, diff_meaning, summarise
+from compiler.plan.meaning import Meaning, MeaningDiff, diff_meaning, summarise
 from compiler.plan.resources import DiffCache, ResourceChange, diff_artifacts
 from compiler.plan.risk import RiskFlag, risk_flags
 from compiler.plan.source import BlobCache, CommitTree, Revision
@@ -79,11 +77,8 @@ class Plan:
 class Planner:
     """Compiles sides with shared caches; one per process (or per watch session)."""
 
-    files: FileCache = field(default_factory=FileCache)
-    lints: LintCache = field(default_factory=LintCache)
+    session: Session = field(default_factory=Session)
     blobs: BlobCache = field(default_factory=BlobCache)
-    meanings: MeaningCache = field(default_factory=MeaningCache)
-    lowerings: LoweringCache = field(default_factory=LoweringCache)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase of the last compiled side (compile, lower, meaning, gc): figures
     for the benchmark; never part of any output."""
@@ -109,20 +104,15 @@ class Planner:
             started = time.perf_counter()
             with paused_gc():  # the model is ~10^6 acyclic objects: collections find nothing
                 compilation = compile_tree(
-                    tree,
-                    now=now,
-                    rollout_state=rollout_state,
-                    cache=self.files,
-                    lint_cache=self.lints,
+                    tree, now=now, rollout_state=rollout_state, session=self.session
                 )
                 compiled = time.perf_counter()
-                artifacts, note = (
-                    lower_side(compilation, self.lowerings) if compilation.ok else (None, None)
-                )
+                artifacts, note = lower_side(compilation) if compilation.ok else (None, None)
                 lowered = time.perf_counter()
-                meaning = summarise(compilation, self.meanings) if compilation.ok else None
+                meaning = summarise(compilation) if compilation.ok else None
                 summarised = time.perf_counter()
-            if compilation.model.change is None:  # built from scratch: long-lived from here
+            stats = self.session.engine.stats
+            if stats.executed > stats.reused:  # mostly built afresh: long-lived from here
                 keep_out_of_collections()
             collect_young()
             self.timings = {
@@ -191,16 +181,14 @@ def _sha256(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()
 
 
-def lower_side(
-    compilation: Compilation, cache: LoweringCache | None = None
-) -> tuple[Artifacts | None, str | None]:
+def lower_side(compilation: Compilation) -> tuple[Artifacts | None, str | None]:
     """Istio objects for a compiling side; a note instead when lowering is unavailable."""
     try:
         from compiler.lower import LoweringRefused, lower
     except ImportError:
         return None, "the Istio lowering is not available in this build; resources are not compared"
     try:
-        artifacts: Artifacts = lower(compilation, target="istio", cache=cache)
+        artifacts: Artifacts = lower(compilation, target="istio")
     except LoweringRefused as exc:
         return None, f"lowering refused: {exc}"
     return artifacts, None

@@ -133,23 +133,19 @@ class OneFileEditor:
 
 
 def in_process(root: Path, editor: OneFileEditor, runs: int) -> tuple[float, float]:
-    """(cold compile, re-lint after a one-file change) with one shared FileCache and
-    LintCache (the cold figure starts from empty ones each time)."""
-    from compiler.api import FileCache, compile_tree, load_tree
-    from compiler.lint.subjects import LintCache
+    """(cold compile, re-lint after a one-file change) through one shared `Session` (the
+    cold figure starts from a fresh one each time)."""
+    from compiler.api import Session, compile_tree, load_tree
 
     now = datetime(2026, 11, 25, 12, tzinfo=UTC)
     tree = load_tree(root)
-    cold = median_time(
-        lambda: compile_tree(tree, now=now, cache=FileCache(), lint_cache=LintCache()), runs
-    )
-    cache = FileCache()
-    lint_cache = LintCache()
-    compile_tree(tree, now=now, cache=cache, lint_cache=lint_cache)
+    cold = median_time(lambda: compile_tree(tree, now=now, session=Session()), runs)
+    session = Session()
+    compile_tree(tree, now=now, session=session)
 
     def relint() -> None:
         tree.files[editor.relative] = editor.edited()
-        compilation = compile_tree(tree, now=now, cache=cache, lint_cache=lint_cache)
+        compilation = compile_tree(tree, now=now, session=session)
         if compilation.blocking():
             raise RuntimeError(f"the edited mesh does not lint clean: {compilation.blocking()[:3]}")
 

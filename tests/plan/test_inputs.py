@@ -322,4 +322,4 @@ def test_plan_reads_the_lint_cache_and_never_writes_it(
     planner = Planner()
     worktree = read_worktree(open_source(root / "policies", None))
     _prefill(planner, cache_dir, (worktree,))
-    assert sorted(name for name, _ in planner.files.entries) == sorted(worktree.files)
+    assert sorted(name for name, _ in planner.session.files.entries) == sorted(worktree.files)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from compiler.diagnostics import Severity
 from compiler.kinds.access_policy.model import (
@@ -24,8 +23,15 @@ from compiler.kinds.access_policy.model import (
 )
 from compiler.kinds.mesh.checks import evaluated_at, plaintext_views
 from compiler.lint.registry import Finding, LintContext, rule, subject_rule
-from compiler.lint.subjects import Subject, SubjectContext, namespaces_of
-from compiler.model.graph import decide_call, spiffe_of
+from compiler.lint.subjects import Subject, SubjectContext
+from compiler.model.access import (
+    Principal,
+    gateway_spiffe,
+    resolve_source,
+    spiffe_namespace,
+    spiffe_of,
+)
+from compiler.model.graph import decide_call
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.validate import Intent
 
@@ -51,14 +57,6 @@ class PlacedRule:
         return f"rule {self.index + 1} of AccessPolicy {name!r} at {span}"
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """What a source matches at runtime: any identity, a namespace, or one SPIFFE ID."""
-
-    kind: Literal["any", "namespace", "id"]
-    value: str
-
-
 def placed_rules(view: ServiceView) -> list[PlacedRule]:
     return [
         PlacedRule(policy, index, r)
@@ -67,31 +65,8 @@ def placed_rules(view: ServiceView) -> list[PlacedRule]:
     ]
 
 
-def gateway_spiffe(model: MeshModel) -> str:
-    gateway = model.settings.ingress_gateway
-    return model.spiffe(gateway.namespace, gateway.service_account)
-
-
 def principal_of(source: Source, namespace: str, model: MeshModel) -> Principal:
-    if source.ingress_gateway:
-        return Principal("id", gateway_spiffe(model))
-    if source.is_wildcard:
-        return Principal("any", "*")
-    if source.service:
-        key = ServiceKey.parse(source.service, namespace)
-        view = model.services.get(key)
-        return Principal("id", view.spiffe_id if view else f"undeclared:{key}")
-    if source.namespace:
-        return Principal("namespace", source.namespace)
-    return Principal("id", spiffe_of(source.identity or "", model))
-
-
-def spiffe_namespace(spiffe: str) -> str | None:
-    parts = spiffe.split("/")
-    # spiffe://<td>/ns/<ns>/sa/<sa> -> ['spiffe:', '', td, 'ns', ns, 'sa', sa]
-    if len(parts) == 7 and parts[3] == "ns" and parts[5] == "sa":
-        return parts[4]
-    return None
+    return resolve_source(source, namespace, model).principal
 
 
 def principal_covers(outer: Principal, inner: Principal) -> bool:
@@ -156,13 +131,6 @@ def source_key(source: Source) -> str:
     if source.namespace:
         return "namespace"
     return "identity"
-
-
-def iter_sources(model: MeshModel) -> Iterator[tuple[Policy, int, Rule, int, Source]]:
-    for policy in model.policies:
-        for index, r in enumerate(policy.model.spec.rules):
-            for position, source in enumerate(r.from_):
-                yield policy, index, r, position, source
 
 
 def subject_sources(subject: Subject) -> Iterator[tuple[Policy, int, Rule, int, Source]]:
@@ -285,7 +253,7 @@ def unknown_source_namespace(ctx: SubjectContext, subject: Subject) -> Iterable[
     **Use instead.** Name the calling services: `from: [{service: frontend/web}]`; for the
     ingress gateway, `from: [{ingressGateway: true}]`.
     """
-    namespaces = namespaces_of(ctx.model)
+    namespaces = frozenset(ctx.model.namespaces)
     for policy, index, _, position, source in subject_sources(subject):
         if not source.namespace or source.namespace == "*" or source.namespace in namespaces:
             continue

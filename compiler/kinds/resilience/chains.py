@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
@@ -43,20 +42,6 @@ class RetryHop:
         return self.intent is None
 
 
-def retry_hops(model: MeshModel) -> dict[ServiceKey, RetryHop]:
-    """Per service whose calls are retried, the largest number of tries a call may make.
-
-    Declared retries count where they reach an HTTP port (the lowering gives TCP ports no
-    retries); an HTTP port no Resilience gives `retries` gets Istio's default policy
-    (`attempts: 0` turns it off)."""
-    hops: dict[ServiceKey, RetryHop] = {}
-    for key in sorted(model.services):
-        hop = service_hop(model.services[key])
-        if hop is not None:
-            hops[key] = hop
-    return hops
-
-
 def service_hop(view: ServiceView) -> RetryHop | None:
     """The most tries a call into this one service may make (None: calls are not retried)."""
     http_ports = {p.port for p in view.spec.ports if p.protocol != "tcp"}
@@ -79,94 +64,31 @@ def service_hop(view: ServiceView) -> RetryHop | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
-    """One service's part of the analysis: its key, its declared calls and its hop factor
-    (0: not retried) -- everything `worst_chains` reads of it -- and the hop itself."""
+class RetryRow:
+    """One service's part of the analysis: its declared calls and its hop (None: calls
+    into it are not retried)."""
 
-    shape: tuple[ServiceKey, tuple[ServiceKey, ...], int]
+    calls: tuple[ServiceKey, ...]
     hop: RetryHop | None
-    sources: tuple[Intent[Any], ...]
-    """The Service and Resilience intents the row was derived from (kept alive, so the
-    `id()` keys of `RetryMemo.rows` stay unique while the row is stored)."""
 
 
-@dataclass(slots=True)
-class RetryMemo:
-    """MC603's analysis kept across compiles of similar trees (a lint or plan session).
-
-    A service's row is reused while its Service and Resilience intents are the same
-    objects (a `FileCache` hands out the same ones for unchanged files); the chains are
-    reused while every row's shape is equal, in the same order, under the same budget.
-    Both are pure functions of what they are keyed by, so reuse cannot change a finding."""
-
-    rows: dict[int, _Row] = field(default_factory=dict)
-    analyses: list[
-        tuple[int, list[tuple[Any, ...]], dict[ServiceKey, tuple[AmplifiedChain, int]]]
-    ] = field(default_factory=list)
-    last: _Analysed | None = None
-    """The last model analysed and its rows: a model re-resolved from it (`ModelChange`)
-    patches the rows of its touched services only."""
-
-    def analyse(
-        self, model: MeshModel, budget: int
-    ) -> tuple[dict[ServiceKey, RetryHop], dict[ServiceKey, tuple[AmplifiedChain, int]]]:
-        """`retry_hops(model)` and `worst_chains(model, hops, budget)`, reusing what it can."""
-        rows = self._changed_rows(model)
-        if rows is not None and self.last is not None:
-            self.last = _Analysed(model, rows, self.last.index)  # same keys, same positions
-        else:
-            rows = [self._row(view) for view in model.services.values()]
-            if len(self.rows) > 4 * len(rows) + 64:
-                live = {id(view.intent) for view in model.services.values()}
-                self.rows = {ident: row for ident, row in self.rows.items() if ident in live}
-            self.last = _Analysed(model, rows)
-        hops = {row.shape[0]: row.hop for row in rows if row.hop is not None}
-        shapes = [row.shape for row in rows]
-        for known_budget, known_shapes, worst in self.analyses:
-            if known_budget == budget and known_shapes == shapes:
-                return hops, worst
-        worst = worst_chains(model, hops, budget)
-        self.analyses = [(budget, shapes, worst), *self.analyses[:1]]
-        return hops, worst
-
-    def _changed_rows(self, model: MeshModel) -> list[_Row] | None:
-        """The last model's rows with the touched services' rows redone, when `model` was
-        re-resolved from it (same services in the same order, so the same row positions)."""
-        change, last = model.change, self.last
-        if change is None or last is None or not model.patched_from(last.model):
-            return None
-        rows = list(last.rows)
-        position = last.positions()
-        for key in change.touched:
-            index = position.get(key)
-            if index is not None:
-                rows[index] = self._row(model.services[key])
-        return rows
-
-    def _row(self, view: ServiceView) -> _Row:
-        row = self.rows.get(id(view.intent))
-        sources: tuple[Intent[Any], ...] = (view.intent, *view.resilience)
-        if (
-            row is None
-            or len(row.sources) != len(sources)
-            or not all(a is b for a, b in zip(row.sources, sources, strict=True))
-        ):
-            hop = service_hop(view)
-            shape = (view.key, tuple(view.calls), hop.factor if hop is not None else 0)
-            row = self.rows[id(view.intent)] = _Row(shape, hop, sources)
-        return row
+def retry_row(model: MeshModel, key: ServiceKey) -> RetryRow:
+    """`RetryRow` of the declared service `key` (a `MeshModel.derived` function: a change
+    elsewhere in the mesh leaves it, and so the chain search, alone)."""
+    view = model.services[key]
+    return RetryRow(view.calls, service_hop(view))
 
 
-@dataclass(slots=True)
-class _Analysed:
-    model: MeshModel
-    rows: list[_Row]
-    index: dict[ServiceKey, int] | None = None
-
-    def positions(self) -> dict[ServiceKey, int]:
-        if self.index is None:
-            self.index = {row.shape[0]: i for i, row in enumerate(self.rows)}
-        return self.index
+def analyse(
+    model: MeshModel, budget: int
+) -> tuple[dict[ServiceKey, RetryHop], dict[ServiceKey, tuple[AmplifiedChain, int]]]:
+    """Every retried service's hop, and `worst_chains` over the declared calls."""
+    keys = tuple(sorted(model.services))
+    rows = [model.derived(retry_row, key) for key in keys]
+    hops = {key: row.hop for key, row in zip(keys, rows, strict=True) if row.hop is not None}
+    index = {key: i for i, key in enumerate(keys)}
+    graph = CallGraph(keys, tuple(tuple(index[c] for c in r.calls if c in index) for r in rows))
+    return hops, worst_chains(graph, hops, budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,15 +109,6 @@ class CallGraph:
 
     keys: tuple[ServiceKey, ...]
     calls: tuple[tuple[int, ...], ...]
-
-    @classmethod
-    def of(cls, model: MeshModel) -> CallGraph:
-        keys = tuple(sorted(model.services))
-        index = {key: i for i, key in enumerate(keys)}
-        calls = tuple(
-            tuple(index[c] for c in model.services[key].calls if c in index) for key in keys
-        )
-        return cls(keys, calls)
 
     def callers(self) -> list[list[int]]:
         found: list[list[int]] = [[] for _ in self.keys]
@@ -233,7 +146,7 @@ _Frame = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]
 
 
 def worst_chains(
-    model: MeshModel, hops: dict[ServiceKey, RetryHop], budget: int
+    graph: CallGraph, hops: dict[ServiceKey, RetryHop], budget: int
 ) -> dict[ServiceKey, tuple[AmplifiedChain, int]]:
     """Per last hop, the worst shortest chain over `budget` and how many such chains end there.
 
@@ -244,7 +157,6 @@ def worst_chains(
     chain's retrying hops and the caller is not on the chain (cycles end the walk). The
     worst chain has the largest product, then the fewest services, then the first found.
     """
-    graph = CallGraph.of(model)
     index = {key: i for i, key in enumerate(graph.keys)}
     factors = {index[key]: hop.factor for key, hop in hops.items()}
     links = retry_links(graph, factors)

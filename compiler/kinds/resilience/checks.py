@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from compiler.diagnostics import Severity, Span
 from compiler.kinds.common import duration_ms
 from compiler.kinds.references import undeclared_service
-from compiler.kinds.resilience.chains import RetryHop, RetryMemo
+from compiler.kinds.resilience.chains import RetryHop, analyse
 from compiler.kinds.resilience.model import (
     RETRY_AFTER_UPSTREAM,
     RETRY_ON_TOKENS,
@@ -318,11 +318,6 @@ def per_try_timeout_exceeds_timeout(ctx: SubjectContext, subject: Subject) -> It
             )
 
 
-_RETRY_MEMO = RetryMemo()
-"""MC603's analysis of the last compiles in this process: a re-lint after a one-file
-change redoes only the changed services' hops (see `RetryMemo`; it never changes a result)."""
-
-
 @rule("MC603", "retry-amplification", Severity.WARNING)
 def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     """Retries at several hops of a call chain multiply beyond the mesh's retry budget.
@@ -361,7 +356,7 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     """
     model = ctx.model
     budget = model.settings.retry_budget
-    hops, worst = _RETRY_MEMO.analyse(model, budget)
+    hops, worst = analyse(model, budget)
     for last in sorted(worst):
         chain, count = worst[last]
         start = chain.path[0]

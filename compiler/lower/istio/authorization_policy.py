@@ -22,13 +22,12 @@ from compiler.lower.istio.common import (
     SECURITY,
     LowerContext,
     Obj,
-    gateway_principal,
-    identity_principal,
     new_object,
     principal,
-    resolve_service,
 )
+from compiler.model.access import resolve_source
 from compiler.model.mesh import ServiceView
+from compiler.model.traffic import target_port
 from compiler.validate import Intent
 
 ALLOW_NOTHING = "meshc-allow-nothing"
@@ -190,50 +189,27 @@ def lower_rule(ctx: LowerContext, view: ServiceView, rule: Rule, *, namespace: s
 def lower_sources(
     ctx: LowerContext, sources: list[Source], *, namespace: str, allow: bool
 ) -> list[Obj]:
+    """Principals and namespaces of a rule's sources. A service no Service declares is
+    left out of an allow (fail closed) and denied by its default account in a deny."""
     principals: set[str] = set()
     namespaces: set[str] = set()
     for source in sources:
-        if source.ingress_gateway:
-            principals.add(gateway_principal(ctx))
-        elif source.is_wildcard:
+        resolved = resolve_source(source, namespace, ctx.model)
+        found = resolved.principal
+        if found.kind == "any":
             principals.add("*")
-        elif source.service:
-            found = source_principal(ctx, source.service, namespace=namespace, allow=allow)
-            if found is not None:
-                principals.add(found)
-        elif source.namespace:
-            namespaces.add(source.namespace)
-        elif source.identity:
-            principals.add(identity_principal(ctx, source.identity))
+        elif found.kind == "namespace":
+            namespaces.add(found.value)
+        elif resolved.declared:
+            principals.add(found.value.removeprefix("spiffe://"))
+        elif not allow and resolved.service is not None:
+            principals.add(principal(ctx, resolved.service.namespace, resolved.service.name))
     out: list[Obj] = []
     if principals:
         out.append({"source": {"principals": sorted(principals)}})
     if namespaces:
         out.append({"source": {"namespaces": sorted(namespaces)}})
     return out
-
-
-def source_principal(ctx: LowerContext, ref: str, *, namespace: str, allow: bool) -> str | None:
-    """A calling service's identity; an unknown service is left out of allows (fail closed)
-    and denied by its default identity (`<ns>/<name>`) in denies."""
-    view = resolve_service(ctx, ref, namespace)
-    if view is not None:
-        return principal(ctx, view.key.namespace, view.service_account)
-    if allow:
-        return None
-    ns, _, name = ref.rpartition("/")
-    return principal(ctx, ns or namespace, name)
-
-
-def target_port(view: ServiceView, port: int | str) -> int | None:
-    """A service port (number or name) as the container port Envoy's inbound sees."""
-    for candidate in view.spec.ports:
-        if port in (candidate.port, candidate.name):
-            return int(candidate.container_port)
-    for candidate in view.spec.ports:
-        if port == candidate.container_port:
-            return int(candidate.container_port)
-    return None
 
 
 def lower_operation(view: ServiceView, op: Operation, *, allow: bool) -> Obj | None:

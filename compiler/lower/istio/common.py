@@ -6,8 +6,7 @@ annotations and value forms are decided in exactly one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +28,25 @@ ENVOY_METRICS_PORTS = (15020, 15090)
 Obj = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
 class LowerContext:
-    """The inputs every lowering reads: the model, the time and the rollout state."""
+    """The inputs every emitter reads: the model, the time and the rollout state.
 
-    model: MeshModel
-    now: datetime
-    rollout_state: Mapping[str, int]
+    Built by the backend's queries over the engine's recording readers, so whatever an
+    emitter reads — another service, a setting, the clock, one Rollout's step — is a
+    recorded dependency of the object it emits."""
+
+    __slots__ = ("_now", "model", "rollout_state")
+
+    def __init__(
+        self, model: MeshModel, now: Callable[[], datetime], rollout_state: Mapping[str, int]
+    ) -> None:
+        self.model = model
+        self._now = now
+        self.rollout_state = rollout_state
+
+    @property
+    def now(self) -> datetime:
+        return self._now()
 
     @property
     def mesh_source(self) -> str:
@@ -75,19 +86,6 @@ def host(ctx: LowerContext, key: ServiceKey) -> str:
 def principal(ctx: LowerContext, namespace: str, service_account: str) -> str:
     """Istio's principal form: the SPIFFE ID without its `spiffe://` scheme."""
     return f"{ctx.model.settings.trust_domain}/ns/{namespace}/sa/{service_account}"
-
-
-def identity_principal(ctx: LowerContext, identity: str) -> str:
-    """A rule's `identity` (`ns/sa` or a SPIFFE ID) as an Istio principal."""
-    if identity.startswith("spiffe://"):
-        return identity[len("spiffe://") :]
-    namespace, account = identity.split("/", 1)
-    return principal(ctx, namespace, account)
-
-
-def gateway_principal(ctx: LowerContext) -> str:
-    gateway = ctx.model.settings.ingress_gateway
-    return principal(ctx, gateway.namespace, gateway.service_account)
 
 
 def resolve_service(ctx: LowerContext, ref: str, namespace: str) -> ServiceView | None:

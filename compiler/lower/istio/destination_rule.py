@@ -17,26 +17,9 @@ from compiler.lower.istio.common import (
     new_object,
 )
 from compiler.model.mesh import ServiceView
+from compiler.model.traffic import port_resilience, service_resilience
 
 SIMPLE_LB = {"round-robin": "ROUND_ROBIN", "least-request": "LEAST_REQUEST", "random": "RANDOM"}
-
-
-def service_resilience(view: ServiceView) -> ResilienceSpec | None:
-    """The service-wide Resilience (lint reports duplicates; the first by file wins)."""
-    for intent in sorted(view.resilience, key=lambda r: r.ref):
-        if intent.model.spec.port is None:
-            spec: ResilienceSpec = intent.model.spec
-            return spec
-    return None
-
-
-def port_resilience(view: ServiceView) -> dict[int, ResilienceSpec]:
-    out: dict[int, ResilienceSpec] = {}
-    for intent in sorted(view.resilience, key=lambda r: r.ref):
-        port = intent.model.spec.port
-        if port is not None:
-            out.setdefault(int(port), intent.model.spec)
-    return dict(sorted(out.items()))
 
 
 def destination_rule(ctx: LowerContext, view: ServiceView) -> Obj:

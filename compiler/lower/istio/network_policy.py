@@ -10,11 +10,11 @@ with the AuthorizationPolicy. Shadow-only services get none: their live decision
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from compiler.artifacts import canonical_json
 from compiler.kinds.access_policy.model import AccessPolicyDocument, Rule, Source
-from compiler.lower.istio.authorization_policy import target_port
 from compiler.lower.istio.common import (
     ENVOY_METRICS_PORTS,
     K8S_NETWORKING,
@@ -24,6 +24,7 @@ from compiler.lower.istio.common import (
     resolve_service,
 )
 from compiler.model.mesh import ServiceView
+from compiler.model.traffic import target_port
 from compiler.validate import Intent
 
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
@@ -44,7 +45,7 @@ def _namespace(name: str) -> Obj:
     return {"matchLabels": {NAMESPACE_LABEL: name}}
 
 
-def _pods(selector: dict[str, str], namespace: str) -> Obj:
+def _pods(selector: Mapping[str, str], namespace: str) -> Obj:
     return {
         "podSelector": {"matchLabels": dict(sorted(selector.items()))},
         "namespaceSelector": _namespace(namespace),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from compiler.kinds.resilience.model import ResilienceSpec, Retries
 from compiler.kinds.rollout.cookies import cookie_regex
-from compiler.kinds.rollout.model import MatchRule, RolloutDocument, RolloutSpec, StringMatch
+from compiler.kinds.rollout.model import MatchRule, RolloutSpec, StringMatch
 from compiler.lower.istio.common import (
     NETWORKING,
     LowerContext,
@@ -23,9 +23,13 @@ from compiler.lower.istio.common import (
     istio_duration,
     new_object,
 )
-from compiler.lower.istio.destination_rule import port_resilience, service_resilience
 from compiler.model.mesh import ServiceView
-from compiler.validate import Intent
+from compiler.model.traffic import (
+    current_rollout,
+    live_weights,
+    port_resilience,
+    service_resilience,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +38,6 @@ class RouteSettings:
 
     timeout: str | None
     retries: Retries | None
-
-
-def current_rollout(view: ServiceView) -> Intent[RolloutDocument] | None:
-    """The service's Rollout (lint rejects a second one; the first by file wins)."""
-    rollouts = sorted(view.rollouts, key=lambda r: r.ref)
-    return rollouts[0] if rollouts else None
 
 
 def _settings(spec: ResilienceSpec | None, fallback: RouteSettings | None = None) -> RouteSettings:
@@ -159,28 +157,12 @@ def retry_policy(retries: Retries) -> Obj:
     return out
 
 
-def current_weights(ctx: LowerContext, rollout: RolloutSpec, state_key: str) -> dict[str, int]:
-    """The split in force now: fixed, or the progressive step the rollout state names."""
-    if rollout.split is not None:
-        return dict(rollout.split)
-    if rollout.steps and rollout.canary is not None:
-        index = min(max(ctx.rollout_state.get(state_key, 0), 0), len(rollout.steps) - 1)
-        canary = rollout.steps[index].weight
-        if rollout.canary == rollout.stable:
-            return {rollout.stable: 100}
-        return {rollout.stable: 100 - canary, rollout.canary: canary}
-    return {rollout.stable: 100}
-
-
 def weighted_destinations(
     ctx: LowerContext, fqdn: str, rollout: RolloutSpec | None, state_key: str
 ) -> list[Obj]:
     if rollout is None:
         return [{"destination": {"host": fqdn}}]
-    weights = current_weights(ctx, rollout, state_key)
-    live = sorted((version, weight) for version, weight in weights.items() if weight > 0)
-    if not live:
-        live = [(rollout.stable, 100)]
+    live = live_weights(rollout, ctx.rollout_state.get(state_key))
     return [
         {"destination": {"host": fqdn, "subset": version}, "weight": weight}
         for version, weight in live

@@ -1,0 +1,219 @@
+"""The incremental engine: memoised pure queries whose dependencies are recorded as they read.
+
+Every phase after parsing (the effective model, lint, lowering, meaning) is written as
+*queries*: module-level functions `query(db, *args)` that compute a value from inputs and
+from other queries, reading both only through `db`. The engine records, while a query
+runs, every input and query it reads. That record — never a list kept by hand — decides
+what a new revision recomputes, in the manner of rustc's query system and Salsa:
+
+* `Engine.set_input` changes an input; the revision advances only when a value differs.
+* Asking for a query whose memo was verified in this revision returns it at once.
+  Otherwise its recorded dependencies are re-validated in the order they were read
+  (recursively, each at most once per revision). If none changed since the memo was last
+  verified, the memo is *green* and reused; else the query runs again (*red*).
+* A query that runs again and returns a value equal to its old one keeps the old object
+  and its old `changed_at` (*backdating*): queries reading it stay green, and equal
+  outputs stay the very same objects, which later stages compare by identity.
+
+A query must be pure: the same inputs give the same value. It must not keep or mutate
+state outside its return value, and must treat values it reads as immutable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+QueryKey = tuple[Callable[..., Any], tuple[Hashable, ...]]
+InputKey = tuple[str, Hashable]
+Key = QueryKey | InputKey
+
+
+class CycleError(RuntimeError):
+    """A query asked for itself, directly or through others: a bug in the queries."""
+
+
+@dataclass(slots=True)
+class _Memo:
+    value: Any
+    dependencies: tuple[Key, ...]
+    """Everything the query read, in the order it first read it."""
+    changed_at: int
+    """The revision in which the value last changed (not merely re-computed)."""
+    verified_at: int
+    """The last revision in which the value was known to be current."""
+
+
+@dataclass(slots=True)
+class _Input:
+    value: Any
+    changed_at: int
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """What the last revision did: figures for tests and benchmarks, never for output."""
+
+    executed: int = 0
+    """Queries run (first time or red)."""
+    reused: int = 0
+    """Queries found green after re-validating their dependencies."""
+
+    def reset(self) -> None:
+        self.executed = self.reused = 0
+
+
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class Engine:
+    """The memo tables of one session (a CLI run, a planner, a reconciler).
+
+    Owned by the caller and passed down explicitly; nothing is cached in module globals
+    or on the values queries return."""
+
+    revision: int = 1
+    stats: EngineStats = field(default_factory=EngineStats)
+    _memos: dict[QueryKey, _Memo] = field(default_factory=dict)
+    _inputs: dict[InputKey, _Input] = field(default_factory=dict)
+    _frames: list[dict[Key, None]] = field(default_factory=list)
+    _active: set[QueryKey] = field(default_factory=set)
+    _dirty: bool = False
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def set_input(self, kind: str, name: Hashable, value: Any) -> None:
+        """Set input `(kind, name)`. An equal value (identity first) changes nothing."""
+        if self._frames:
+            raise RuntimeError("inputs cannot change while a query runs")
+        key: InputKey = (kind, name)
+        slot = self._inputs.get(key)
+        if slot is not None and (slot.value is value or _equal(slot.value, value)):
+            return
+        self._bump()
+        if slot is None:
+            self._inputs[key] = _Input(value, self.revision)
+        else:
+            slot.value, slot.changed_at = value, self.revision
+
+    def remove_input(self, kind: str, name: Hashable) -> None:
+        """Forget input `(kind, name)`; a query still reading it gets a KeyError."""
+        if self._inputs.pop((kind, name), None) is not None:
+            self._bump()
+
+    def input(self, kind: str, name: Hashable) -> Any:
+        """The value of input `(kind, name)`, recorded as read by the running query."""
+        key: InputKey = (kind, name)
+        if self._frames:
+            self._frames[-1][key] = None
+        return self._inputs[key].value
+
+    def input_or(self, kind: str, name: Hashable, default: Any) -> Any:
+        """The value of input `(kind, name)`, or `default` when it is not set (a setter's
+        question: never call it inside a query)."""
+        slot = self._inputs.get((kind, name))
+        return default if slot is None else slot.value
+
+    def _bump(self) -> None:
+        if not self._dirty:
+            self.revision += 1
+            self._dirty = True
+            self.stats.reset()
+
+    # -- queries -----------------------------------------------------------------------
+
+    def query(self, function: Callable[..., T], *args: Hashable) -> T:
+        """`function(self, *args)`, memoised; recorded as read by the running query."""
+        key: QueryKey = (function, args)
+        if self._frames:
+            self._frames[-1][key] = None
+        self._dirty = False
+        memo = self._memos.get(key)
+        if memo is not None and memo.verified_at == self.revision:
+            value: T = memo.value
+            return value
+        return self._refresh(key, memo).value  # type: ignore[no-any-return]
+
+    def _refresh(self, key: QueryKey, memo: _Memo | None) -> _Memo:
+        """Bring one memo up to this revision: green when its dependencies are unchanged,
+        else run the query again."""
+        if memo is not None and self._unchanged_since(memo):
+            memo.verified_at = self.revision
+            self.stats.reused += 1
+            return memo
+        return self._execute(key, memo)
+
+    def _unchanged_since(self, memo: _Memo) -> bool:
+        since = memo.verified_at
+        for dependency in memo.dependencies:
+            if len(dependency) == 2 and isinstance(dependency[0], str):
+                slot = self._inputs.get(dependency)
+                if slot is None or slot.changed_at > since:
+                    return False
+                continue
+            found = self._memos.get(dependency)
+            if found is None:
+                return False
+            if found.verified_at != self.revision:
+                if dependency in self._active:
+                    raise CycleError(f"query {_name(dependency)} depends on itself")
+                found = self._refresh(dependency, found)
+            if found.changed_at > since:
+                return False
+        return True
+
+    def _execute(self, key: QueryKey, memo: _Memo | None) -> _Memo:
+        if key in self._active:
+            raise CycleError(f"query {_name(key)} depends on itself")
+        function, args = key
+        self._active.add(key)
+        frame: dict[Key, None] = {}
+        self._frames.append(frame)
+        try:
+            value = function(self, *args)
+        finally:
+            self._frames.pop()
+            self._active.discard(key)
+        self.stats.executed += 1
+        dependencies = tuple(frame)
+        if memo is not None and (memo.value is value or _equal(memo.value, value)):
+            memo.dependencies, memo.verified_at = dependencies, self.revision
+            return memo  # backdated: the old object and its changed_at stay
+        fresh = _Memo(value, dependencies, self.revision, self.revision)
+        self._memos[key] = fresh
+        return fresh
+
+    def peek(self, function: Callable[..., Any], *args: Hashable) -> Any:
+        """The memoised value of a query if one exists, whatever its revision (for tests:
+        never read it to compute anything)."""
+        memo = self._memos.get((function, args))
+        return _MISSING if memo is None else memo.value
+
+    def collect(self, keep: Callable[[QueryKey], bool] | None = None) -> int:
+        """Drop memos not verified in this revision (queries no longer asked for, such
+        as a deleted service's); returns how many were dropped."""
+        stale = [
+            key
+            for key, memo in self._memos.items()
+            if memo.verified_at != self.revision and (keep is None or not keep(key))
+        ]
+        for key in stale:
+            del self._memos[key]
+        return len(stale)
+
+
+def _equal(old: Any, new: Any) -> bool:
+    """Equality that never raises (a value without a usable `==` counts as changed)."""
+    try:
+        return bool(old == new)
+    except Exception:
+        return False
+
+
+def _name(key: QueryKey) -> str:
+    function, args = key
+    return f"{getattr(function, '__qualname__', function)}{args!r}"

@@ -1,0 +1,322 @@
+"""The effective model as engine queries, and `MeshReader`, the model seen from inside one.
+
+Inputs (set by `compiler.api` for each compile): `("file", path)` → the file's
+`FileResult`, `("tree", "files")` → every path in name order, `("now", None)`, and
+`("rollout", None)` → the rollout state. Everything else is derived here, a little at a
+time, so that a one-file change re-validates the mesh-wide indexes once and then re-runs
+only the per-service queries whose inputs really changed.
+
+Every later phase reads the model through a `MeshReader`: a `MeshModel` whose every
+read is an engine query, so the engine records which services and settings a lint rule,
+an emitter or a meaning piece looked at, and no phase keeps a list of what it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from compiler.engine import Engine
+from compiler.kinds import ATTACHED_KINDS
+from compiler.kinds.access_policy.model import AccessPolicyDocument
+from compiler.kinds.mesh.model import MeshDocument, MeshSpec
+from compiler.kinds.resilience.model import ResilienceDocument
+from compiler.kinds.rollout.model import RolloutDocument
+from compiler.kinds.service.model import ServiceDocument
+from compiler.model.mesh import (
+    MeshModel,
+    MeshSnapshot,
+    ServiceKey,
+    ServiceView,
+    mesh_name,
+    selector_of,
+    service_account_of,
+    service_key_of,
+    spiffe_id,
+)
+from compiler.validate import Intent
+
+T = TypeVar("T")
+_NO_ATTACHMENTS: Mapping[str, tuple[Intent[Any], ...]] = {}
+
+
+# -- documents ---------------------------------------------------------------------------
+
+
+def all_intents(db: Engine) -> tuple[Intent[Any], ...]:
+    """Every valid document of the tree, files by name, documents in file order."""
+    out: list[Intent[Any]] = []
+    for path in db.input("tree", "files"):
+        out.extend(db.input("file", path).intents)
+    return tuple(out)
+
+
+def documents_of_kind(db: Engine, kind: str) -> tuple[Intent[Any], ...]:
+    return tuple(intent for intent in db.query(all_intents) if intent.doc.kind == kind)
+
+
+def mesh_document(db: Engine) -> Intent[MeshDocument] | None:
+    """The first Mesh document (lint reports any other)."""
+    meshes = db.query(documents_of_kind, "Mesh")
+    return meshes[0] if meshes else None
+
+
+def settings(db: Engine) -> MeshSpec:
+    mesh = db.query(mesh_document)
+    return mesh.model.spec if mesh is not None else MeshSpec()
+
+
+def trust_domain(db: Engine) -> str:
+    return db.query(settings).trust_domain
+
+
+# -- services ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Declarations:
+    """Each service key's first Service document, in tree order, and the later ones."""
+
+    first: Mapping[ServiceKey, Intent[ServiceDocument]]
+    duplicates: tuple[Intent[ServiceDocument], ...]
+
+
+def declarations(db: Engine) -> Declarations:
+    first: dict[ServiceKey, Intent[ServiceDocument]] = {}
+    duplicates: list[Intent[ServiceDocument]] = []
+    for intent in db.query(documents_of_kind, "Service"):
+        key = service_key_of(intent)
+        if key in first:
+            duplicates.append(intent)
+        else:
+            first[key] = intent
+    return Declarations(first, tuple(duplicates))
+
+
+def declaration(db: Engine, key: ServiceKey) -> Intent[ServiceDocument] | None:
+    return db.query(declarations).first.get(key)
+
+
+def service_keys(db: Engine) -> tuple[ServiceKey, ...]:
+    """The declared services, in declaration order."""
+    return tuple(db.query(declarations).first)
+
+
+def ordered_keys(db: Engine) -> tuple[ServiceKey, ...]:
+    """The declared services in key order (the order backends emit them in)."""
+    return tuple(sorted(db.query(service_keys)))
+
+
+def duplicate_services(db: Engine) -> tuple[Intent[ServiceDocument], ...]:
+    return db.query(declarations).duplicates
+
+
+def attachment_index(db: Engine) -> Mapping[ServiceKey, Mapping[str, tuple[Intent[Any], ...]]]:
+    """Service key → kind → the attached documents naming it, in tree order (keys in the
+    order first named)."""
+    index: dict[ServiceKey, dict[str, list[Intent[Any]]]] = {}
+    for intent in db.query(all_intents):
+        kind = intent.doc.kind
+        if kind in ATTACHED_KINDS:
+            index.setdefault(service_key_of(intent), {}).setdefault(kind, []).append(intent)
+    return {
+        key: {kind: tuple(found) for kind, found in kinds.items()} for key, kinds in index.items()
+    }
+
+
+def attachments(db: Engine, key: ServiceKey) -> Mapping[str, tuple[Intent[Any], ...]]:
+    return db.query(attachment_index).get(key, _NO_ATTACHMENTS)
+
+
+def service_view(db: Engine, key: ServiceKey) -> ServiceView | None:
+    """The view of a declared service; None for a key no Service declares."""
+    intent = db.query(declaration, key)
+    if intent is None:
+        return None
+    account = service_account_of(intent)
+    namespace = key.namespace
+    return ServiceView(
+        key=key,
+        intent=intent,
+        selector=selector_of(intent),
+        service_account=account,
+        spiffe_id=f"spiffe://{db.query(trust_domain)}/ns/{namespace}/sa/{account}",
+        attached=db.query(attachments, key),
+        calls=tuple(ServiceKey.parse(ref, namespace) for ref in intent.model.spec.calls),
+    )
+
+
+def identities(db: Engine) -> Mapping[str, tuple[ServiceKey, ...]]:
+    """SPIFFE ID → the declared services running as it, in declaration order."""
+    domain = db.query(trust_domain)
+    found: dict[str, list[ServiceKey]] = {}
+    for key, intent in db.query(declarations).first.items():
+        spiffe = f"spiffe://{domain}/ns/{key.namespace}/sa/{service_account_of(intent)}"
+        found.setdefault(spiffe, []).append(key)
+    return {spiffe: tuple(keys) for spiffe, keys in found.items()}
+
+
+def namespaces(db: Engine) -> tuple[str, ...]:
+    return tuple(sorted({key.namespace for key in db.query(service_keys)}))
+
+
+def snapshot(db: Engine) -> MeshSnapshot:
+    """The whole model of this revision as a plain value."""
+    views = {key: db.query(service_view, key) for key in db.query(service_keys)}
+    return MeshSnapshot(
+        mesh=db.query(mesh_document),
+        settings=db.query(settings),
+        meshes=db.query(documents_of_kind, "Mesh"),
+        services={key: view for key, view in views.items() if view is not None},
+        duplicate_services=db.query(duplicate_services),
+        documents={kind: db.query(documents_of_kind, kind) for kind in ATTACHED_KINDS},
+        identities=db.query(identities),
+        namespaces=db.query(namespaces),
+    )
+
+
+# -- compilation inputs ------------------------------------------------------------------
+
+
+def now(db: Engine) -> datetime:
+    value: datetime = db.input("now", None)
+    return value
+
+
+def rollout_step(db: Engine, name: str) -> int | None:
+    """The step the rollout state records for Rollout `namespace/name` (None: none)."""
+    step: int | None = db.input("rollout", None).get(name)
+    return step
+
+
+# -- the model as queries see it -----------------------------------------------------------
+
+
+class _Services(Mapping[ServiceKey, ServiceView]):
+    """The declared services; a lookup records a read of that one service."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Engine) -> None:
+        self._db = db
+
+    def get(self, key: ServiceKey, default: Any = None) -> Any:
+        view = self._db.query(service_view, key)
+        return default if view is None else view
+
+    def __getitem__(self, key: ServiceKey) -> ServiceView:
+        view = self._db.query(service_view, key)
+        if view is None:
+            raise KeyError(key)
+        return view
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self._db.query(service_view, key) is not None
+
+    def __iter__(self) -> Iterator[ServiceKey]:
+        return iter(self._db.query(service_keys))
+
+    def __len__(self) -> int:
+        return len(self._db.query(service_keys))
+
+    def values(self) -> Any:
+        return self._db.query(snapshot).services.values()
+
+    def items(self) -> Any:
+        return self._db.query(snapshot).services.items()
+
+
+class MeshReader:
+    """A `MeshModel` read through the engine: every read is recorded by the running query.
+    Reading every service at once (`services.values()`) depends on all of them."""
+
+    __slots__ = ("_db", "services")
+
+    def __init__(self, db: Engine) -> None:
+        self._db = db
+        self.services: Mapping[ServiceKey, ServiceView] = _Services(db)
+
+    @property
+    def mesh(self) -> Intent[MeshDocument] | None:
+        return self._db.query(mesh_document)
+
+    @property
+    def settings(self) -> MeshSpec:
+        return self._db.query(settings)
+
+    @property
+    def meshes(self) -> tuple[Intent[MeshDocument], ...]:
+        return self._db.query(documents_of_kind, "Mesh")
+
+    @property
+    def duplicate_services(self) -> tuple[Intent[ServiceDocument], ...]:
+        return self._db.query(duplicate_services)
+
+    @property
+    def policies(self) -> tuple[Intent[AccessPolicyDocument], ...]:
+        return self._db.query(documents_of_kind, "AccessPolicy")
+
+    @property
+    def rollouts(self) -> tuple[Intent[RolloutDocument], ...]:
+        return self._db.query(documents_of_kind, "Rollout")
+
+    @property
+    def resilience(self) -> tuple[Intent[ResilienceDocument], ...]:
+        return self._db.query(documents_of_kind, "Resilience")
+
+    @property
+    def identities(self) -> Mapping[str, tuple[ServiceKey, ...]]:
+        return self._db.query(identities)
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return self._db.query(namespaces)
+
+    @property
+    def name(self) -> str:
+        return mesh_name(self.mesh)
+
+    def service(self, ref: str, namespace: str) -> ServiceView | None:
+        return self._db.query(service_view, ServiceKey.parse(ref, namespace))
+
+    def spiffe(self, namespace: str, service_account: str) -> str:
+        return f"spiffe://{self._db.query(trust_domain)}/ns/{namespace}/sa/{service_account}"
+
+    def derived(self, function: Callable[[MeshModel, ServiceKey], T], key: ServiceKey) -> T:
+        value: T = self._db.query(derived, function, key)
+        return value
+
+
+def derived(db: Engine, function: Callable[[MeshModel, ServiceKey], T], key: ServiceKey) -> T:
+    """`function(model, key)` as a query of its own (`MeshModel.derived`)."""
+    return function(MeshReader(db), key)
+
+
+class RolloutSteps(Mapping[str, int]):
+    """The rollout state as queries see it: a lookup records a read of that one Rollout."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Engine) -> None:
+        self._db = db
+
+    def get(self, name: str, default: Any = None) -> Any:
+        step = self._db.query(rollout_step, name)
+        return default if step is None else step
+
+    def __getitem__(self, name: str) -> int:
+        step = self._db.query(rollout_step, name)
+        if step is None:
+            raise KeyError(name)
+        return step
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._db.input("rollout", None))
+
+    def __len__(self) -> int:
+        return len(self._db.input("rollout", None))
+
+
+__all__ = ["MeshReader", "RolloutSteps", "snapshot", "spiffe_id"]
