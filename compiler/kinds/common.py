@@ -32,6 +32,14 @@ def duration_ms(text: str) -> float:
     return sum(float(n) * _UNIT_MS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
+def format_ms(ms: float) -> str:
+    """A duration in the unit a human would write it in (`250ms`, `1.5s`, `2m`)."""
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size:
+            return f"{ms / size:g}{unit}"
+    return f"{ms:g}ms"
+
+
 def _check_duration(value: str) -> str:
     if not DURATION_RE.match(value):
         raise ValueError(

@@ -310,7 +310,9 @@ def test_mc606_percentages_outside_0_100() -> None:
     compilation = compile_files({"svc.yaml": SERVICE, "r.yaml": rollout})
     diag = only(compilation, "MC606")
     assert where(diag) == ("r.yaml", *locate(rollout, "995"))
-    assert "step 0 successRate 995 is outside 0-100" in diag.message
+    assert (
+        diag.message == "Rollout shop/ratings: steps[0].analysis.successRate 995 is outside 0-100"
+    )
 
 
 def test_mc606_silent_in_range() -> None:

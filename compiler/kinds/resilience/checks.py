@@ -7,16 +7,15 @@ import re
 from collections.abc import Iterable, Iterator
 
 from compiler.diagnostics import Severity, Span
-from compiler.kinds.common import duration_ms
+from compiler.kinds.common import duration_ms, format_ms
 from compiler.kinds.references import undeclared_service
 from compiler.kinds.resilience.chains import RetryHop, analyse
 from compiler.kinds.resilience.model import (
     RETRY_AFTER_UPSTREAM,
     RETRY_ON_TOKENS,
-    HashLoadBalancer,
     ResilienceDocument,
 )
-from compiler.kinds.rollout.model import RolloutDocument
+from compiler.lint import bounds as _bounds  # noqa: F401  (MC605/606/608/610/611)
 from compiler.lint.registry import Finding, LintContext, rule, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, subject_resilience, subject_views
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
@@ -45,14 +44,6 @@ def resolved_resilience(model: MeshModel) -> Iterator[tuple[ResilienceIntent, Se
         view = model.service(intent.model.spec.service, intent.model.metadata.namespace)
         if view is not None:
             yield intent, view
-
-
-def format_ms(ms: float) -> str:
-    """A duration in the unit a human would write it in (`250ms`, `1.5s`, `2m`)."""
-    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms >= size:
-            return f"{ms / size:g}{unit}"
-    return f"{ms:g}ms"
 
 
 def _subject(intent: ResilienceIntent, view: ServiceView) -> str:
@@ -429,123 +420,6 @@ def unknown_retry_on(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]
             )
 
 
-def _subject_durations(
-    subject: Subject,
-) -> list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]]:
-    """Every duration the subject's Resilience and Rollout documents write (MC605, MC610)."""
-    found: list[tuple[Intent[ResilienceDocument] | Intent[RolloutDocument], Path, str]] = []
-    found.extend(
-        (i, path, value) for i in subject.resilience for path, value in _resilience_durations(i)
-    )
-    found.extend(
-        (i, path, value) for i in subject.rollouts for path, value in _rollout_durations(i)
-    )
-    return found
-
-
-def _resilience_durations(intent: ResilienceIntent) -> Iterator[tuple[Path, str]]:
-    spec = intent.model.spec
-    if spec.timeout is not None:
-        yield ("timeout",), spec.timeout
-    if spec.retries is not None and spec.retries.per_try_timeout is not None:
-        yield ("retries", "perTryTimeout"), spec.retries.per_try_timeout
-    breaker = spec.circuit_breaker
-    if breaker is not None:
-        if breaker.interval is not None:
-            yield ("circuitBreaker", "interval"), breaker.interval
-        if breaker.base_ejection_time is not None:
-            yield ("circuitBreaker", "baseEjectionTime"), breaker.base_ejection_time
-    if spec.local_rate_limit is not None:
-        yield ("localRateLimit", "per"), spec.local_rate_limit.per
-    balancer = spec.load_balancer
-    if isinstance(balancer, HashLoadBalancer):
-        cookie = balancer.consistent_hash.cookie
-        # ttl 0 is meaningful (a session cookie); only a positive sub-millisecond ttl is wrong
-        if cookie is not None and cookie.ttl is not None and duration_ms(cookie.ttl) > 0:
-            yield ("loadBalancer", "consistentHash", "cookie", "ttl"), cookie.ttl
-
-
-def _rollout_durations(intent: Intent[RolloutDocument]) -> Iterator[tuple[Path, str]]:
-    for i, step in enumerate(intent.model.spec.steps or []):
-        if step.pause is not None:
-            yield ("steps", i, "pause"), step.pause
-        if step.analysis is not None:
-            if step.analysis.max_latency is not None:
-                yield ("steps", i, "analysis", "maxLatency"), step.analysis.max_latency
-            yield ("steps", i, "analysis", "interval"), step.analysis.interval
-
-
-def _dotted(path: Path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
-    return out
-
-
-@subject_rule("MC605", "duration-below-1ms", Severity.ERROR)
-def duration_below_1ms(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
-    """A duration in a Resilience or Rollout is shorter than 1 ms (including `0s`).
-
-    **What it does.** Checks timeouts, per-try timeouts, outlier-detection intervals and
-    ejection times, rate-limit windows, cookie TTLs (0 is allowed there: a session cookie),
-    and the pauses and analysis windows of rollout steps.
-
-    **Why is this bad.** Istio's CRDs reject these durations below 1 ms (their CEL rules say
-    "must be a valid duration greater than 1ms"), so the compiled objects would not apply;
-    in rollout steps a zero pause or window is almost always a missing unit or a typo.
-
-    **Example.** `timeout: 0s`, `perTryTimeout: 0.5ms`
-
-    **Use instead.** `timeout: 2s`; leave a field out to keep the default.
-    """
-    for intent, path, value in _subject_durations(subject):
-        if duration_ms(value) < 1:
-            meta = intent.model.metadata
-            yield Finding(
-                intent.span(*path),
-                f"{intent.doc.kind} {meta.namespace}/{meta.name}: "
-                f"{_dotted(path)} {value} is below 1ms",
-                "write a duration of at least 1ms, or leave the field out",
-            )
-
-
-@subject_rule("MC606", "percentage-out-of-range", Severity.ERROR)
-def percentage_out_of_range(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
-    """A percentage (`maxEjectionPercent`, an analysis `successRate`) is outside 0-100.
-
-    **What it does.** Checks `circuitBreaker.maxEjectionPercent` of Resilience and
-    `steps[].analysis.successRate` of Rollouts (mirror percentages are MC506).
-
-    **Why is this bad.** Ejecting more than 100 % of hosts, or requiring more than 100 %
-    successful responses, has no meaning: Istio rejects the first, and the second makes every
-    analysis fail so the rollout always aborts.
-
-    **Example.** `maxEjectionPercent: 150`, `analysis: {successRate: 995}`
-
-    **Use instead.** `maxEjectionPercent: 50`, `analysis: {successRate: 99.5}`
-    """
-    for intent in subject.resilience:
-        breaker = intent.model.spec.circuit_breaker
-        value = breaker.max_ejection_percent if breaker else None
-        if value is not None and not 0 <= value <= 100:
-            yield Finding(
-                intent.span("circuitBreaker", "maxEjectionPercent"),
-                f"Resilience {intent.model.metadata.namespace}/{intent.model.metadata.name}: "
-                f"maxEjectionPercent {value} is outside 0-100",
-                "write a percentage of hosts between 0 and 100",
-            )
-    for rollout in subject.rollouts:
-        for i, step in enumerate(rollout.model.spec.steps or []):
-            rate = step.analysis.success_rate if step.analysis else None
-            if rate is not None and not 0 <= rate <= 100:
-                yield Finding(
-                    rollout.span("steps", i, "analysis", "successRate"),
-                    f"Rollout {rollout.model.metadata.namespace}/{rollout.model.metadata.name}: "
-                    f"step {i} successRate {rate:g} is outside 0-100",
-                    "write the minimum % of non-5xx responses, e.g. 99.5",
-                )
-
-
 @subject_rule("MC607", "target-cannot-express", Severity.WARNING)
 def target_cannot_express(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
     """A Resilience field has no form in one of the targets (e.g. `localRateLimit` on Istio).
@@ -572,141 +446,3 @@ def target_cannot_express(ctx: SubjectContext, subject: Subject) -> Iterable[Fin
                 "use circuitBreaker.maxRequests/maxPendingRequests for a limit both targets apply, "
                 "or suppress with a reason if only the Envoy target is used",
             )
-
-
-_AT_LEAST_ONE = ("maxConnections", "maxPendingRequests", "maxRequests", "maxRetries")
-"""Istio reads 0 in these int32 fields as unset, i.e. its default (effectively unlimited)."""
-_NOT_NEGATIVE = ("maxRequestsPerConnection", "consecutive5xx", "consecutiveGatewayErrors")
-"""0 is meaningful here: unlimited requests per connection; ejection on that error disabled."""
-
-
-@subject_rule("MC608", "non-positive-count", Severity.ERROR)
-def non_positive_count(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
-    """A count is negative, or zero where Istio reads zero as "unset".
-
-    **What it does.** Checks `retries.attempts` (≥ 0), the connection-pool limits
-    `maxConnections`, `maxPendingRequests`, `maxRequests` and `maxRetries` (≥ 1), and
-    `maxRequestsPerConnection`, `consecutive5xx` and `consecutiveGatewayErrors` (≥ 0).
-
-    **Why is this bad.** Negative counts are rejected by Istio and Envoy. Worse, a zero
-    connection-pool limit is indistinguishable from "not set" in Istio's API and becomes the
-    default of 2³²-1: `maxConnections: 0`, meant to shut traffic off, removes the limit.
-
-    **Example.** `circuitBreaker: {maxConnections: 0}`, `retries: {attempts: -1}`
-
-    **Use instead.** `maxConnections: 1` (or a real limit), `attempts: 0` to disable retries.
-    """
-    for intent, view in subject_resilience(subject):
-        spec = intent.model.spec
-        if spec.retries is not None and spec.retries.attempts < 0:
-            yield Finding(
-                intent.span("retries", "attempts"),
-                f"{_subject(intent, view)}: retries.attempts {spec.retries.attempts} is negative",
-                "write the number of retries after the first try; 0 disables retries",
-            )
-        breaker = spec.circuit_breaker
-        if breaker is None:
-            continue
-        values = breaker.model_dump(by_alias=True)
-        for field in _AT_LEAST_ONE:
-            value = values.get(field)
-            if value is not None and value < 1:
-                yield Finding(
-                    intent.span("circuitBreaker", field),
-                    f"{_subject(intent, view)}: circuitBreaker.{field} {value} is below 1 "
-                    "(Istio reads 0 as unset, i.e. unlimited)",
-                    "write a limit of at least 1, or leave the field out for no limit",
-                )
-        for field in _NOT_NEGATIVE:
-            value = values.get(field)
-            if value is not None and value < 0:
-                yield Finding(
-                    intent.span("circuitBreaker", field),
-                    f"{_subject(intent, view)}: circuitBreaker.{field} {value} is negative",
-                    "write 0 or more",
-                )
-
-
-MAX_DURATION_MS = (2**63 - 1) / 1_000_000
-"""Go's `time.Duration` (int64 nanoseconds), which Istio and Kubernetes' CEL parse into:
-about 106,751 days."""
-
-
-@subject_rule("MC610", "duration-too-long", Severity.ERROR)
-def duration_too_long(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
-    """A duration in a Resilience or Rollout is longer than a Go duration can hold (~292 years).
-
-    **What it does.** Checks the same durations as MC605 against 2562047h (106,751 days),
-    the largest duration Go's int64 nanoseconds represent.
-
-    **Why is this bad.** Istio and the Kubernetes API server parse durations into Go's
-    `time.Duration`: a longer one overflows, the CRD's CEL rule cannot evaluate it and the
-    object is rejected.
-
-    **Example.** `timeout: 200000d`
-
-    **Use instead.** A realistic bound (`timeout: 24h`), or leave the field out.
-    """
-    for intent, path, value in _subject_durations(subject):
-        if duration_ms(value) > MAX_DURATION_MS:
-            meta = intent.model.metadata
-            yield Finding(
-                intent.span(*path),
-                f"{intent.doc.kind} {meta.namespace}/{meta.name}: "
-                f"{_dotted(path)} {value} is longer than a Go duration holds (2562047h)",
-                "write a duration below 106751d, or leave the field out",
-            )
-
-
-INT32_MAX = 2**31 - 1
-UINT32_MAX = 2**32 - 1
-_COUNT_LIMITS = {
-    "maxConnections": INT32_MAX,
-    "maxPendingRequests": INT32_MAX,
-    "maxRequests": INT32_MAX,
-    "maxRequestsPerConnection": INT32_MAX,
-    "maxRetries": INT32_MAX,
-    "maxEjectionPercent": INT32_MAX,
-    "consecutive5xx": UINT32_MAX,
-    "consecutiveGatewayErrors": UINT32_MAX,
-}
-"""The largest value of the Istio field each circuit-breaker count lowers to (int32 or
-uint32 in Istio's API)."""
-
-
-@subject_rule("MC611", "count-too-large", Severity.ERROR)
-def count_too_large(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
-    """A count is larger than the Istio field it lowers to can hold.
-
-    **What it does.** Checks `retries.attempts` and the circuit-breaker counts against the
-    range of their Istio fields: 2147483647 (int32) for attempts and connection-pool limits,
-    4294967295 (uint32) for `consecutive5xx` and `consecutiveGatewayErrors`.
-
-    **Why is this bad.** The CRD or Istio's API conversion rejects the out-of-range number,
-    so the compiled object does not apply.
-
-    **Example.** `circuitBreaker: {maxConnections: 3000000000}`
-
-    **Use instead.** A real limit (`maxConnections: 1000`), or leave the field out for
-    Istio's default (no limit).
-    """
-    for intent, view in subject_resilience(subject):
-        spec = intent.model.spec
-        counts: list[tuple[Path, int, int]] = []
-        if spec.retries is not None:
-            counts.append((("retries", "attempts"), spec.retries.attempts, INT32_MAX))
-        if spec.circuit_breaker is not None:
-            values = spec.circuit_breaker.model_dump(by_alias=True)
-            counts.extend(
-                (("circuitBreaker", field), values[field], limit)
-                for field, limit in _COUNT_LIMITS.items()
-                if values.get(field) is not None
-            )
-        for path, value, limit in counts:
-            if value > limit:
-                yield Finding(
-                    intent.span(*path),
-                    f"{_subject(intent, view)}: {_dotted(path)} {value} is larger than "
-                    f"Istio's field holds ({limit})",
-                    f"write at most {limit}, or leave the field out",
-                )

@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from compiler.kinds.common import Duration, IntentModel, Metadata, Ref
+from compiler.kinds.bounds import (
+    Duration,
+    DurationOrZero,
+    Int32Count,
+    Int32Limit,
+    Int32Percentage,
+    UInt32Count,
+)
+from compiler.kinds.common import IntentModel, Metadata, Ref
 
 RETRY_ON_TOKENS = frozenset(
     {
@@ -49,7 +57,7 @@ RETRY_AFTER_UPSTREAM = frozenset(
 
 
 class Retries(IntentModel):
-    attempts: int = Field(description="retries after the first try, as in Istio")
+    attempts: Int32Count = Field(description="retries after the first try, as in Istio")
     per_try_timeout: Duration | None = None
     retry_on: list[str] = Field(default_factory=list)
     non_idempotent: bool = Field(
@@ -58,21 +66,21 @@ class Retries(IntentModel):
 
 
 class CircuitBreaker(IntentModel):
-    max_connections: int | None = None
-    max_pending_requests: int | None = None
-    max_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
-    consecutive_5xx: int | None = Field(default=None, alias="consecutive5xx")
-    consecutive_gateway_errors: int | None = None
+    max_connections: Int32Limit | None = None
+    max_pending_requests: Int32Limit | None = None
+    max_requests: Int32Limit | None = None
+    max_requests_per_connection: Int32Count | None = None
+    max_retries: Int32Limit | None = None
+    consecutive_5xx: UInt32Count | None = Field(default=None, alias="consecutive5xx")
+    consecutive_gateway_errors: UInt32Count | None = None
     interval: Duration | None = None
     base_ejection_time: Duration | None = None
-    max_ejection_percent: int | None = None
+    max_ejection_percent: Int32Percentage | None = None
 
 
 class HashCookie(IntentModel):
     name: str = Field(min_length=1)
-    ttl: Duration | None = None
+    ttl: DurationOrZero | None = None
     path: str | None = None
 
 

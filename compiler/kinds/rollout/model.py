@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from compiler.kinds.common import Duration, IntentModel, Metadata, Name, Ref
+from compiler.kinds.bounds import Duration, Percentage
+from compiler.kinds.common import IntentModel, Metadata, Name, Ref
 
 
 class StringMatch(IntentModel):
@@ -36,7 +37,9 @@ class MatchRule(IntentModel):
 
 
 class Analysis(IntentModel):
-    success_rate: float | None = Field(default=None, description="minimum % of non-5xx responses")
+    success_rate: Percentage | None = Field(
+        default=None, description="minimum % of non-5xx responses"
+    )
     max_latency: Duration | None = Field(default=None, description="p99 latency bound")
     interval: Duration = "1m"
 
