@@ -29,28 +29,35 @@ T = TypeVar("T")
 
 QueryKey = tuple[Callable[..., Any], tuple[Hashable, ...]]
 InputKey = tuple[str, Hashable]
-Key = QueryKey | InputKey
 
 
 class CycleError(RuntimeError):
     """A query asked for itself, directly or through others: a bug in the queries."""
 
 
-@dataclass(slots=True)
-class _Memo:
-    value: Any
-    dependencies: tuple[Key, ...]
-    """Everything the query read, in the order it first read it."""
-    changed_at: int
-    """The revision in which the value last changed (not merely re-computed)."""
-    verified_at: int
-    """The last revision in which the value was known to be current."""
-
-
-@dataclass(slots=True)
 class _Input:
-    value: Any
-    changed_at: int
+    __slots__ = ("changed_at", "key", "value")
+
+    def __init__(self, key: InputKey, value: Any, changed_at: int) -> None:
+        self.key, self.value, self.changed_at = key, value, changed_at
+
+
+class _Memo:
+    """One query's memo. Dependencies are the memo and input objects themselves (never
+    replaced, only updated), so re-validating one costs no hashing."""
+
+    __slots__ = ("changed_at", "dependencies", "key", "running", "value", "verified_at")
+
+    def __init__(self, key: QueryKey) -> None:
+        self.key = key
+        self.value: Any = _MISSING
+        self.dependencies: tuple[_Memo | _Input, ...] = ()
+        """Everything the query read, in the order it first read it."""
+        self.changed_at = 0
+        """The revision in which the value last changed (not merely re-computed)."""
+        self.verified_at = 0
+        """The last revision in which the value was known to be current."""
+        self.running = False
 
 
 @dataclass(slots=True)
@@ -66,7 +73,10 @@ class EngineStats:
         self.executed = self.reused = 0
 
 
-_MISSING = object()
+_MISSING: Any = object()
+_COLLECTED = -1
+"""`verified_at` of a memo `collect` dropped: whoever read it runs again."""
+_REMOVED: Any = object()
 
 
 @dataclass(slots=True)
@@ -80,8 +90,7 @@ class Engine:
     stats: EngineStats = field(default_factory=EngineStats)
     _memos: dict[QueryKey, _Memo] = field(default_factory=dict)
     _inputs: dict[InputKey, _Input] = field(default_factory=dict)
-    _frames: list[dict[Key, None]] = field(default_factory=list)
-    _active: set[QueryKey] = field(default_factory=set)
+    _frames: list[dict[_Memo | _Input, None]] = field(default_factory=list)
     _dirty: bool = False
 
     # -- inputs ------------------------------------------------------------------------
@@ -96,21 +105,23 @@ class Engine:
             return
         self._bump()
         if slot is None:
-            self._inputs[key] = _Input(value, self.revision)
+            self._inputs[key] = _Input(key, value, self.revision)
         else:
             slot.value, slot.changed_at = value, self.revision
 
     def remove_input(self, kind: str, name: Hashable) -> None:
         """Forget input `(kind, name)`; a query still reading it gets a KeyError."""
-        if self._inputs.pop((kind, name), None) is not None:
+        slot = self._inputs.pop((kind, name), None)
+        if slot is not None:
             self._bump()
+            slot.value, slot.changed_at = _REMOVED, self.revision
 
     def input(self, kind: str, name: Hashable) -> Any:
         """The value of input `(kind, name)`, recorded as read by the running query."""
-        key: InputKey = (kind, name)
+        slot = self._inputs[(kind, name)]
         if self._frames:
-            self._frames[-1][key] = None
-        return self._inputs[key].value
+            self._frames[-1][slot] = None
+        return slot.value
 
     def input_or(self, kind: str, name: Hashable, default: Any) -> Any:
         """The value of input `(kind, name)`, or `default` when it is not set (a setter's
@@ -129,80 +140,72 @@ class Engine:
     def query(self, function: Callable[..., T], *args: Hashable) -> T:
         """`function(self, *args)`, memoised; recorded as read by the running query."""
         key: QueryKey = (function, args)
-        if self._frames:
-            self._frames[-1][key] = None
-        self._dirty = False
         memo = self._memos.get(key)
-        if memo is not None and memo.verified_at == self.revision:
-            value: T = memo.value
-            return value
-        return self._refresh(key, memo).value  # type: ignore[no-any-return]
+        if memo is None:
+            memo = self._memos[key] = _Memo(key)
+        if self._frames:
+            self._frames[-1][memo] = None
+        self._dirty = False
+        if memo.verified_at != self.revision:
+            self._refresh(memo)
+        value: T = memo.value
+        return value
 
-    def _refresh(self, key: QueryKey, memo: _Memo | None) -> _Memo:
+    def _refresh(self, memo: _Memo) -> None:
         """Bring one memo up to this revision: green when its dependencies are unchanged,
         else run the query again."""
-        if memo is not None and self._unchanged_since(memo):
+        if memo.value is not _MISSING and self._unchanged_since(memo):
             memo.verified_at = self.revision
             self.stats.reused += 1
-            return memo
-        return self._execute(key, memo)
+        else:
+            self._execute(memo)
 
     def _unchanged_since(self, memo: _Memo) -> bool:
-        since = memo.verified_at
+        since, revision = memo.verified_at, self.revision
         for dependency in memo.dependencies:
-            if len(dependency) == 2 and isinstance(dependency[0], str):
-                slot = self._inputs.get(dependency)
-                if slot is None or slot.changed_at > since:
+            if type(dependency) is _Memo and dependency.verified_at != revision:
+                if dependency.verified_at == _COLLECTED:
                     return False
-                continue
-            found = self._memos.get(dependency)
-            if found is None:
-                return False
-            if found.verified_at != self.revision:
-                if dependency in self._active:
-                    raise CycleError(f"query {_name(dependency)} depends on itself")
-                found = self._refresh(dependency, found)
-            if found.changed_at > since:
+                if dependency.running:
+                    raise CycleError(f"query {_name(dependency.key)} depends on itself")
+                self._refresh(dependency)
+            if dependency.changed_at > since:
                 return False
         return True
 
-    def _execute(self, key: QueryKey, memo: _Memo | None) -> _Memo:
-        if key in self._active:
-            raise CycleError(f"query {_name(key)} depends on itself")
-        function, args = key
-        self._active.add(key)
-        frame: dict[Key, None] = {}
+    def _execute(self, memo: _Memo) -> None:
+        if memo.running:
+            raise CycleError(f"query {_name(memo.key)} depends on itself")
+        function, args = memo.key
+        memo.running = True
+        frame: dict[_Memo | _Input, None] = {}
         self._frames.append(frame)
         try:
             value = function(self, *args)
         finally:
             self._frames.pop()
-            self._active.discard(key)
+            memo.running = False
         self.stats.executed += 1
-        dependencies = tuple(frame)
-        if memo is not None and (memo.value is value or _equal(memo.value, value)):
-            memo.dependencies, memo.verified_at = dependencies, self.revision
-            return memo  # backdated: the old object and its changed_at stay
-        fresh = _Memo(value, dependencies, self.revision, self.revision)
-        self._memos[key] = fresh
-        return fresh
+        memo.dependencies, memo.verified_at = tuple(frame), self.revision
+        old = memo.value
+        if old is value or (old is not _MISSING and _equal(old, value)):
+            return  # backdated: the old object and its changed_at stay
+        memo.value, memo.changed_at = value, self.revision
 
     def peek(self, function: Callable[..., Any], *args: Hashable) -> Any:
         """The memoised value of a query if one exists, whatever its revision (for tests:
         never read it to compute anything)."""
         memo = self._memos.get((function, args))
-        return _MISSING if memo is None else memo.value
+        return None if memo is None or memo.value is _MISSING else memo.value
 
-    def collect(self, keep: Callable[[QueryKey], bool] | None = None) -> int:
+    def collect(self) -> int:
         """Drop memos not verified in this revision (queries no longer asked for, such
-        as a deleted service's); returns how many were dropped."""
-        stale = [
-            key
-            for key, memo in self._memos.items()
-            if memo.verified_at != self.revision and (keep is None or not keep(key))
-        ]
+        as a deleted service's); returns how many were dropped. Memos still referenced as
+        dependencies are marked so that a query that read one runs again on its next use."""
+        stale = [key for key, memo in self._memos.items() if memo.verified_at != self.revision]
         for key in stale:
-            del self._memos[key]
+            memo = self._memos.pop(key)
+            memo.value, memo.dependencies, memo.verified_at = _MISSING, (), _COLLECTED
         return len(stale)
 
 

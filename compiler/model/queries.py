@@ -45,16 +45,29 @@ _NO_ATTACHMENTS: Mapping[str, tuple[Intent[Any], ...]] = {}
 # -- documents ---------------------------------------------------------------------------
 
 
-def all_intents(db: Engine) -> tuple[Intent[Any], ...]:
+Placed = tuple[str, ServiceKey | None, Intent[Any]]
+"""A document with its kind and the service it is written for (None: a Mesh)."""
+
+
+def file_documents(db: Engine, path: str) -> tuple[Placed, ...]:
+    """One file's valid documents, each with its kind and service key (computed once per
+    file version, so the mesh-wide indexes below never re-derive them)."""
+    return tuple(
+        (intent.doc.kind, None if intent.doc.kind == "Mesh" else service_key_of(intent), intent)
+        for intent in db.input("file", path).intents
+    )
+
+
+def all_documents(db: Engine) -> tuple[Placed, ...]:
     """Every valid document of the tree, files by name, documents in file order."""
-    out: list[Intent[Any]] = []
+    out: list[Placed] = []
     for path in db.input("tree", "files"):
-        out.extend(db.input("file", path).intents)
+        out.extend(db.query(file_documents, path))
     return tuple(out)
 
 
 def documents_of_kind(db: Engine, kind: str) -> tuple[Intent[Any], ...]:
-    return tuple(intent for intent in db.query(all_intents) if intent.doc.kind == kind)
+    return tuple(intent for found, _, intent in db.query(all_documents) if found == kind)
 
 
 def mesh_document(db: Engine) -> Intent[MeshDocument] | None:
@@ -86,8 +99,9 @@ class Declarations:
 def declarations(db: Engine) -> Declarations:
     first: dict[ServiceKey, Intent[ServiceDocument]] = {}
     duplicates: list[Intent[ServiceDocument]] = []
-    for intent in db.query(documents_of_kind, "Service"):
-        key = service_key_of(intent)
+    for kind, key, intent in db.query(all_documents):
+        if kind != "Service" or key is None:
+            continue
         if key in first:
             duplicates.append(intent)
         else:
@@ -117,10 +131,9 @@ def attachment_index(db: Engine) -> Mapping[ServiceKey, Mapping[str, tuple[Inten
     """Service key → kind → the attached documents naming it, in tree order (keys in the
     order first named)."""
     index: dict[ServiceKey, dict[str, list[Intent[Any]]]] = {}
-    for intent in db.query(all_intents):
-        kind = intent.doc.kind
-        if kind in ATTACHED_KINDS:
-            index.setdefault(service_key_of(intent), {}).setdefault(kind, []).append(intent)
+    for kind, key, intent in db.query(all_documents):
+        if key is not None and kind in ATTACHED_KINDS:
+            index.setdefault(key, {}).setdefault(kind, []).append(intent)
     return {
         key: {kind: tuple(found) for kind, found in kinds.items()} for key, kinds in index.items()
     }
