@@ -212,7 +212,7 @@ class SchemaEditor:
                 out[key] = self.value(properties[key], root, rng, names, key, depth + 1)
             extra = schema.get("additionalProperties")
             if isinstance(extra, dict) and not properties and rng.random() < 0.7:
-                key = rng.choice(names.versions + ["app", "x-user", "team"])
+                key = rng.choice([*names.versions, "app", "x-user", "team"])
                 out[key] = self.value(extra, root, rng, names, key, depth + 1)
             return out
         return self.string(schema, rng, names, hint)
