@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import click
 
+from compiler.cli.common import output_complete
 from compiler.cli.lint import exit_without_teardown, lint_command, lint_finished
 
 
@@ -114,7 +115,7 @@ def main() -> None:
     try:
         cli.main(standalone_mode=True)
     except SystemExit as exc:
-        if lint_finished() and isinstance(exc.code, int | None):
+        if (lint_finished() or output_complete()) and isinstance(exc.code, int | None):
             exit_without_teardown(exc.code or 0)
         raise
     except KeyboardInterrupt:

@@ -93,3 +93,17 @@ def in_scope(file: str, narrow: list[str]) -> bool:
     if not narrow:
         return True
     return any(n in (".", "") or file == n or file.startswith(n.rstrip("/") + "/") for n in narrow)
+
+
+_OUTPUT_COMPLETE: list[bool] = []
+
+
+def mark_output_complete() -> None:
+    """Say that this command wrote all its output, so the console entry point may end
+    the process without freeing the compiled tree object by object (~0.4 s on 1,000
+    services; `exit_without_teardown`). In-process callers (tests) are unaffected."""
+    _OUTPUT_COMPLETE.append(True)
+
+
+def output_complete() -> bool:
+    return bool(_OUTPUT_COMPLETE)
