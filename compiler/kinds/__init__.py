@@ -54,4 +54,5 @@ def load_checks() -> None:
     from compiler.kinds.rollout import checks as _rollout  # noqa: F401
     from compiler.kinds.rollout import http_checks as _rollout_http  # noqa: F401
     from compiler.kinds.service import checks as _service  # noqa: F401
+    from compiler.lint import bounds as _bounds  # noqa: F401
     from compiler.lint import loader_rules as _loader  # noqa: F401

@@ -158,7 +158,8 @@ def _values(
         for key, element in value.items():
             yield from _values(element, item, (), (*path, key))
     else:
-        for bound in (*bounds, *_bounds_of(annotation, value)):
+        kind: Any = type(value)
+        for bound in (*bounds, *_bounds_of(annotation, kind)):
             yield BoundedValue(path, value, bound)
 
 
@@ -183,18 +184,21 @@ def _arms(annotation: Any) -> tuple[Any, ...]:
     return (annotation,)
 
 
-def _bounds_of(annotation: Any, value: Any) -> tuple[Bound, ...]:
-    """The bounds of the `Annotated` union member that `value` is an instance of."""
+@functools.cache
+def _bounds_of(annotation: Any, kind: Any) -> tuple[Bound, ...]:
+    """The bounds of the `Annotated` union member that a value of type `kind` is an
+    instance of (memoised: annotations are fixed, and the walk runs per document)."""
     found: list[Bound] = []
     for arm in _arms(annotation):
         if get_origin(arm) is not Annotated:
             continue
         base, *metadata = get_args(arm)
-        if isinstance(base, type) and isinstance(value, base):
+        if isinstance(base, type) and issubclass(kind, base):
             found.extend(m for m in metadata if isinstance(m, Bound))
     return tuple(found)
 
 
+@functools.cache
 def _item_annotation(annotation: Any, container: type) -> Any:
     """The element (list) or value (dict) annotation of the container member of a union."""
     for arm in _arms(annotation):

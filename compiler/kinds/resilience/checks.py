@@ -15,7 +15,6 @@ from compiler.kinds.resilience.model import (
     RETRY_ON_TOKENS,
     ResilienceDocument,
 )
-from compiler.lint import bounds as _bounds  # noqa: F401  (MC605/606/608/610/611)
 from compiler.lint.registry import Finding, LintContext, rule, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, subject_resilience, subject_views
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
