@@ -54,3 +54,24 @@ def test_scale_benchmark_runs_on_a_small_mesh(capsys: pytest.CaptureFixture[str]
     assert "hub: extra over the plain base" in out and "chain: extra over the plain base" in out
     for phase in ("compile", "lower", "summarise", "recompile"):
         assert f"    {phase} " in out
+
+
+def test_render_benchmark_runs_and_judges_the_re_render(tmp_path: Path) -> None:
+    """`bench_render` on a tiny mesh: every figure is printed, and the re-render after a
+    one-file change rewrote exactly the files whose bytes changed (not a timing)."""
+    from tests.bench.bench_render import format_report
+    from tests.bench.bench_render import run_benchmark as run_render_benchmark
+
+    result = run_render_benchmark(services=20, runs=1, directory=tmp_path / "bench")
+    report = format_report(result)
+    assert result.rewrite.changed and result.rewrite.only_changed, report
+    assert "1 file(s) written" in result.rewrite.summary
+    for label in (
+        "cold CLI `meshc lint`",
+        "CLI `meshc render --out`",
+        "nothing changed",
+        "render / cold lint",
+        "(target <= 1.5x: ",
+        "(target: only changed files: PASS)",
+    ):
+        assert label in report, label
