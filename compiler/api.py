@@ -47,6 +47,16 @@ class Session:
 
     files: FileCache = field(default_factory=FileCache)
     engine: Engine = field(default_factory=Engine)
+    kept: int = 0
+    """Memos alive after the last collection (see `trim`)."""
+
+    def trim(self) -> None:
+        """Drop the memos the last revision did not use once they are as many again as
+        those it did (a long watch session would otherwise keep every deleted service's
+        memos); amortised, and only ever costs a recomputation, never a result."""
+        if len(self.engine) > 2 * self.kept + 4096:
+            self.engine.collect()
+            self.kept = len(self.engine)
 
 
 @dataclass(slots=True)
@@ -148,6 +158,7 @@ def _compile_tree(
     files = read_files(tree, session.files)
     state = dict(rollout_state or {})
     problems = (*tree.problems, *config_problems)
+    session.trim()
     engine = session.engine
     set_inputs(
         engine, files.results, now=now, rollout_state=state, problems=problems, lint=config.lint

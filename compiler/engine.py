@@ -198,6 +198,10 @@ class Engine:
         memo = self._memos.get((function, args))
         return None if memo is None or memo.value is _MISSING else memo.value
 
+    def __len__(self) -> int:
+        """How many memos the engine holds."""
+        return len(self._memos)
+
     def collect(self) -> int:
         """Drop memos not verified in this revision (queries no longer asked for, such
         as a deleted service's); returns how many were dropped. Memos still referenced as
