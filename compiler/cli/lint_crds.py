@@ -17,12 +17,12 @@ from compiler.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from compiler.api import Compilation
-    from compiler.lower.istio.crd_validation import CrdSet
+    from compiler.verify.crds import CrdReport, CrdSet
 
 
 def load_crds(files: Sequence[Path]) -> CrdSet:
     """Read the `--crds` files; a bad one is a usage error (exit 2) naming file and line."""
-    from compiler.lower.istio.crd_validation import CrdLoadError, load_crd_files
+    from compiler.verify.crds import CrdLoadError, load_crd_files
 
     try:
         return load_crd_files(list(files))
@@ -35,7 +35,6 @@ def crd_findings(compilation: Compilation, crds: CrdSet) -> tuple[list[Diagnosti
     (what could not be checked: a tree that does not compile, kinds without a CRD, CEL
     rules cel-python cannot evaluate)."""
     from compiler.lint.engine import finalize
-    from compiler.lower.istio.crd_validation import check_compilation
 
     if not compilation.ok:
         note = "--crds: the tree does not compile, so nothing was lowered or checked"
@@ -54,3 +53,20 @@ def crd_findings(compilation: Compilation, crds: CrdSet) -> tuple[list[Diagnosti
     for diag in finalized:
         merged.setdefault((diag.code, diag.span, diag.message), diag)
     return sorted(merged.values(), key=Diagnostic.sort_key), notes
+
+
+def check_compilation(
+    compilation: Compilation, crds: CrdSet, *, target: str = "istio"
+) -> tuple[list[Diagnostic], CrdReport]:
+    """Lower and check one compilation: located findings plus the report (its CEL gaps and
+    unchecked kinds are worth printing as notes). A compilation with errors has nothing to
+    lower: no findings here (lint reports its errors already). Here rather than in
+    `compiler.verify`, which judges emitted objects and imports no backend."""
+    from compiler.lower import lower
+    from compiler.verify.crds import CrdReport, check_artifacts
+    from compiler.verify.findings import crd_diagnostics
+
+    if not compilation.ok:
+        return [], CrdReport()
+    report = check_artifacts(lower(compilation, target=target), crds)
+    return crd_diagnostics(report, compilation), report

@@ -23,8 +23,9 @@ from compiler.artifacts import Artifacts, ObjectKey, to_yaml, to_yaml_stream
 from compiler.cli.common import in_scope, mark_output_complete, now_option, policy_root, resolve_now
 from compiler.gcpause import paused_gc
 from compiler.lower import TARGETS, LoweringRefused, lower
-from compiler.lower.istio.common import MANAGED_BY, SOURCE
+from compiler.lower.istio.common import MANAGED_BY
 from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
+from compiler.provenance import source_of
 
 
 @click.command("render")
@@ -124,8 +125,7 @@ def only_from(artifacts: Artifacts, narrow: list[str]) -> Artifacts:
     still resolves the whole root: references cross files)."""
     kept = Artifacts()
     for key, obj in artifacts:
-        source = str(obj["metadata"].get("annotations", {}).get(SOURCE, ""))
-        if in_scope(source.split("#", 1)[0], narrow):
+        if in_scope(source_of(obj).split("#", 1)[0], narrow):
             kept.objects[key] = obj
     return kept
 
@@ -189,12 +189,8 @@ def report_findings(compilation: Compilation, diagnostics: list[Any], err: Conso
 def validate_crds(
     compilation: Compilation, artifacts: Artifacts, files: tuple[Path, ...], err: Console
 ) -> bool:
-    from compiler.lower.istio.crd_validation import (
-        CrdLoadError,
-        check_artifacts,
-        crd_diagnostics,
-        load_crd_files,
-    )
+    from compiler.verify.crds import CrdLoadError, check_artifacts, load_crd_files
+    from compiler.verify.findings import crd_diagnostics
 
     try:
         crd_set = load_crd_files(list(files))

@@ -16,7 +16,7 @@ import pytest
 
 from compiler.artifacts import Artifacts
 from compiler.lower import lower
-from compiler.lower.istio.crd_validation import CrdSet, check_artifacts, load_crd_files
+from compiler.verify.crds import CrdSet, check_artifacts, load_crd_files
 from tests.helpers import compile_files
 from tests.lower.generate import generated_mesh
 from tests.lower.support import BOOKINFO, REFERENCE_CRDS, RICH, render_dir

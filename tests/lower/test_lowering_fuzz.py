@@ -34,7 +34,7 @@ from compiler.artifacts import Artifacts, to_yaml_stream
 from compiler.diagnostics import Severity
 from compiler.kinds.resilience.model import RETRY_ON_TOKENS
 from compiler.lower import lower
-from compiler.lower.istio.crd_validation import CrdSet, check_artifacts, load_crd_files
+from compiler.verify.crds import CrdSet, check_artifacts, load_crd_files
 from tests.helpers import NOW, run_cli, tree, write_tree
 from tests.lower.support import REFERENCE_CRDS
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from compiler.cli import cli
 from tests.helpers import REPO, run_cli, write_tree
 from tests.lower.support import REFERENCE_CRDS
-from tests.lower.test_crd_validation import RESILIENCE, virtual_service_crd
+from tests.verify.test_crds import RESILIENCE, virtual_service_crd
 
 NOW = "2026-11-25T12:00:00Z"
 POLICIES = str(REPO / "policies")

@@ -12,10 +12,10 @@ from typing import Any
 
 from compiler.kinds.common import duration_ms
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.provenance import SOURCE
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 PART_OF = "app.kubernetes.io/part-of"
-SOURCE = "meshc.io/source"
 DRY_RUN = "istio.io/dry-run"
 
 SECURITY = "security.istio.io/v1"

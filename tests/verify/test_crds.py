@@ -1,5 +1,6 @@
-"""`crd_validation` on small, self-contained CRDs: strictness, CEL rules, served versions,
-located findings, and unreadable CRD files. (Istio's real CRDs: test_crd_reference.py.)"""
+"""`compiler.verify` on small, self-contained CRDs: strictness, CEL rules, served versions,
+located findings, and unreadable CRD files. (Istio's real CRDs:
+tests/lower/test_crd_reference.py.)"""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import pytest
 
 from compiler.artifacts import Artifacts
 from compiler.lower import lower
-from compiler.lower.istio.crd_validation import (
+from compiler.verify.cel import evaluate_cel
+from compiler.verify.crds import (
     CrdLoadError,
     check_artifacts,
-    crd_diagnostics,
-    evaluate_cel,
     load_crd_files,
     parse_crd_documents,
     strict_schema,
 )
+from compiler.verify.findings import crd_diagnostics
 from tests.helpers import compile_files
 
 RESILIENCE = """\
@@ -377,7 +378,7 @@ def test_odd_but_loadable_crd_parts_are_tolerated() -> None:
 
 
 def test_check_compilation_is_the_one_call_lint_needs() -> None:
-    from compiler.lower.istio.crd_validation import check_compilation
+    from compiler.cli.lint_crds import check_compilation
 
     compilation = compile_files({"r.yaml": RESILIENCE})
     old = parse_crd_documents([virtual_service_crd(retries_fields=("attempts",))], origin="c")
