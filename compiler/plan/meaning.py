@@ -16,8 +16,8 @@ from compiler.engine import Engine
 from compiler.kinds.mesh.anchors import anchor_fingerprints
 from compiler.model.graph import decide_call, server_edges
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
-from compiler.model.queries import MeshReader, RolloutSteps, namespaces, ordered_keys
-from compiler.model.traffic import current_rollout, live_weights, rollout_state_key
+from compiler.model.queries import MeshReader, namespaces, ordered_keys
+from compiler.model.records import ServiceRecord, service_record
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -229,7 +229,7 @@ def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
     return Piece(
         allowed,
         frozenset(effective),
-        traffic_of(view, RolloutSteps(db)),
+        traffic_of(db.query(service_record, key)),
         resilience_of(view),
     )
 
@@ -238,20 +238,20 @@ def mesh_meaning(db: Engine) -> tuple[dict[str, str], dict[str, str], str | None
     return mesh_of(MeshReader(db))
 
 
-def traffic_of(view: ServiceView, rollout_state: Mapping[str, int]) -> Traffic:
-    """Shares at the rollout's current step (the lowering's own rule, so plan and render
-    agree); no Rollout = 100 % to the only version, or unsplit across several."""
-    versions = sorted(view.spec.versions)
-    rollout = current_rollout(view)
-    if rollout is None:
+def traffic_of(record: ServiceRecord) -> Traffic:
+    """Shares at the rollout's current step (the record the backends read, so plan and
+    render agree); no Rollout = 100 % to the only version, or unsplit across several."""
+    traffic = record.traffic
+    if traffic.rollout is None:
+        versions = sorted(record.view.spec.versions)
         return Traffic(((versions[0], 100),) if len(versions) == 1 else None)
-    spec = rollout.model.spec
-    shares = live_weights(spec, rollout_state.get(rollout_state_key(rollout)))
     match = tuple(
-        _match_text(m.model_dump(by_alias=True, exclude_none=True, mode="json")) for m in spec.match
+        _match_text(m.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        for m in traffic.matches
     )
-    mirror = f"{spec.mirror.version} {spec.mirror.percentage:g}%" if spec.mirror else None
-    return Traffic(tuple(shares), match, mirror)
+    mirror = traffic.mirror
+    text = f"{mirror.version} {mirror.percentage:g}%" if mirror is not None else None
+    return Traffic(traffic.weights, match, text)
 
 
 def _match_text(rule: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from compiler.lower import lower
 from compiler.lower.istio.common import LowerContext, Obj
 from compiler.model.mesh import ServiceKey, ServiceView
 from compiler.model.queries import _Services
+from compiler.model.records import ServiceRecord
 from compiler.plan.meaning import summarise
 from tests.bench.generate import generate_mesh
 from tests.engine.edits import SchemaEditor, read_tree
@@ -51,8 +52,9 @@ def _sidecar_with_callee_ports(original: Any) -> Any:
 
 
 def _policies_with_named_versions(original: Any) -> Any:
-    def for_service(ctx: LowerContext, view: ServiceView) -> list[Obj]:
-        objects: list[Obj] = original(ctx, view)
+    def for_service(ctx: LowerContext, record: ServiceRecord) -> list[Obj]:
+        objects: list[Obj] = original(ctx, record)
+        view = record.view
         named = []
         for policy in view.policies:
             namespace = policy.model.metadata.namespace

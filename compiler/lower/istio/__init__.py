@@ -9,7 +9,7 @@ a one-file change re-lowers exactly the groups that read something it changed.
 
 from __future__ import annotations
 
-from compiler.artifacts import Artifacts, ObjectKey
+from compiler.artifacts import ArtifactKey, Artifacts, Keyed
 from compiler.engine import Engine
 from compiler.lower.istio.authorization_policy import allow_nothing, for_service
 from compiler.lower.istio.common import LowerContext, Obj
@@ -18,10 +18,10 @@ from compiler.lower.istio.network_policy import service_network_policy
 from compiler.lower.istio.peer_authentication import lower_peer_authentications
 from compiler.lower.istio.sidecar import sidecar
 from compiler.lower.istio.virtual_service import virtual_service
-from compiler.model.mesh import ServiceKey, ServiceView
+from compiler.model.mesh import ServiceKey
 from compiler.model.queries import MeshReader, RolloutSteps, now, ordered_keys
+from compiler.model.records import ServiceRecord, service_record
 
-Keyed = tuple[ObjectKey, Obj]
 Group = tuple[Keyed, ...]
 
 
@@ -40,16 +40,16 @@ def mesh_group(db: Engine) -> Group:
 
 
 def service_group(db: Engine, key: ServiceKey) -> Group:
-    """One declared service's objects."""
-    ctx = context(db)
-    return _keyed(service_objects(ctx, ctx.model.services[key]))
+    """One declared service's objects, from its effective record."""
+    return _keyed(service_objects(context(db), db.query(service_record, key)))
 
 
-def service_objects(ctx: LowerContext, view: ServiceView) -> list[Obj]:
-    out = for_service(ctx, view)
-    out.append(destination_rule(ctx, view))
+def service_objects(ctx: LowerContext, record: ServiceRecord) -> list[Obj]:
+    view = record.view
+    out = for_service(ctx, record)
+    out.append(destination_rule(ctx, record))
     out.append(sidecar(ctx, view))
-    routes = virtual_service(ctx, view)
+    routes = virtual_service(ctx, record)
     if routes is not None:
         out.append(routes)
     network = service_network_policy(ctx, view)
@@ -66,4 +66,4 @@ def istio_artifacts(db: Engine) -> Artifacts:
 
 
 def _keyed(objects: list[Obj]) -> Group:
-    return tuple((ObjectKey.of(obj), obj) for obj in objects)
+    return tuple((ArtifactKey.of_kubernetes(obj), obj) for obj in objects)

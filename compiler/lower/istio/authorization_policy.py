@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.kinds.access_policy.model import AccessPolicyDocument, Operation, Rule, Source
+from compiler.kinds.access_policy.model import AccessPolicyDocument, Operation
 from compiler.lower.istio.common import (
     DRY_RUN,
     SECURITY,
@@ -25,9 +25,9 @@ from compiler.lower.istio.common import (
     new_object,
     principal,
 )
-from compiler.model.access import resolve_source
+from compiler.model.access import ResolvedSource
 from compiler.model.mesh import ServiceView
-from compiler.model.traffic import target_port
+from compiler.model.records import ResolvedRule, ServiceRecord
 from compiler.validate import Intent
 
 ALLOW_NOTHING = "meshc-allow-nothing"
@@ -49,7 +49,8 @@ def allow_nothing(ctx: LowerContext, namespace: str) -> Obj:
     return obj
 
 
-def for_service(ctx: LowerContext, view: ServiceView) -> list[Obj]:
+def for_service(ctx: LowerContext, record: ServiceRecord) -> list[Obj]:
+    view = record.view
     policies = sorted(view.policies, key=lambda p: p.ref)
     if not policies:
         return []
@@ -58,7 +59,8 @@ def for_service(ctx: LowerContext, view: ServiceView) -> list[Obj]:
     if not enforced:
         out.append(shadow_allow_all(ctx, view, policies[0]))
     for policy in policies:
-        out.extend(for_policy(ctx, view, policy))
+        rules = [rule for rule in record.rules if rule.policy is policy]
+        out.extend(for_policy(ctx, view, policy, rules))
     if enforced and ctx.model.settings.default_action == "allow" and not _has_allow(enforced):
         out.append(workload_allow_nothing(ctx, view, enforced[0]))
     return out
@@ -120,20 +122,23 @@ def policy_object_name(view: ServiceView, policy: Intent[AccessPolicyDocument], 
 
 
 def for_policy(
-    ctx: LowerContext, view: ServiceView, policy: Intent[AccessPolicyDocument]
+    ctx: LowerContext,
+    view: ServiceView,
+    policy: Intent[AccessPolicyDocument],
+    rules: list[ResolvedRule],
 ) -> list[Obj]:
+    """The objects of one policy, from its `rules` (resolved, in order)."""
     spec = policy.model.spec
-    namespace = policy.model.metadata.namespace
     buckets: dict[str, list[Obj]] = {action: [] for action in ACTION_ORDER}
     wanted: set[str] = set()
-    for rule in spec.rules:
-        action = ACTIONS[rule.action]
+    for resolved in rules:
+        action = ACTIONS[resolved.action]
         wanted.add(action)
-        lowered = lower_rule(ctx, view, rule, namespace=namespace)
+        lowered = lower_rule(ctx, resolved)
         if lowered is None:
             continue
         buckets[action].append(lowered)
-        if rule.log:
+        if resolved.rule.log:
             wanted.add("AUDIT")
             buckets["AUDIT"].append(lowered)
     out = []
@@ -166,14 +171,15 @@ def _dedupe(rules: list[Obj]) -> list[Obj]:
     return seen
 
 
-def lower_rule(ctx: LowerContext, view: ServiceView, rule: Rule, *, namespace: str) -> Obj | None:
+def lower_rule(ctx: LowerContext, resolved: ResolvedRule) -> Obj | None:
     """One intent rule as one Istio rule; None when nothing of an allow rule resolves."""
+    rule = resolved.rule
     allow = rule.action == "allow"
-    sources = lower_sources(ctx, rule.from_, namespace=namespace, allow=allow)
+    sources = lower_sources(ctx, resolved.sources, allow=allow)
     if not sources:
         return None
     out: Obj = {"from": sources}
-    operation = lower_operation(view, rule.to, allow=allow)
+    operation = lower_operation(rule.to, resolved.ports, allow=allow)
     if operation is None:
         return None
     if operation:
@@ -187,14 +193,13 @@ def lower_rule(ctx: LowerContext, view: ServiceView, rule: Rule, *, namespace: s
 
 
 def lower_sources(
-    ctx: LowerContext, sources: list[Source], *, namespace: str, allow: bool
+    ctx: LowerContext, sources: tuple[ResolvedSource, ...], *, allow: bool
 ) -> list[Obj]:
     """Principals and namespaces of a rule's sources. A service no Service declares is
     left out of an allow (fail closed) and denied by its default account in a deny."""
     principals: set[str] = set()
     namespaces: set[str] = set()
-    for source in sources:
-        resolved = resolve_source(source, namespace, ctx.model)
+    for resolved in sources:
         found = resolved.principal
         if found.kind == "any":
             principals.add("*")
@@ -212,15 +217,15 @@ def lower_sources(
     return out
 
 
-def lower_operation(view: ServiceView, op: Operation, *, allow: bool) -> Obj | None:
-    """methods, paths and target ports; None when an allow's ports all fail to resolve."""
+def lower_operation(op: Operation, resolved: tuple[int | None, ...], *, allow: bool) -> Obj | None:
+    """methods, paths and target ports (`resolved`: `op.ports` as container ports); None
+    when an allow's ports all fail to resolve."""
     out: Obj = {}
     if op.methods:
         out["methods"] = sorted(set(op.methods))
     if op.paths:
         out["paths"] = sorted(set(op.paths))
     if op.ports:
-        resolved = [target_port(view, port) for port in op.ports]
         known = sorted({p for p in resolved if p is not None})
         if allow and not known:
             return None

@@ -16,13 +16,13 @@ from compiler.lower.istio.common import (
     istio_duration,
     new_object,
 )
-from compiler.model.mesh import ServiceView
-from compiler.model.traffic import port_resilience, service_resilience
+from compiler.model.records import ServiceRecord
 
 SIMPLE_LB = {"round-robin": "ROUND_ROBIN", "least-request": "LEAST_REQUEST", "random": "RANDOM"}
 
 
-def destination_rule(ctx: LowerContext, view: ServiceView) -> Obj:
+def destination_rule(ctx: LowerContext, record: ServiceRecord) -> Obj:
+    view = record.view
     obj = new_object(
         ctx,
         api_version=NETWORKING,
@@ -32,12 +32,12 @@ def destination_rule(ctx: LowerContext, view: ServiceView) -> Obj:
         source=view.intent.ref,
     )
     policy: Obj = {"tls": {"mode": "ISTIO_MUTUAL"}}
-    whole = service_resilience(view)
+    whole = record.resilience
     if whole is not None:
         policy.update(traffic_settings(ctx, whole))
     per_port = [
         {"port": {"number": port}, "tls": {"mode": "ISTIO_MUTUAL"}, **traffic_settings(ctx, spec)}
-        for port, spec in port_resilience(view).items()
+        for port, spec in record.port_resilience
     ]
     if per_port:
         policy["portLevelSettings"] = per_port

@@ -10,11 +10,9 @@ Istio merges several VirtualServices for one host unpredictably, hence one per h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from compiler.kinds.resilience.model import ResilienceSpec, Retries
+from compiler.kinds.resilience.model import Retries
 from compiler.kinds.rollout.cookies import cookie_regex
-from compiler.kinds.rollout.model import MatchRule, RolloutSpec, StringMatch
+from compiler.kinds.rollout.model import MatchRule, StringMatch
 from compiler.lower.istio.common import (
     NETWORKING,
     LowerContext,
@@ -24,43 +22,18 @@ from compiler.lower.istio.common import (
     new_object,
 )
 from compiler.model.mesh import ServiceView
-from compiler.model.traffic import (
-    current_rollout,
-    live_weights,
-    port_resilience,
-    service_resilience,
-)
+from compiler.model.records import RouteSettings, ServiceRecord, TrafficRecord
 
 
-@dataclass(frozen=True, slots=True)
-class RouteSettings:
-    """What a block of routes carries besides its destinations."""
-
-    timeout: str | None
-    retries: Retries | None
-
-
-def _settings(spec: ResilienceSpec | None, fallback: RouteSettings | None = None) -> RouteSettings:
-    timeout = spec.timeout if spec is not None else None
-    retries = spec.retries if spec is not None else None
-    if fallback is not None:
-        timeout = timeout if timeout is not None else fallback.timeout
-        retries = retries if retries is not None else fallback.retries
-    return RouteSettings(timeout, retries)
-
-
-def virtual_service(ctx: LowerContext, view: ServiceView) -> Obj | None:
-    rollout = current_rollout(view)
+def virtual_service(ctx: LowerContext, record: ServiceRecord) -> Obj | None:
+    view = record.view
+    traffic = record.traffic
+    rollout = traffic.rollout
     tcp_ports = sorted(int(p.port) for p in view.spec.ports if p.protocol == "tcp")
     has_http = any(p.protocol != "tcp" for p in view.spec.ports)
-    general = _settings(service_resilience(view))
-    per_port = {
-        port: _settings(spec, general)
-        for port, spec in port_resilience(view).items()
-        if port not in tcp_ports and (spec.timeout is not None or spec.retries is not None)
-    }
+    general = record.general
     wants_http = has_http and (
-        rollout is not None or general != RouteSettings(None, None) or per_port
+        rollout is not None or general != RouteSettings(None, None) or record.port_routes
     )
     if not wants_http and (rollout is None or not tcp_ports):
         return None
@@ -73,33 +46,25 @@ def virtual_service(ctx: LowerContext, view: ServiceView) -> Obj | None:
         namespace=view.key.namespace,
         source=source,
     )
-    spec = rollout.model.spec if rollout is not None else None
-    key = f"{rollout.model.metadata.namespace}/{rollout.model.metadata.name}" if rollout else ""
     body: Obj = {"hosts": [host(ctx, view.key)]}
     if wants_http:
         routes: list[Obj] = []
-        for port, settings in per_port.items():
-            routes.extend(route_block(ctx, view, spec, settings, port=port, state_key=key))
-        routes.extend(route_block(ctx, view, spec, general, port=None, state_key=key))
+        for port, settings in record.port_routes:
+            routes.extend(route_block(ctx, record, settings, port=port))
+        routes.extend(route_block(ctx, record, general, port=None))
         body["http"] = routes
-    if tcp_ports and spec is not None:
-        body["tcp"] = [tcp_route(ctx, view, spec, tcp_ports, state_key=key, only_ports=has_http)]
+    if tcp_ports and rollout is not None:
+        body["tcp"] = [tcp_route(ctx, record, tcp_ports, only_ports=has_http)]
     obj["spec"] = body
     return obj
 
 
 def tcp_route(
-    ctx: LowerContext,
-    view: ServiceView,
-    rollout: RolloutSpec,
-    ports: list[int],
-    *,
-    state_key: str,
-    only_ports: bool,
+    ctx: LowerContext, record: ServiceRecord, ports: list[int], *, only_ports: bool
 ) -> Obj:
     """TCP ports get the weighted split only: header matches, mirroring, timeouts and
     retries are HTTP features (lint reports them on a TCP-only service)."""
-    route: Obj = {"route": weighted_destinations(ctx, host(ctx, view.key), rollout, state_key)}
+    route: Obj = {"route": weighted_destinations(host(ctx, record.key), record.traffic)}
     if only_ports:
         route["match"] = [{"port": port} for port in ports]
     return route
@@ -110,19 +75,14 @@ def _resilience_ref(view: ServiceView) -> str:
 
 
 def route_block(
-    ctx: LowerContext,
-    view: ServiceView,
-    rollout: RolloutSpec | None,
-    settings: RouteSettings,
-    *,
-    port: int | None,
-    state_key: str,
+    ctx: LowerContext, record: ServiceRecord, settings: RouteSettings, *, port: int | None
 ) -> list[Obj]:
     prefix = f"port-{port}-" if port is not None else ""
     port_match: Obj = {"port": port} if port is not None else {}
-    fqdn = host(ctx, view.key)
+    fqdn = host(ctx, record.key)
+    traffic = record.traffic
     routes: list[Obj] = []
-    for index, rule in enumerate(rollout.match if rollout is not None else []):
+    for index, rule in enumerate(traffic.matches):
         route: Obj = {
             "name": f"{prefix}match-{index}",
             "match": [{**match_conditions(rule), **port_match}],
@@ -132,10 +92,10 @@ def route_block(
     default: Obj = {"name": f"{prefix}default"}
     if port_match:
         default["match"] = [port_match]
-    default["route"] = weighted_destinations(ctx, fqdn, rollout, state_key)
-    if rollout is not None and rollout.mirror is not None:
-        default["mirror"] = {"host": fqdn, "subset": rollout.mirror.version}
-        default["mirrorPercentage"] = {"value": float(rollout.mirror.percentage)}
+    default["route"] = weighted_destinations(fqdn, traffic)
+    if traffic.mirror is not None:
+        default["mirror"] = {"host": fqdn, "subset": traffic.mirror.version}
+        default["mirrorPercentage"] = {"value": float(traffic.mirror.percentage)}
     routes.append(_with_settings(default, settings))
     return routes
 
@@ -157,15 +117,12 @@ def retry_policy(retries: Retries) -> Obj:
     return out
 
 
-def weighted_destinations(
-    ctx: LowerContext, fqdn: str, rollout: RolloutSpec | None, state_key: str
-) -> list[Obj]:
-    if rollout is None:
+def weighted_destinations(fqdn: str, traffic: TrafficRecord) -> list[Obj]:
+    if traffic.rollout is None:
         return [{"destination": {"host": fqdn}}]
-    live = live_weights(rollout, ctx.rollout_state.get(state_key))
     return [
         {"destination": {"host": fqdn, "subset": version}, "weight": weight}
-        for version, weight in live
+        for version, weight in traffic.weights
     ]
 
 
