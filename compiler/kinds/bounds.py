@@ -137,6 +137,8 @@ def bounded_values(model: BaseModel, path: Path = ()) -> Iterator[BoundedValue]:
 
     Fields left at their default are skipped: a default is meshc's choice, not a value
     written in the file (and has no span to point at)."""
+    if not _may_hold_bounds(type(model)):
+        return
     for name, key, annotation, bounds in _fields(type(model)):
         if name in model.model_fields_set:
             yield from _values(getattr(model, name), annotation, bounds, (*path, key))
@@ -161,6 +163,32 @@ def _values(
         kind: Any = type(value)
         for bound in (*bounds, *_bounds_of(annotation, kind)):
             yield BoundedValue(path, value, bound)
+
+
+@functools.cache
+def _may_hold_bounds(model: type[BaseModel]) -> bool:
+    """Whether any field of `model`, or of a model nested in it, is bounded (most kinds'
+    documents have none: their walk is skipped, which is most of a lint's documents)."""
+    return any(
+        bounds or _annotation_bounded(annotation, {model})
+        for _, _, annotation, bounds in _fields(model)
+    )
+
+
+def _annotation_bounded(annotation: Any, seen: set[type]) -> bool:
+    if get_origin(annotation) is Annotated and any(
+        isinstance(m, Bound) for m in get_args(annotation)[1:]
+    ):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return False
+        seen.add(annotation)
+        return any(
+            bounds or _annotation_bounded(inner, seen)
+            for _, _, inner, bounds in _fields(annotation)
+        )
+    return any(_annotation_bounded(arg, seen) for arg in get_args(annotation))
 
 
 @functools.cache
