@@ -1,8 +1,10 @@
 """Stage 5: a deterministic set of emitted objects, keyed by identity.
 
-Backends produce plain dicts (Kubernetes objects); `Artifacts` orders them and
-serialises them byte-identically for the same input (sorted keys, fixed ordering,
-no timestamps), which the plan, the reconciler and the golden tests rely on.
+Backends produce plain dicts (Kubernetes objects today; per-proxy xDS resources next),
+each under an `ArtifactKey`; `Artifacts` orders them and serialises them byte-identically
+for the same input (sorted keys, fixed ordering, no timestamps), which the plan, the
+reconciler and the golden tests rely on. Nothing here reads a backend's fields except the
+one constructor that says so (`of_kubernetes`).
 """
 
 from __future__ import annotations
@@ -16,23 +18,27 @@ from typing import Any, NamedTuple
 from compiler import yamlout
 
 
-class ObjectKey(NamedTuple):
-    """apiVersion's group, kind, namespace and name: one object's identity. A tuple, so
-    hashing and comparing run in C (a re-plan looks up every key of a 1,000-service
-    mesh's ~5,000 objects)."""
+class ArtifactKey(NamedTuple):
+    """One emitted artifact's identity, whatever the backend emits: its group and kind, the
+    scope it lives in, and its name. A Kubernetes object: apiVersion's group, kind,
+    namespace ("" when cluster-scoped) and name; a per-proxy xDS resource: its type, the
+    proxy (node id) and the resource name. Kept to four neutral strings so one plan diff
+    compares any backend's output. A tuple, so hashing and comparing run in C (a re-plan
+    looks up every key of a 1,000-service mesh's ~5,000 objects)."""
 
     group: str
     kind: str
-    namespace: str
+    scope: str
     name: str
 
     def __str__(self) -> str:
         group = f".{self.group}" if self.group else ""
-        where = f"{self.namespace}/" if self.namespace else ""
+        where = f"{self.scope}/" if self.scope else ""
         return f"{self.kind}{group}/{where}{self.name}"
 
     @classmethod
-    def of(cls, obj: dict[str, Any]) -> ObjectKey:
+    def of_kubernetes(cls, obj: dict[str, Any]) -> ArtifactKey:
+        """A Kubernetes object's key, read from its apiVersion, kind and metadata."""
         api_version = str(obj.get("apiVersion", ""))
         group = api_version.split("/", 1)[0] if "/" in api_version else ""
         meta = obj.get("metadata", {})
@@ -43,29 +49,32 @@ class ObjectKey(NamedTuple):
             str(meta.get("name", "")),
         )
 
-    @property
-    def filename(self) -> str:
-        """A stable file name for the rendered-manifests layout."""
-        group = self.group.split(".")[0] if self.group else "core"
-        return f"{self.namespace or '_cluster'}/{self.kind.lower()}.{group}.{self.name}.yaml"
+
+Keyed = tuple[ArtifactKey, dict[str, Any]]
+"""One object under its key, as backends hand them over."""
 
 
 @dataclass(slots=True)
 class Artifacts:
-    objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    objects: dict[ArtifactKey, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, objects: Iterable[dict[str, Any]]) -> Artifacts:
+    def of_kubernetes(cls, objects: Iterable[dict[str, Any]]) -> Artifacts:
+        """Kubernetes objects, each keyed by `ArtifactKey.of_kubernetes`."""
+        return cls.of_keyed((ArtifactKey.of_kubernetes(obj), obj) for obj in objects)
+
+    @classmethod
+    def of_keyed(cls, pairs: Iterable[Keyed]) -> Artifacts:
+        """Objects already keyed; two under one key is a backend's bug, never a choice."""
         result = cls()
-        for obj in objects:
-            key = ObjectKey.of(obj)
+        for key, obj in pairs:
             if key in result.objects:
                 raise ValueError(f"two emitted objects share the identity {key}")
             result.objects[key] = obj
         return result
 
     @classmethod
-    def of_groups(cls, groups: Sequence[Sequence[tuple[ObjectKey, dict[str, Any]]]]) -> Artifacts:
+    def of_groups(cls, groups: Sequence[Sequence[Keyed]]) -> Artifacts:
         """Objects already keyed (a backend's groups, some reused from a cache)."""
         result = cls()
         objects = result.objects
@@ -73,17 +82,17 @@ class Artifacts:
         for group in groups:
             objects.update(group)
             count += len(group)
-        if len(objects) != count:  # rare: find the clash the way `of` reports it
-            return cls.of(obj for group in groups for _, obj in group)
+        if len(objects) != count:  # rare: find the clash the way `of_keyed` reports it
+            return cls.of_keyed(pair for group in groups for pair in group)
         return result
 
-    def __iter__(self) -> Iterator[tuple[ObjectKey, dict[str, Any]]]:
+    def __iter__(self) -> Iterator[Keyed]:
         return iter(sorted(self.objects.items()))
 
     def __len__(self) -> int:
         return len(self.objects)
 
-    def digest(self, key: ObjectKey) -> str:
+    def digest(self, key: ArtifactKey) -> str:
         """Content address of one object (sha256 of its canonical JSON)."""
         return hashlib.sha256(canonical_json(self.objects[key]).encode()).hexdigest()
 

@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 
 from compiler.api import Compilation, compile_tree, load_tree
-from compiler.artifacts import Artifacts, ObjectKey, to_yaml, to_yaml_stream
+from compiler.artifacts import ArtifactKey, Artifacts, to_yaml, to_yaml_stream
 from compiler.cli.common import in_scope, mark_output_complete, now_option, policy_root, resolve_now
 from compiler.gcpause import paused_gc
 from compiler.lower import TARGETS, LoweringRefused, lower
@@ -219,9 +219,13 @@ def render_stream(artifacts: Artifacts, *, fmt: str) -> str:
     return to_yaml_stream(objects)
 
 
-def object_path(key: ObjectKey, *, fmt: str) -> str:
-    name = key.filename
-    return name[: -len(".yaml")] + ".json" if fmt == "json" else name
+def object_path(key: ArtifactKey, *, fmt: str) -> str:
+    """A Kubernetes object's stable file in the rendered-manifests layout:
+    `<namespace>/<kind>.<group's first label>.<name>.<fmt>`, cluster-scoped objects under
+    `_cluster/`, the core group as `core`. Here, not on the key: the layout is this
+    command's, and only Kubernetes objects have it."""
+    group = key.group.split(".")[0] if key.group else "core"
+    return f"{key.scope or '_cluster'}/{key.kind.lower()}.{group}.{key.name}.{fmt}"
 
 
 def object_bytes(obj: dict[str, Any], *, fmt: str) -> bytes:

@@ -28,7 +28,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "id": str(change.key),
                 "group": change.key.group,
                 "kind": change.key.kind,
-                "namespace": change.key.namespace,
+                "namespace": change.key.scope,
                 "name": change.key.name,
                 "diff": mask_text(change.diff),
             }

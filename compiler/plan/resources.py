@@ -7,7 +7,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from compiler.artifacts import Artifacts, ObjectKey, to_yaml
+from compiler.artifacts import ArtifactKey, Artifacts, to_yaml
 from compiler.plan.mask import mask_against, mask_value
 
 Action = Literal["created", "changed", "deleted"]
@@ -18,7 +18,7 @@ _TEXT_CACHE_SIZE = 8192
 
 @dataclass(frozen=True, slots=True)
 class ResourceChange:
-    key: ObjectKey
+    key: ArtifactKey
     action: Action
     diff: str
     """A unified diff of the masked YAML (base -> head); all `+` or all `-` when created/deleted."""
@@ -41,7 +41,7 @@ class DiffCache:
     texts: dict[int, tuple[object, list[str]]] = field(default_factory=dict)
     """id(object) -> (object, its masked YAML lines)."""
 
-    def diff(self, key: ObjectKey, before: Any, after: Any) -> str | None:
+    def diff(self, key: ArtifactKey, before: Any, after: Any) -> str | None:
         """The diff of a pair; None when the two are equal."""
         ident = (key, id(before), id(after))
         hit = self.pairs.get(ident)
@@ -72,7 +72,7 @@ def _put(table: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
 def diff_artifacts(
     base: Artifacts, head: Artifacts, cache: DiffCache | None = None
 ) -> list[ResourceChange]:
-    """Every object that differs, in ObjectKey order (deterministic).
+    """Every object that differs, in ArtifactKey order (deterministic).
 
     An object a `LoweringCache` handed to both sides is the same object: the identity
     test skips it without comparing contents, and only the differing keys are sorted.
@@ -80,7 +80,7 @@ def diff_artifacts(
     """
     memo = cache if cache is not None else DiffCache()
     old, new = base.objects, head.objects
-    found: list[tuple[ObjectKey, Action, str]] = []
+    found: list[tuple[ArtifactKey, Action, str]] = []
     created = 0
     for key in [key for key, after in new.items() if old.get(key) is not after]:
         before, after = old.get(key), new[key]
@@ -96,7 +96,7 @@ def diff_artifacts(
 
 
 def unified_yaml_diff(
-    key: ObjectKey,
+    key: ArtifactKey,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
     cache: DiffCache | None = None,

@@ -24,7 +24,7 @@ import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from compiler.artifacts import Artifacts, ObjectKey
+from compiler.artifacts import ArtifactKey, Artifacts
 from compiler.provenance import source_of
 from compiler.verify.cel import FieldPath, cel_sites, evaluate_cel
 
@@ -194,7 +194,7 @@ def _make_strict(node: Any) -> None:
 class CrdProblem:
     """One reason an emitted object would be rejected."""
 
-    key: ObjectKey
+    key: ArtifactKey
     path: FieldPath
     message: str
     source: str
@@ -222,7 +222,7 @@ def check_artifacts(artifacts: Artifacts, crds: CrdSet) -> CrdReport:
     return report
 
 
-def check_object(key: ObjectKey, obj: dict[str, Any], crds: CrdSet, report: CrdReport) -> None:
+def check_object(key: ArtifactKey, obj: dict[str, Any], crds: CrdSet, report: CrdReport) -> None:
     api_version = str(obj.get("apiVersion", ""))
     group, _, version = api_version.rpartition("/")
     source = source_of(obj)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from compiler.artifacts import ObjectKey
+from compiler.artifacts import ArtifactKey
 from compiler.diagnostics import Diagnostic, Span
 from compiler.verify.cel import FieldPath
 from compiler.verify.crds import CrdReport
@@ -76,12 +76,12 @@ def crd_diagnostics(report: CrdReport, compilation: Compilation) -> list[Diagnos
     return sorted(out, key=Diagnostic.sort_key)
 
 
-def related_intents(compilation: Compilation, key: ObjectKey) -> list[Intent[Any]]:
+def related_intents(compilation: Compilation, key: ArtifactKey) -> list[Intent[Any]]:
     """The other documents one object combines (a DestinationRule: its Service and the
     Resilience; a VirtualService: its Rollout and Resilience)."""
     from compiler.model.mesh import ServiceKey
 
-    view = compilation.model.services.get(ServiceKey(key.namespace, key.name))
+    view = compilation.model.services.get(ServiceKey(key.scope, key.name))
     if view is None:
         return []
     related: list[Intent[Any]] = [*view.rollouts, *view.resilience, *view.policies, view.intent]

@@ -44,7 +44,7 @@ def render_files(files: dict[str, str], *, state: Mapping[str, int] | None = Non
 
 def objects(artifacts: Artifacts, kind: str) -> dict[str, dict[str, Any]]:
     """`namespace/name` → object, for one kind."""
-    return {f"{k.namespace}/{k.name}": obj for k, obj in artifacts if k.kind == kind}
+    return {f"{k.scope}/{k.name}": obj for k, obj in artifacts if k.kind == kind}
 
 
 def check_golden(name: str, text: str) -> None:

@@ -84,7 +84,7 @@ def test_write_tree_rewrites_a_file_whose_bytes_differ_even_at_the_same_size(
         "metadata": {"name": "a", "namespace": "ns"},
         "data": {"k": "aaaa"},
     }
-    artifacts = Artifacts.of([obj])
+    artifacts = Artifacts.of_kubernetes([obj])
     first = write_tree(artifacts, tmp_path, fmt="yaml")
     assert (first.written, first.unchanged, first.removed) == (1, 0, 0)
     file = tmp_path / "ns" / "configmap.core.a.yaml"

@@ -38,7 +38,7 @@ def test_memoised_diffs_equal_fresh_ones_across_replans() -> None:
     """Base fixed, each head changes one more object; the reused before-objects and
     the secret-like values must diff exactly as a fresh comparison does."""
     base_objects = [policy(f"p{i}") for i in range(6)]
-    base = Artifacts.of(base_objects)
+    base = Artifacts.of_kubernetes(base_objects)
     cache = DiffCache()
     heads = {obj["metadata"]["name"]: obj for obj in base_objects}  # shared when unchanged
     seen: dict[str, str] = {}
@@ -50,7 +50,7 @@ def test_memoised_diffs_equal_fresh_ones_across_replans() -> None:
         if step == 4:
             del heads["p0"]
             heads["extra"] = policy("extra")
-        head = Artifacts.of(heads.values())
+        head = Artifacts.of_kubernetes(heads.values())
         memoised = [(str(c.key), c.action, c.diff) for c in diff_artifacts(base, head, cache)]
         assert memoised == fresh(base, head), f"step {step}"
         for key, _action, text in memoised:
@@ -63,11 +63,13 @@ def test_memoised_diffs_equal_fresh_ones_across_replans() -> None:
 
 
 def test_a_seen_pair_is_not_diffed_again() -> None:
-    base = Artifacts.of([policy("p0"), policy("p1")])
+    base = Artifacts.of_kubernetes([policy("p0"), policy("p1")])
     after = policy("p1", hosts=("b",))
     cache = DiffCache()
-    first = diff_artifacts(base, Artifacts.of([*list(base.objects.values())[:1], after]), cache)
-    again = diff_artifacts(base, Artifacts.of([policy("p0"), after]), cache)
+    first = diff_artifacts(
+        base, Artifacts.of_kubernetes([*list(base.objects.values())[:1], after]), cache
+    )
+    again = diff_artifacts(base, Artifacts.of_kubernetes([policy("p0"), after]), cache)
     assert [c.diff for c in first] == [c.diff for c in again]
     assert first[0].diff is again[0].diff, "the (before, after) pair was diffed twice"
     assert "-      - a\n+      - b\n" in again[0].diff
@@ -78,10 +80,10 @@ def test_a_seen_pair_is_not_diffed_again() -> None:
 def test_equal_content_in_new_objects_is_still_diffed_correctly() -> None:
     """The memo is keyed by identity and keeps its objects alive: a new object with an
     old object's content never inherits another pair's result."""
-    base = Artifacts.of([policy("p0")])
+    base = Artifacts.of_kubernetes([policy("p0")])
     cache = DiffCache()
     for hosts in (("x",), ("a",), ("y",), ("a",)):
-        head = Artifacts.of([policy("p0", hosts=hosts)])
+        head = Artifacts.of_kubernetes([policy("p0", hosts=hosts)])
         got = [(str(c.key), c.action, c.diff) for c in diff_artifacts(base, head, cache)]
         assert got == fresh(base, head), hosts
         assert bool(got) == (hosts != ("a",)), hosts
@@ -91,9 +93,9 @@ def test_diff_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from compiler.plan import resources
 
     monkeypatch.setattr(resources, "_PAIR_CACHE_SIZE", 20)
-    base = Artifacts.of([policy("p0")])
+    base = Artifacts.of_kubernetes([policy("p0")])
     cache = DiffCache()
-    heads = [Artifacts.of([policy("p0", hosts=(str(i),))]) for i in range(50)]
+    heads = [Artifacts.of_kubernetes([policy("p0", hosts=(str(i),))]) for i in range(50)]
     for head in heads:
         diff_artifacts(base, head, cache)
     assert len(cache.pairs) == 20

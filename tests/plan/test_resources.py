@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from compiler.artifacts import Artifacts, ObjectKey
+import pytest
+
+from compiler.artifacts import ArtifactKey, Artifacts
 from compiler.plan.markdown import GITHUB_COMMENT_LIMIT, pack, render_markdown
 from compiler.plan.mask import MASKED, MASKED_CHANGED, mask_text
 from compiler.plan.resources import diff_artifacts
@@ -25,10 +27,10 @@ def obj(kind: str, name: str, **spec: Any) -> dict[str, Any]:
 
 
 def test_created_changed_deleted_in_key_order() -> None:
-    base = Artifacts.of(
+    base = Artifacts.of_kubernetes(
         [obj("A", "kept", x=1), obj("A", "gone", x=1), obj("B", "edited", timeout="2s")]
     )
-    head = Artifacts.of(
+    head = Artifacts.of_kubernetes(
         [obj("A", "kept", x=1), obj("B", "edited", timeout="3s"), obj("A", "new", x=2)]
     )
     changes = diff_artifacts(base, head)
@@ -46,7 +48,7 @@ def test_created_changed_deleted_in_key_order() -> None:
 
 
 def test_secret_like_values_are_masked_and_changes_still_show() -> None:
-    base = Artifacts.of(
+    base = Artifacts.of_kubernetes(
         [
             obj(
                 "S",
@@ -59,7 +61,7 @@ def test_secret_like_values_are_masked_and_changes_still_show() -> None:
             )
         ]
     )
-    head = Artifacts.of(
+    head = Artifacts.of_kubernetes(
         [
             obj(
                 "S",
@@ -166,8 +168,20 @@ def test_pack_truncates_a_block_larger_than_a_part() -> None:
     assert part.count("```") % 2 == 0 and part.count("<details") == part.count("</details>")
 
 
-def test_object_key_identity_is_what_the_diff_compares() -> None:
-    assert str(ObjectKey.of(obj("A", "n"))) == "A.example.io/ns/n"
+def test_artifact_key_identity_is_what_the_diff_compares() -> None:
+    assert str(ArtifactKey.of_kubernetes(obj("A", "n"))) == "A.example.io/ns/n"
+
+
+def test_keys_that_are_not_kubernetes_objects_are_diffed_and_clashes_named() -> None:
+    """A per-proxy resource keeps its own key: nothing re-reads it as a Kubernetes object."""
+    route = ArtifactKey("envoy.config.route.v3", "RouteConfiguration", "sidecar~10.0.0.1", "80")
+    base = Artifacts.of_groups([[(route, {"virtual_hosts": []})]])
+    head = Artifacts.of_groups([[(route, {"virtual_hosts": [{"name": "reviews"}]})]])
+    [change] = diff_artifacts(base, head)
+    assert (change.action, change.key) == ("changed", route)
+    assert "base/RouteConfiguration.envoy.config.route.v3/sidecar~10.0.0.1/80" in change.diff
+    with pytest.raises(ValueError, match="share the identity RouteConfiguration"):
+        Artifacts.of_groups([[(route, {})], [(route, {"other": 1})]])
 
 
 def test_a_huge_plan_posts_at_most_max_parts_comments() -> None:

@@ -371,7 +371,8 @@ def test_odd_but_loadable_crd_parts_are_tolerated() -> None:
     )
     assert list(crds.versions) == [("g", "v1", "X")]
     report = check_artifacts(
-        Artifacts.of([{"apiVersion": "g/v1", "kind": "X", "metadata": {"name": "a"}}]), crds
+        Artifacts.of_kubernetes([{"apiVersion": "g/v1", "kind": "X", "metadata": {"name": "a"}}]),
+        crds,
     )
     assert report.problems == []
     assert report.cel_gaps == {"5": "cel-python returned IntType (IntType(5)), not a boolean"}
