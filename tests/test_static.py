@@ -31,9 +31,9 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
 
 
 def test_import_contracts_are_kept() -> None:
-    """The compiler never imports the reconciler, the emitters never the plan, the kinds never
-    a backend, no Istio emitter another; the output names the import chain that breaks a
-    contract."""
+    """The compiler never imports the reconciler, the emitters never the plan, the kinds and
+    the verifier never a backend, no Istio emitter another; the output names the import chain
+    that breaks a contract."""
     result = _run(str(BIN / "lint-imports"), "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout, result.stdout
