@@ -12,7 +12,7 @@ import pytest
 from compiler.api import compile_tree, load_tree
 from compiler.diagnostics import Severity
 from tests.bench.bench_lint import format_report, run_benchmark
-from tests.bench.generate import generate_mesh
+from tests.bench.generate import Shape, generate_mesh
 from tests.helpers import NOW
 
 
@@ -47,11 +47,16 @@ def test_scale_benchmark_runs_on_a_small_mesh(capsys: pytest.CaptureFixture[str]
     from tests.bench.bench_scale import main as bench_scale
 
     bench_scale(
-        ["--sizes", "20,40", "--shapes", "hub,chain", "--base", "20", "--no-cli", "--runs", "1"]
+        [
+            *("--sizes", "20,40", "--shapes", "hub,hub-rules,chain", "--base", "20"),
+            *("--no-cli", "--runs", "1"),
+        ]
     )
     out = capsys.readouterr().out
     assert "plain 20 -> plain 40:" in out
     assert "hub: extra over the plain base" in out and "chain: extra over the plain base" in out
+    assert "hub, a rule per caller, 40 services vs plain 40:" in out
+    assert "(target <= 1.2x: " in out
     for phase in ("compile", "lower", "summarise", "recompile"):
         assert f"    {phase} " in out
 
@@ -75,3 +80,24 @@ def test_render_benchmark_runs_and_judges_the_re_render(tmp_path: Path) -> None:
         "(target: only changed files: PASS)",
     ):
         assert label in report, label
+
+
+def test_hub_with_a_rule_per_caller_lints_clean(tmp_path: Path) -> None:
+    """The hub shape with one rule per caller: every caller calls the hub, every rule is
+    used and none covers another, so it draws no more findings than the plain mesh."""
+    stats = generate_mesh(tmp_path, services=30, shape=Shape(hub_rule_per_caller=True))
+    compilation = compile_tree(load_tree(tmp_path), now=NOW)
+    assert [str(d) + " " + d.message for d in compilation.blocking(Severity.WARNING)] == []
+    hub = next(v for v in compilation.model.services.values() if v.key.name == "hub")
+    assert len(hub.policies[0].model.spec.rules) == 30 and stats.rules == 300 + 30
+    assert sum(hub.key in view.calls for view in compilation.model.services.values()) == 30
+
+
+def test_memory_benchmark_reads_the_child_peak(tmp_path: Path) -> None:
+    from tests.bench.bench_memory import lint_peak_rss, peak_line
+
+    generate_mesh(tmp_path, services=10)
+    run = lint_peak_rss(tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert 10_000_000 < run.peak_bytes < 2_000_000_000
+    assert peak_line(10, run.peak_bytes).endswith("(target <= 0.6 GB: PASS)")

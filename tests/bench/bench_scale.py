@@ -14,8 +14,13 @@ Scaling is judged two ways:
   * odd shapes at two magnitudes on the same base mesh (hub callers, rules in one policy,
     chain depth, services sharing an identity, versions and rollout steps, namespaces,
     a policy naming every service): the extra time over the plain base, whose ratio is
-    compared with the magnitude ratio.
-A ratio above 1.5x the linear one is flagged `SUPER-LINEAR?`. Not a pytest test.
+    compared with the magnitude ratio;
+  * a hub whose AccessPolicy has one rule per caller, at each plain size: its compile and
+    CLI lint against the plain mesh of the same size, with the issue's target
+    (`HUB_RULES_TARGET`, PASS/MISS).
+A ratio above 1.5x the linear one is flagged `SUPER-LINEAR?`. The CLI lint's own peak
+RSS is recorded (tests/bench/bench_memory.py) and the largest plain size's is printed
+against its target. Not a pytest test.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.bench.bench_memory import lint_peak_rss, peak_line
 from tests.bench.generate import Shape, generate_mesh
 
 T = TypeVar("T")
@@ -47,6 +53,8 @@ FLAG_FACTOR = 1.5
 FLAG_FLOOR_MS = 50.0
 """Extras below this many milliseconds are noise, never flagged."""
 PHASES = ("compile", "lower", "summarise", "recompile", "lint_cli", "render_cli")
+HUB_RULES_TARGET = 1.2
+"""A hub with one rule per caller may cost at most this much over the plain mesh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,8 @@ class Figures:
     findings: int = 0
     objects: int = 0
     ms: dict[str, float] = field(default_factory=dict)
+    peak_rss: int = 0
+    """Bytes: the peak RSS of the CLI lint (0 when not run)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -163,9 +173,10 @@ def measure(case: Case, directory: Path, *, cli: bool, runs: int) -> Figures:
         times.append(elapsed)
     figures.ms["recompile"] = sorted(times)[1]
     if cli:
-        result, figures.ms["lint_cli"] = _cli("lint", str(directory), "--now", NOW, "--no-cache")
-        if result.returncode not in (0, 1):
-            figures.notes.append(f"meshc lint exited {result.returncode}: {result.stderr[-300:]}")
+        linted = lint_peak_rss(directory)
+        figures.ms["lint_cli"], figures.peak_rss = linted.ms, linted.peak_bytes
+        if linted.returncode not in (0, 1):
+            figures.notes.append(f"meshc lint exited {linted.returncode}: {linted.stderr}")
         if compilation.ok:
             result, figures.ms["render_cli"] = _cli("render", str(directory), "--now", NOW)
             if result.returncode != 0:
@@ -179,10 +190,15 @@ def plain_cases(sizes: list[int]) -> list[Case]:
     return [Case(f"plain {size}", size, magnitude=size) for size in sizes]
 
 
-def odd_cases(base: int, names: set[str]) -> list[tuple[str, list[Case]]]:
-    """Each odd shape at a small and a large magnitude, on a `base`-service mesh."""
+def odd_cases(base: int, names: set[str], sizes: list[int]) -> list[tuple[str, list[Case]]]:
+    """Each odd shape at a small and a large magnitude, on a `base`-service mesh; the hub
+    with one rule per caller at each plain size instead (it is judged against those)."""
     shapes: dict[str, list[Case]] = {
         "hub": [Case(f"hub, {n} services", n, Shape(hub=True), n) for n in (base, 4 * base)],
+        "hub-rules": [
+            Case(f"hub, a rule per caller, {n} services", n, Shape(hub_rule_per_caller=True), n)
+            for n in sizes
+        ],
         "big-policy": [
             Case(f"one policy of {n} rules", base, Shape(big_policy_rules=n), n)
             for n in (500, 2000)
@@ -248,6 +264,8 @@ def compare_plain(rows: list[Figures]) -> list[str]:
 
 def compare_odd(name: str, base: Figures, rows: list[Figures]) -> list[str]:
     """The extra time of the shape over the plain base, small vs large magnitude."""
+    if len(rows) != 2:
+        return []  # one magnitude: nothing to scale against
     small, large = rows
     linear = large.case.magnitude / small.case.magnitude
     lines = [
@@ -256,7 +274,7 @@ def compare_odd(name: str, base: Figures, rows: list[Figures]) -> list[str]:
     ]
     for phase in PHASES:
         if phase in small.ms and phase in large.ms and phase in base.ms:
-            if name == "hub":  # the hub grows the base too: compare totals
+            if name in ("hub", "hub-rules"):  # the hub grows the base too: compare totals
                 lines.append(_ratio_line(phase, small.ms[phase], large.ms[phase], linear))
                 continue
             extra_small = max(1.0, small.ms[phase] - base.ms[phase])
@@ -265,13 +283,43 @@ def compare_odd(name: str, base: Figures, rows: list[Figures]) -> list[str]:
     return lines
 
 
+def against_plain(rows: list[Figures], plain: list[Figures]) -> list[str]:
+    """Each hub-with-a-rule-per-caller mesh against the plain mesh of its size: the lint
+    (in-process compile and the CLI) within `HUB_RULES_TARGET` of it."""
+    lines = []
+    for figures in rows:
+        same = next((p for p in plain if p.case.services == figures.case.services), None)
+        if same is None:
+            continue
+        lines.append(f"  {figures.case.label} vs {same.case.label}:")
+        for phase in ("compile", "lint_cli"):
+            if phase not in figures.ms or phase not in same.ms:
+                continue
+            ratio = figures.ms[phase] / max(1.0, same.ms[phase])
+            verdict = "PASS" if ratio <= HUB_RULES_TARGET else "MISS"
+            lines.append(
+                f"    {phase:<11} {same.ms[phase]:8.0f} -> {figures.ms[phase]:8.0f} ms   "
+                f"{ratio:5.2f}x (target <= {HUB_RULES_TARGET}x: {verdict})"
+            )
+    return lines
+
+
+def peak_rss_lines(plain: list[Figures]) -> list[str]:
+    """The largest plain mesh's CLI lint peak RSS against its target."""
+    measured = [f for f in plain if f.peak_rss]
+    if not measured:
+        return []
+    largest = max(measured, key=lambda f: f.services)
+    return [peak_line(largest.services, largest.peak_rss)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="meshc at larger scale and odd shapes.")
     parser.add_argument("--sizes", default="1000,4000", help="plain mesh sizes, comma-separated")
     parser.add_argument(
         "--shapes",
         default="all",
-        help="odd shapes: all, none, or some of hub,big-policy,namespaces,chain,"
+        help="odd shapes: all, none, or some of hub,hub-rules,big-policy,namespaces,chain,"
         "shared-identity,versions",
     )
     parser.add_argument("--base", type=int, default=1000, help="base size for the odd shapes")
@@ -297,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             print(_row(plain[-1]), flush=True)
         base = next((f for f in plain if f.services == args.base), None)
         odd: list[tuple[str, list[Figures]]] = []
-        for name, cases in odd_cases(args.base, names - {"none"}):
+        for name, cases in odd_cases(args.base, names - {"none"}, sizes):
             if base is None:
                 base = measure(
                     Case(f"plain {args.base}", args.base), directory, cli=cli, runs=args.runs
@@ -312,6 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, rows in odd:
         assert base is not None
         lines.extend(compare_odd(name, base, rows))
+        if name == "hub-rules":
+            lines.extend(against_plain(rows, plain))
+    lines.extend(peak_rss_lines(plain))
     for figures in [*plain, *(f for _, rows in odd for f in rows)]:
         lines.extend(f"  note ({figures.case.label}): {note}" for note in figures.notes)
     print("\n".join(lines))

@@ -9,9 +9,10 @@ higher index), every declared call is allowed by the server, and every allow rul
 by a declared call, so the tree lints clean at warning level while still exercising the
 cross-file resolution and the graph rules. Deterministic for a given seed.
 
-`shape=Shape(...)` adds odd shapes on top (more namespaces, a hub every service calls, a
-server with thousands of rules, a retrying call chain, a shared identity, a service with
-many versions and a long rollout); the default `Shape()` writes exactly what it always did.
+`shape=Shape(...)` adds odd shapes on top (more namespaces, a hub every service calls, its
+policy one rule naming every caller or one rule per caller, a server with thousands of
+rules, a retrying call chain, a shared identity, a service with many versions and a long
+rollout); the default `Shape()` writes exactly what it always did.
 Odd shapes may draw warnings (MC301, MC603, MC304...): they exist to stress the compiler.
 
 Run as `python -m tests.bench.generate DIR --services N`.
@@ -104,6 +105,10 @@ class Shape:
     hub: bool = False
     """Add service `hub` that every other service calls; its AccessPolicy has one rule whose
     `from:` names every caller (a policy naming every service as a source)."""
+    hub_rule_per_caller: bool = False
+    """Add service `hub` that every other service calls; its AccessPolicy has one rule per
+    caller, all with the same operation: deciding a call, or whether a rule covers another,
+    must not scan every rule of the hub for each caller."""
     big_policy_rules: int = 0
     """Add service `vault`, called by the first service, whose AccessPolicy has this many
     allow rules (distinct paths, all from that caller)."""
@@ -175,7 +180,7 @@ def _plan_services(count: int, rng: random.Random, shape: Shape) -> list[_Servic
         for caller in sorted(callers):
             services[caller].calls.append(index)
             services[index].callers.append(caller)
-    if shape.hub:
+    if shape.hub or shape.hub_rule_per_caller:
         hub = _Service(count, "hub", namespaces[0], versions=1)
         for service in services:
             service.calls.append(hub.index)
@@ -341,7 +346,9 @@ def generate_mesh(
     root.mkdir(parents=True, exist_ok=True)
     _write(root, "mesh.yaml", MESH_DOC, stats)
     for service in planned:
-        if shape.hub and service is planned[-1]:
+        if shape.hub_rule_per_caller and service is planned[-1]:
+            policy, count = _hub_rules_doc(service, planned)
+        elif shape.hub and service is planned[-1]:
             policy, count = _hub_policy_doc(service, planned)
         else:
             policy, count = _policy_doc(service, planned, rules=rules_per_service, rng=rng)
@@ -378,6 +385,28 @@ def _hub_policy_doc(hub: _Service, services: list[_Service]) -> tuple[str, int]:
         "  - from:\n" + sources + '    to: {methods: [GET], paths: ["/api/hub/*"]}\n'
     )
     return text, 1
+
+
+def _hub_rules_doc(hub: _Service, services: list[_Service]) -> tuple[str, int]:
+    """One allow rule per caller of the hub, all for the same operation (no rule covers
+    another: their sources differ; every rule is used)."""
+    rules = "".join(
+        f"  - from: [{{service: {services[c].ref_from(hub.namespace)}}}]\n"
+        '    to: {methods: [GET], paths: ["/api/hub/*"]}\n'
+        for c in hub.callers
+    )
+    text = (
+        "apiVersion: meshc/v1\n"
+        "kind: AccessPolicy\n"
+        "metadata:\n"
+        f"  name: {hub.name}\n"
+        f"  namespace: {hub.namespace}\n"
+        "spec:\n"
+        f"  service: {hub.name}\n"
+        "  mode: enforce\n"
+        "  rules:\n" + rules
+    )
+    return text, len(hub.callers)
 
 
 def _plain_service(name: str, namespace: str, *, calls: str = "", versions: int = 1) -> str:

@@ -10,6 +10,7 @@ gateway its service account's identity.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -460,31 +461,48 @@ class _CoverIndex:
 
     def candidates(self, position: int, inner: PlacedRule, model: MeshModel) -> list[int]:
         """Positions of the rules that may cover `inner` (never itself), in order."""
-        found = self._by_path(inner.rule.to.paths)
+        by_path = self._by_path(inner.rule.to.paths)
         if inner.rule.from_:
-            found &= self._by_source(principal_of(inner.rule.from_[0], inner.namespace, model))
+            principal = principal_of(inner.rule.from_[0], inner.namespace, model)
+            found = _meet(by_path, self._by_source(principal))
+        else:
+            found = set().union(*by_path)
         found.discard(position)
         return sorted(found)
 
-    def _by_path(self, paths: list[str]) -> set[int]:
-        found = set(self.every_path)
+    def _by_path(self, paths: list[str]) -> list[AbstractSet[int]]:
+        """The groups of rules whose paths may cover the first of `paths`."""
+        found: list[AbstractSet[int]] = [self.every_path]
         if not paths:
             return found  # a rule with paths never covers one without (`_paths_covered`)
         first = paths[0]
-        found |= self.exact.get(first, set())
+        found.append(self.exact.get(first, _NONE))
         for cut in range(len(first) + 1):
-            found |= self.prefixes.get(first[:cut], set())
-            found |= self.suffixes.get(first[cut:], set())
-        return found
+            found.append(self.prefixes.get(first[:cut], _NONE))
+            found.append(self.suffixes.get(first[cut:], _NONE))
+        return [group for group in found if group]
 
-    def _by_source(self, principal: Principal) -> set[int]:
-        found = set(self.any_source)
+    def _by_source(self, principal: Principal) -> list[AbstractSet[int]]:
+        """The groups of rules with a source that may cover `principal`."""
+        found: list[AbstractSet[int]] = [self.any_source]
         if principal.kind == "namespace":
-            found |= self.namespaces.get(principal.value, set())
+            found.append(self.namespaces.get(principal.value, _NONE))
         elif principal.kind == "id":
-            found |= self.ids.get(principal.value, set())
-            found |= self.namespaces.get(spiffe_namespace(principal.value) or "", set())
-        return found
+            found.append(self.ids.get(principal.value, _NONE))
+            found.append(self.namespaces.get(spiffe_namespace(principal.value) or "", _NONE))
+        return [group for group in found if group]
+
+
+_NONE: frozenset[int] = frozenset()
+
+
+def _meet(left: list[AbstractSet[int]], right: list[AbstractSet[int]]) -> set[int]:
+    """The union of `left` intersected with the union of `right`, walking only the smaller
+    side: one rule per caller files every rule of a hub under the same path, and building
+    that union for each rule made MC304 quadratic in the callers."""
+    if sum(map(len, left)) > sum(map(len, right)):
+        left, right = right, left
+    return {position for group in left for position in group if any(position in g for g in right)}
 
 
 def _paths_covered(outer: list[str], inner: list[str]) -> bool:
