@@ -48,11 +48,11 @@ from compiler.gcpause import paused_gc
 from compiler.kinds import KINDS
 from compiler.lint.suppress import Suppression
 from compiler.load.documents import Document
-from compiler.load.yamlnodes import Positions, parse_source
+from compiler.load.yamlnodes import FileSource, LazyPositions
 from compiler.validate import Intent
 
 CACHE_DIR_NAME = ".meshc_cache"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MAGIC = b"MESHC-LINT-CACHE\n"
 _DIGEST = hashlib.sha256().digest_size
 ENV_NO_CACHE = "MESHC_NO_CACHE"
@@ -61,10 +61,10 @@ PlainDiagnostic = tuple[str, tuple[int, int, int, int], str, str, int]
 PlainDocument = tuple[int, str, Any, bool]
 PlainSuppression = tuple[int, int, tuple[str, ...], str | None, int]
 PlainEntry = tuple[
-    str, list[str], list[PlainDocument], list[PlainDiagnostic], list[str], list[PlainSuppression]
+    str, list[PlainDocument], list[PlainDiagnostic], list[str], list[PlainSuppression]
 ]
-"""(sha256, lines, documents as (index, kind, data, valid), problems, skipped,
-suppressions as (line, col, codes, reason, applies_to))."""
+"""(sha256, documents as (index, kind, data, valid), problems, skipped, suppressions as
+(line, col, codes, reason, applies_to)); lines and positions come from the file's bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,13 +229,17 @@ class _PlainUnpickler(pickle.Unpickler):
 
 
 def _restore(name: str, raw: bytes, entry: PlainEntry) -> FileResult | None:
-    """Rebuild a FileResult; validation re-runs (cheap) so intents are real models."""
+    """Rebuild a FileResult; validation re-runs (cheap) so intents are real models.
+
+    Positions are taken from the file's bytes on first lookup (`LazyPositions`): a clean
+    tree looks up no position at all, so a cached run skips the walk entirely."""
     try:
-        _, lines, documents, problems, skipped, suppressions = entry
+        _, documents, problems, skipped, suppressions = entry
+        source = FileSource(name, raw)
         docs: list[Document] = []
         intents: list[Intent[Any]] = []
         for index, kind, data, valid in documents:
-            doc = Document(name, index, kind, data, _LazyPositions(name, raw, index))
+            doc = Document(name, index, kind, data, LazyPositions(source, index))
             docs.append(doc)
             if valid:
                 intents.append(Intent(doc, KINDS[kind].model_validate(data)))
@@ -247,40 +251,9 @@ def _restore(name: str, raw: bytes, entry: PlainEntry) -> FileResult | None:
             Suppression(line, col, frozenset(codes), reason, applies_to)
             for line, col, codes, reason, applies_to in suppressions
         ]
-        return FileResult(name, list(lines), docs, intents, diagnostics, list(skipped), found)
+        return FileResult(name, source, docs, intents, diagnostics, list(skipped), found)
     except Exception:  # an entry that does not fit this version of meshc is rebuilt
         return None
-
-
-class _LazyPositions(Positions):
-    """Positions of a cached document, recomputed from the file's bytes on first lookup.
-
-    A clean tree looks up no position at all, so a cached run skips the walk entirely.
-    """
-
-    __slots__ = ("_index", "_raw")
-
-    def __init__(self, file: str, raw: bytes, index: int) -> None:
-        super().__init__(file)
-        self._raw: bytes | None = raw
-        self._index = index
-
-    def _fill(self) -> None:
-        raw, self._raw = self._raw, None
-        if raw is None:
-            return
-        for parsed in parse_source(self.file, raw).documents:
-            if parsed.index == self._index:
-                self.values = parsed.positions.values
-                self.keys = parsed.positions.keys
-
-    def value(self, path: tuple[str | int, ...]) -> Span:
-        self._fill()
-        return super().value(path)
-
-    def key(self, path: tuple[str | int, ...]) -> Span:
-        self._fill()
-        return super().key(path)
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -303,7 +276,7 @@ def _plain(digest: str, result: FileResult) -> PlainEntry:
         (found.line, found.col, tuple(sorted(found.codes)), found.reason, found.applies_to)
         for found in result.suppressions()
     ]
-    return (digest, list(result.lines), documents, problems, list(result.skipped), suppressions)
+    return (digest, documents, problems, list(result.skipped), suppressions)
 
 
 def _write_atomic(cache: DiskCache, payload: bytes) -> None:

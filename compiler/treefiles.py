@@ -9,15 +9,16 @@ recognised by identity.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from compiler.diagnostics import Diagnostic, Span
 from compiler.kinds import KIND_NAMES, KINDS
-from compiler.lint.suppress import Suppression, scan_suppressions
+from compiler.lint.suppress import SUPPRESSION_MARKER, Suppression, scan_suppressions
 from compiler.load.discover import PolicyTree
 from compiler.load.documents import Document, classify_documents
-from compiler.load.yamlnodes import parse_source
+from compiler.load.yamlnodes import FileSource, LazyPositions, parse_source
 from compiler.validate import Intent, validate_document
 
 
@@ -27,7 +28,8 @@ class FileResult:
     `FileCache` returns the same object for the same bytes)."""
 
     file: str
-    lines: list[str]
+    source: FileSource
+    """The bytes; lines and document positions are derived from them when asked."""
     documents: list[Document]
     intents: list[Intent[Any]]
     problems: list[Diagnostic]
@@ -35,10 +37,46 @@ class FileResult:
     found_suppressions: list[Suppression] | None = None
     """The file's inline suppressions, scanned on first use (`suppressions`)."""
 
+    @property
+    def lines(self) -> list[str]:
+        """The file's lines, split again on each call (keep the list if you need it twice;
+        `source_lines` does for a report)."""
+        return self.source.lines()
+
     def suppressions(self) -> list[Suppression]:
         if self.found_suppressions is None:
-            self.found_suppressions = scan_suppressions(self.lines)
+            # only lines with "meshc:" can hold one: most files are never decoded again
+            mentioned = self.source.mentions(SUPPRESSION_MARKER)
+            self.found_suppressions = scan_suppressions(self.lines) if mentioned else []
         return self.found_suppressions
+
+
+class _SourceLines(Mapping[str, list[str]]):
+    """File -> its lines, split on first lookup and kept for the mapping's life."""
+
+    __slots__ = ("_files", "_split")
+
+    def __init__(self, files: Mapping[str, FileResult]) -> None:
+        self._files = files
+        self._split: dict[str, list[str]] = {}
+
+    def __getitem__(self, file: str) -> list[str]:
+        found = self._split.get(file)
+        if found is None:
+            found = self._split[file] = self._files[file].lines
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+def source_lines(files: Mapping[str, FileResult]) -> Mapping[str, list[str]]:
+    """The lines of `files` for a report, which quotes only the files it has findings in:
+    splitting every file up front would hold every line of the tree at once."""
+    return _SourceLines(files)
 
 
 @dataclass(slots=True)
@@ -84,20 +122,26 @@ def build_file(file: str, raw: bytes) -> FileResult:
             f"internal error while reading this file ({type(exc).__name__})",
             "please report this input to the meshc maintainers",
         )
-        return FileResult(file, [], [], [], [problem], [])
+        return FileResult(file, FileSource(file, b""), [], [], [problem], [])
 
 
 def _build_file(file: str, raw: bytes) -> FileResult:
     parsed = parse_source(file, raw)
     documents, problems, skipped = classify_documents(parsed, KIND_NAMES)
     problems = [*parsed.problems, *problems]
+    source = FileSource(file, raw)
+    kept: list[Document] = []
     intents: list[Intent[Any]] = []
     for doc in documents:
+        # validated with the walk's positions (errors are located now); kept with lazy
+        # ones, so the walk's tables are freed with this file's parse
         intent, errors = validate_document(doc, KINDS[doc.kind])
         problems.extend(errors)
+        lazy = replace(doc, positions=LazyPositions(source, doc.index))
+        kept.append(lazy)
         if intent is not None:
-            intents.append(intent)
-    return FileResult(file, parsed.lines, documents, intents, problems, skipped)
+            intents.append(Intent(lazy, intent.model))
+    return FileResult(file, source, kept, intents, problems, skipped)
 
 
 @dataclass(frozen=True, slots=True)

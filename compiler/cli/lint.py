@@ -66,6 +66,7 @@ def lint_command(
     from rich.console import Console
 
     from compiler.api import load_tree
+    from compiler.treefiles import source_lines
 
     root, narrow = policy_root(paths)
     from compiler.cli.lint_crds import crd_findings, load_crds
@@ -86,7 +87,7 @@ def lint_command(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for note in [*compilation.notes, *crd_notes]:
         err.print(f"note: {note}")
-    lines = {f: r.lines for f, r in compilation.files.items()}
+    lines = source_lines(compilation.files)
     if fmt == "text":
         console = Console(highlight=False, soft_wrap=True)
         if now is None and any(d.code in TIME_DEPENDENT for d in diagnostics):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+SUPPRESSION_MARKER = "meshc:"
+"""Text every suppression contains: a line (or a file) without it holds none."""
 _PATTERN = re.compile(r"#\s*meshc:\s*ignore\[([A-Za-z0-9_, ]*)\]\s*(.*)$")
 _REASON = re.compile(r"^reason:\s*(\S.*)$")
 
@@ -26,7 +28,7 @@ class Suppression:
 def scan_suppressions(lines: list[str]) -> list[Suppression]:
     found = []
     for index, text in enumerate(lines):
-        if "meshc:" not in text:
+        if SUPPRESSION_MARKER not in text:
             continue
         match = _PATTERN.search(text)
         if not match:

@@ -7,12 +7,17 @@ The C composer recurses once per nesting level and crashes the process on inputs
 `[[[[...` or `- - - ...` thousands of levels deep, so a file with enough characters to nest
 that deep has its depth checked on the (iterative) parser events first.
 No tag other than YAML's core schema is ever constructed.
+
+Every string the walk returns (keys and values) is interned: a tree repeats a few
+thousand distinct strings (keys, kinds, names, methods, paths) some 150 times each, and
+the validated models share these objects, so a compiled tree holds each string once.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -67,6 +72,85 @@ class Positions:
         """The span of the key naming `path`, falling back to the value's span."""
         packed = self.keys.get(path)
         return self.value(path) if packed is None else Span.from_zero_based(self.file, *packed)
+
+
+class FileSource:
+    """One file's bytes, and what is derived from them again only when asked: its lines
+    and the positions of its documents.
+
+    A compiled tree keeps every file's result for as long as it lives, but spans are
+    looked up only for the few documents a finding points at and lines only for the files
+    a report quotes; keeping each file's position tables and lines made up over half of
+    the memory of a lint (~130 KB per service). Re-parsing the bytes gives the same tables
+    the first parse built, so spans are unchanged."""
+
+    __slots__ = ("_positions", "file", "raw")
+
+    def __init__(self, file: str, raw: bytes) -> None:
+        self.file = file
+        self.raw = raw
+        self._positions: dict[int, Positions] | None = None
+
+    def lines(self) -> list[str]:
+        """The file's lines as `parse_source` splits them (none when it does not decode);
+        a new list each call, kept by no one here."""
+        text, _ = decode_source(self.file, self.raw)
+        return [] if text is None else text.splitlines()
+
+    def mentions(self, marker: str) -> bool:
+        """Whether the text may contain the ASCII `marker` (checked on the bytes: UTF-8
+        encodes ASCII as itself), so a scan for it can skip most files undecoded."""
+        return marker.encode() in self.raw
+
+    def positions(self, index: int) -> Positions:
+        """The positions of document `index` (parsed once for all the file's documents)."""
+        if self._positions is None:
+            parsed = parse_source(self.file, self.raw)
+            self._positions = {doc.index: doc.positions for doc in parsed.documents}
+        return self._positions.get(index) or Positions(self.file)
+
+    def same(self, other: FileSource) -> bool:
+        return self.file == other.file and (self.raw is other.raw or self.raw == other.raw)
+
+
+class LazyPositions(Positions):
+    """The positions of one document, taken from its `FileSource` on first lookup.
+
+    Equal to another when both come from equal bytes and the same document (the tables
+    would be equal), so comparing two unchanged results builds no table."""
+
+    __slots__ = ("_index", "_source")
+
+    def __init__(self, source: FileSource, index: int) -> None:
+        super().__init__(source.file)
+        self._source: FileSource | None = source
+        self._index = index
+
+    def _fill(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            found = source.positions(self._index)
+            self.values, self.keys = found.values, found.keys
+
+    def value(self, path: Path) -> Span:
+        self._fill()
+        return Positions.value(self, path)
+
+    def key(self, path: Path) -> Span:
+        self._fill()
+        return Positions.key(self, path)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Positions):
+            return NotImplemented
+        if isinstance(other, LazyPositions) and self._source and other._source:
+            return self._index == other._index and self._source.same(other._source)
+        self._fill()
+        if isinstance(other, LazyPositions):
+            other._fill()
+        return (self.file, self.values, self.keys) == (other.file, other.values, other.keys)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -251,7 +335,7 @@ class _Walker:
             self.nodes += 1
             start, end = node.start_mark, node.end_mark
             self.values[path] = (start.line, start.column, end.line, end.column)
-            return node.value
+            return intern(node.value)
         return self.walk(node, path)
 
     def alias_budget(self, problem: str) -> _Budget:
@@ -297,7 +381,7 @@ class _Walker:
                         )
                     )
                 self.check_tag(key_node, None)
-            key = str(key_node.value)
+            key = intern(str(key_node.value))
             if key in first_seen:
                 first_line = first_seen[key].start_mark.line + 1
                 self.problems.append(
@@ -336,7 +420,7 @@ class _Walker:
         value: str = node.value
         ctag = node.ctag
         if ctag is _STR:
-            return value
+            return intern(value)
         kind = _scalar_kind(ctag)
         if kind is None:
             tag = str(ctag)
@@ -344,7 +428,7 @@ class _Walker:
                 self.check_tag(node, None)
             kind = tag[len(_CORE) :]
         if kind == "str":
-            return value
+            return intern(value)
         if kind == "int":
             return _parse_int(value)
         if kind == "float":
