@@ -7,13 +7,15 @@ runs, every input and query it reads. That record — never a list kept by hand 
 what a new revision recomputes, in the manner of rustc's query system and Salsa:
 
 * `Engine.set_input` changes an input; the revision advances only when a value differs.
-* Asking for a query whose memo was verified in this revision returns it at once.
-  Otherwise its recorded dependencies are re-validated in the order they were read
-  (recursively, each at most once per revision). If none changed since the memo was last
-  verified, the memo is *green* and reused; else the query runs again (*red*).
-* A query that runs again and returns a value equal to its old one keeps the old object
-  and its old `changed_at` (*backdating*): queries reading it stay green, and equal
-  outputs stay the very same objects, which later stages compare by identity.
+* The first query of a new revision settles it: the readers of each changed input, then
+  the readers of whatever changed in turn, are brought up to date lowest first (a memo's
+  *height* exceeds its dependencies'), each by re-validating its recorded dependencies in
+  the order they were read: if none changed since it was last verified it is *green*,
+  else the query runs again (*red*). A query that runs again and returns a value equal to
+  its old one keeps the old object and its old `changed_at` (*backdating*), so its own
+  readers are not even visited: a revision costs what changed, not the size of the mesh.
+* Every memo the settling did not reach is current, and is returned at once; a query
+  asked for the first time runs, recording what it reads.
 
 A query must be pure: the same inputs give the same value. It must not keep or mutate
 state outside its return value, and must treat values it reads as immutable.
@@ -21,6 +23,7 @@ state outside its return value, and must treat values it reads as immutable.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,23 +39,38 @@ class CycleError(RuntimeError):
 
 
 class _Input:
-    __slots__ = ("changed_at", "key", "value")
+    __slots__ = ("changed_at", "dependents", "height", "key", "value")
 
     def __init__(self, key: InputKey, value: Any, changed_at: int) -> None:
         self.key, self.value, self.changed_at = key, value, changed_at
+        self.dependents: set[_Memo] = set()
+        self.height = 0
 
 
 class _Memo:
     """One query's memo. Dependencies are the memo and input objects themselves (never
     replaced, only updated), so re-validating one costs no hashing."""
 
-    __slots__ = ("changed_at", "dependencies", "key", "running", "value", "verified_at")
+    __slots__ = (
+        "changed_at",
+        "dependencies",
+        "dependents",
+        "height",
+        "key",
+        "running",
+        "value",
+        "verified_at",
+    )
 
     def __init__(self, key: QueryKey) -> None:
         self.key = key
         self.value: Any = _MISSING
         self.dependencies: tuple[_Memo | _Input, ...] = ()
         """Everything the query read, in the order it first read it."""
+        self.dependents: set[_Memo] = set()
+        """The memos whose last run read this one (the reverse of `dependencies`)."""
+        self.height = 1
+        """Greater than every dependency's height (inputs are 0)."""
         self.changed_at = 0
         """The revision in which the value last changed (not merely re-computed)."""
         self.verified_at = 0
@@ -92,6 +110,13 @@ class Engine:
     _inputs: dict[InputKey, _Input] = field(default_factory=dict)
     _frames: list[dict[_Memo | _Input, None]] = field(default_factory=list)
     _dirty: bool = False
+    _changed: list[_Input] = field(default_factory=list)
+    """Inputs changed since the revision was last settled."""
+    _settled: int = 1
+    """The last revision whose settling finished: in it, every memo is current."""
+    _pending: set[_Memo] = field(default_factory=set)
+    _floor: int = 0
+    """While settling: the height being settled (every memo below it is final)."""
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -108,6 +133,7 @@ class Engine:
             self._inputs[key] = _Input(key, value, self.revision)
         else:
             slot.value, slot.changed_at = value, self.revision
+            self._changed.append(slot)
 
     def remove_input(self, kind: str, name: Hashable) -> None:
         """Forget input `(kind, name)`; a query still reading it gets a KeyError."""
@@ -115,6 +141,7 @@ class Engine:
         if slot is not None:
             self._bump()
             slot.value, slot.changed_at = _REMOVED, self.revision
+            self._changed.append(slot)
 
     def input(self, kind: str, name: Hashable) -> Any:
         """The value of input `(kind, name)`, recorded as read by the running query."""
@@ -139,6 +166,8 @@ class Engine:
 
     def query(self, function: Callable[..., T], *args: Hashable) -> T:
         """`function(self, *args)`, memoised; recorded as read by the running query."""
+        if self._settled != self.revision and not self._frames:
+            self._settle()
         key: QueryKey = (function, args)
         memo = self._memos.get(key)
         if memo is None:
@@ -147,9 +176,50 @@ class Engine:
             self._frames[-1][memo] = None
         self._dirty = False
         if memo.verified_at != self.revision:
-            self._refresh(memo)
+            if memo.value is not _MISSING and (
+                self._settled == self.revision
+                or (memo.height < self._floor and memo not in self._pending)
+            ):
+                memo.verified_at = self.revision  # not reached by the settling: current
+            else:
+                self._refresh(memo)
         value: T = memo.value
         return value
+
+    def _settle(self) -> None:
+        """Bring every memo that read a changed input up to date, lowest first, going on
+        to the readers of each memo whose value changed (see the module docstring)."""
+        revision = self.revision
+        heap: list[tuple[int, int, _Memo]] = []
+        pending = self._pending
+        count = 0
+        for slot in self._changed:
+            for memo in slot.dependents:
+                if memo not in pending:
+                    pending.add(memo)
+                    heapq.heappush(heap, (memo.height, count := count + 1, memo))
+        self._changed = []
+        while heap:
+            height, _, memo = heapq.heappop(heap)
+            if memo not in pending:
+                continue
+            if height != memo.height:  # raised since it was queued
+                heapq.heappush(heap, (memo.height, count := count + 1, memo))
+                continue
+            pending.discard(memo)
+            self._floor = height
+            if memo.verified_at != revision:
+                try:
+                    self._refresh(memo)
+                except Exception:  # e.g. a deleted service's query: asked again, it runs
+                    memo.value, memo.changed_at, memo.verified_at = _MISSING, revision, 0
+            if memo.changed_at == revision:
+                for reader in memo.dependents:
+                    if reader not in pending:
+                        pending.add(reader)
+                        heapq.heappush(heap, (reader.height, count := count + 1, reader))
+        self._floor = 0
+        self._settled = revision
 
     def _refresh(self, memo: _Memo) -> None:
         """Bring one memo up to this revision: green when its dependencies are unchanged,
@@ -161,14 +231,20 @@ class Engine:
             self._execute(memo)
 
     def _unchanged_since(self, memo: _Memo) -> bool:
-        since, revision = memo.verified_at, self.revision
+        since, revision, floor = memo.verified_at, self.revision, self._floor
+        settled = self._settled == revision
         for dependency in memo.dependencies:
             if type(dependency) is _Memo and dependency.verified_at != revision:
                 if dependency.verified_at == _COLLECTED:
                     return False
-                if dependency.running:
+                if dependency.value is not _MISSING and (
+                    settled or (dependency.height < floor and dependency not in self._pending)
+                ):
+                    pass  # final: below the height being settled, and not queued
+                elif dependency.running:
                     raise CycleError(f"query {_name(dependency.key)} depends on itself")
-                self._refresh(dependency)
+                else:  # still queued, or above the height being settled: check it now
+                    self._refresh(dependency)
             if dependency.changed_at > since:
                 return False
         return True
@@ -186,11 +262,36 @@ class Engine:
             self._frames.pop()
             memo.running = False
         self.stats.executed += 1
-        memo.dependencies, memo.verified_at = tuple(frame), self.revision
+        dependencies = tuple(frame)
+        if dependencies != memo.dependencies:
+            self._relink(memo, dependencies)
+        memo.verified_at = self.revision
         old = memo.value
         if old is value or (old is not _MISSING and _equal(old, value)):
             return  # backdated: the old object and its changed_at stay
         memo.value, memo.changed_at = value, self.revision
+
+    def _relink(self, memo: _Memo, dependencies: tuple[_Memo | _Input, ...]) -> None:
+        """Record `memo`'s new dependencies, keep the reverse edges and the heights."""
+        kept = set(dependencies)
+        for old in memo.dependencies:
+            if old not in kept:
+                old.dependents.discard(memo)
+        height = 1
+        for dependency in dependencies:
+            dependency.dependents.add(memo)
+            if dependency.height >= height:
+                height = dependency.height + 1
+        memo.dependencies = dependencies
+        if height > memo.height:
+            memo.height = height
+            raised = [memo]
+            while raised:  # readers must stay above what they read
+                below = raised.pop()
+                for reader in below.dependents:
+                    if reader.height <= below.height:
+                        reader.height = below.height + 1
+                        raised.append(reader)
 
     def peek(self, function: Callable[..., Any], *args: Hashable) -> Any:
         """The memoised value of a query if one exists, whatever its revision (for tests:
@@ -203,12 +304,21 @@ class Engine:
         return len(self._memos)
 
     def collect(self) -> int:
-        """Drop memos not verified in this revision (queries no longer asked for, such
-        as a deleted service's); returns how many were dropped. Memos still referenced as
-        dependencies are marked so that a query that read one runs again on its next use."""
-        stale = [key for key, memo in self._memos.items() if memo.verified_at != self.revision]
+        """Drop the memos this revision neither asked for nor needed for one it asked for
+        (a deleted service's, say); returns how many were dropped."""
+        live: set[_Memo] = set()
+        stack = [memo for memo in self._memos.values() if memo.verified_at == self.revision]
+        while stack:
+            memo = stack.pop()
+            if memo in live:
+                continue
+            live.add(memo)
+            stack.extend(d for d in memo.dependencies if type(d) is _Memo and d not in live)
+        stale = [key for key, memo in self._memos.items() if memo not in live]
         for key in stale:
             memo = self._memos.pop(key)
+            for dependency in memo.dependencies:
+                dependency.dependents.discard(memo)
             memo.value, memo.dependencies, memo.verified_at = _MISSING, (), _COLLECTED
         return len(stale)
 

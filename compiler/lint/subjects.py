@@ -19,7 +19,7 @@ from compiler.kinds.access_policy.model import AccessPolicyDocument
 from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.kinds.rollout.model import RolloutDocument
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
-from compiler.model.queries import attachment_index, attachments, service_keys, service_view
+from compiler.model.queries import attachments, key_files, service_keys, service_view
 from compiler.validate import Intent
 
 
@@ -62,7 +62,7 @@ def subject_keys(db: Engine) -> tuple[ServiceKey, ...]:
     only attached documents name (in the order first named)."""
     declared = db.query(service_keys)
     known = set(declared)
-    return (*declared, *(key for key in db.query(attachment_index) if key not in known))
+    return (*declared, *(key for key in db.query(key_files) if key not in known))
 
 
 def subject(db: Engine, key: ServiceKey) -> Subject:

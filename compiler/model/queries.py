@@ -109,8 +109,32 @@ def declarations(db: Engine) -> Declarations:
     return Declarations(first, tuple(duplicates))
 
 
+def key_files(db: Engine) -> Mapping[ServiceKey, tuple[str, ...]]:
+    """Service key → the files holding a document written for it (its Service or an
+    attached document), in file order; keys in the order first named. It changes only
+    when a file starts or stops naming a key, so an edit inside a file reaches the
+    per-service queries through that file's documents alone."""
+    found: dict[ServiceKey, list[str]] = {}
+    for path in db.input("tree", "files"):
+        for _, key, _ in db.query(file_documents, path):
+            if key is not None:
+                paths = found.setdefault(key, [])
+                if not paths or paths[-1] != path:
+                    paths.append(path)
+    return {key: tuple(paths) for key, paths in found.items()}
+
+
+def files_of(db: Engine, key: ServiceKey) -> tuple[str, ...]:
+    return db.query(key_files).get(key, ())
+
+
 def declaration(db: Engine, key: ServiceKey) -> Intent[ServiceDocument] | None:
-    return db.query(declarations).first.get(key)
+    """The first Service document declaring `key` (files by name, as `declarations`)."""
+    for path in db.query(files_of, key):
+        for kind, found, intent in db.query(file_documents, path):
+            if kind == "Service" and found == key:
+                return intent
+    return None
 
 
 def service_keys(db: Engine) -> tuple[ServiceKey, ...]:
@@ -127,20 +151,16 @@ def duplicate_services(db: Engine) -> tuple[Intent[ServiceDocument], ...]:
     return db.query(declarations).duplicates
 
 
-def attachment_index(db: Engine) -> Mapping[ServiceKey, Mapping[str, tuple[Intent[Any], ...]]]:
-    """Service key → kind → the attached documents naming it, in tree order (keys in the
-    order first named)."""
-    index: dict[ServiceKey, dict[str, list[Intent[Any]]]] = {}
-    for kind, key, intent in db.query(all_documents):
-        if key is not None and kind in ATTACHED_KINDS:
-            index.setdefault(key, {}).setdefault(kind, []).append(intent)
-    return {
-        key: {kind: tuple(found) for kind, found in kinds.items()} for key, kinds in index.items()
-    }
-
-
 def attachments(db: Engine, key: ServiceKey) -> Mapping[str, tuple[Intent[Any], ...]]:
-    return db.query(attachment_index).get(key, _NO_ATTACHMENTS)
+    """Kind → the attached documents written for `key`, in tree order."""
+    found: dict[str, list[Intent[Any]]] = {}
+    for path in db.query(files_of, key):
+        for kind, named, intent in db.query(file_documents, path):
+            if named == key and kind in ATTACHED_KINDS:
+                found.setdefault(kind, []).append(intent)
+    if not found:
+        return _NO_ATTACHMENTS
+    return {kind: tuple(intents) for kind, intents in found.items()}
 
 
 def service_view(db: Engine, key: ServiceKey) -> ServiceView | None:
