@@ -15,33 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.engine import Engine
-from compiler.kinds.access_policy.model import AccessPolicyDocument
 from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.kinds.rollout.model import RolloutDocument
-from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.model.mesh import Attached, MeshModel, ServiceKey, ServiceView
 from compiler.model.queries import attachments, key_files, service_keys, service_view
 from compiler.validate import Intent
 
 
 @dataclass(frozen=True, slots=True)
-class Subject:
+class Subject(Attached):
     """One service key and every document written for it (see the module docstring)."""
 
     key: ServiceKey
     view: ServiceView | None
     attached: Mapping[str, tuple[Intent[Any], ...]]
-
-    @property
-    def policies(self) -> tuple[Intent[AccessPolicyDocument], ...]:
-        return self.attached.get("AccessPolicy", ())
-
-    @property
-    def rollouts(self) -> tuple[Intent[RolloutDocument], ...]:
-        return self.attached.get("Rollout", ())
-
-    @property
-    def resilience(self) -> tuple[Intent[ResilienceDocument], ...]:
-        return self.attached.get("Resilience", ())
 
     def intents(self) -> Iterable[Intent[Any]]:
         if self.view is not None:

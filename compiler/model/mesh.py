@@ -54,8 +54,30 @@ def _parse_key(ref: str, namespace: str) -> ServiceKey:
     return ServiceKey(ns, name)
 
 
+class Attached:
+    """The attached documents of one service key, by kind, with the built-in kinds named.
+
+    For anything with an `attached: Mapping[str, tuple[Intent, ...]]` (a view, a lint
+    subject)."""
+
+    __slots__ = ()
+    attached: Mapping[str, tuple[Intent[Any], ...]]
+
+    @property
+    def policies(self) -> tuple[Intent[AccessPolicyDocument], ...]:
+        return self.attached.get("AccessPolicy", ())
+
+    @property
+    def rollouts(self) -> tuple[Intent[RolloutDocument], ...]:
+        return self.attached.get("Rollout", ())
+
+    @property
+    def resilience(self) -> tuple[Intent[ResilienceDocument], ...]:
+        return self.attached.get("Resilience", ())
+
+
 @dataclass(frozen=True, slots=True)
-class ServiceView:
+class ServiceView(Attached):
     """Everything the model knows about one declared service, from every kind naming it.
 
     A value: it names other services by key only, so whoever wants to know about another
@@ -75,18 +97,6 @@ class ServiceView:
     @property
     def spec(self) -> Any:
         return self.intent.model.spec
-
-    @property
-    def policies(self) -> tuple[Intent[AccessPolicyDocument], ...]:
-        return self.attached.get("AccessPolicy", ())
-
-    @property
-    def rollouts(self) -> tuple[Intent[RolloutDocument], ...]:
-        return self.attached.get("Rollout", ())
-
-    @property
-    def resilience(self) -> tuple[Intent[ResilienceDocument], ...]:
-        return self.attached.get("Resilience", ())
 
     def version_labels(self, version: str) -> dict[str, str]:
         """The selector ANDed with the version's extra labels."""

@@ -20,7 +20,13 @@ from typing import Literal
 
 from compiler.engine import Engine
 from compiler.kinds.access_policy.model import AccessPolicyDocument, Rule
-from compiler.kinds.resilience.model import CircuitBreaker, HashLoadBalancer, ResilienceSpec
+from compiler.kinds.resilience.model import (
+    ISTIO_DEFAULT_ATTEMPTS,
+    ISTIO_DEFAULT_RETRY_ON,
+    CircuitBreaker,
+    HashLoadBalancer,
+    ResilienceSpec,
+)
 from compiler.kinds.resilience.model import Retries as DeclaredRetries
 from compiler.kinds.rollout.model import MatchRule, Mirror, RolloutDocument
 from compiler.kinds.service.model import Port
@@ -36,15 +42,6 @@ from compiler.model.traffic import (
     target_port,
 )
 from compiler.validate import Intent
-
-ISTIO_DEFAULT_RETRY_ON = (
-    "connect-failure",
-    "refused-stream",
-    "unavailable",
-    "cancelled",
-    "retriable-status-codes",
-)
-"""What Istio retries on an HTTP route that declares no retry policy (2 attempts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +208,7 @@ def _port(port: Port, whole: ResilienceSpec | None, own: ResilienceSpec | None) 
                 declared=True,
             )
             if declared is not None
-            else RetryPolicy(2, None, ISTIO_DEFAULT_RETRY_ON, declared=False)
+            else RetryPolicy(ISTIO_DEFAULT_ATTEMPTS, None, ISTIO_DEFAULT_RETRY_ON, declared=False)
         )
     cluster = own if own is not None else whole
     return PortRecord(

@@ -150,11 +150,9 @@ def _a_callee(compilation: Compilation) -> tuple[ServiceKey, ServiceKey]:
     raise AssertionError("the generated mesh declares no call")
 
 
-def test_editing_a_callees_port_updates_the_callers_sidecar(
-    tmp_path: Path, extra_reads: None
-) -> None:
-    """The issue's reproduction: a new read of each callee's ports, then one callee's port
-    edited. Only the callee's file changes; the caller's Sidecar must follow."""
+def _callee_port_edit(tmp_path: Path) -> tuple[ServiceKey, ServiceKey, Compilation, Compilation]:
+    """Compile a mesh, lower it, move one callee to port 9443 and compile again through the
+    same session: (caller, callee, that incremental compile, a fresh one)."""
     files = _mesh(tmp_path, services=10)
     session = Session()
     first = compile_tree(PolicyTree(files=dict(files)), now=NOW, session=session)
@@ -162,7 +160,15 @@ def test_editing_a_callees_port_updates_the_callers_sidecar(
     lower(first)
     _edit_port(files, callee, 9443)
     again = compile_tree(PolicyTree(files=dict(files)), now=NOW, session=session)
-    fresh = compile_tree(PolicyTree(files=dict(files)), now=NOW)
+    return caller, callee, again, compile_tree(PolicyTree(files=dict(files)), now=NOW)
+
+
+def test_editing_a_callees_port_updates_the_callers_sidecar(
+    tmp_path: Path, extra_reads: None
+) -> None:
+    """The issue's reproduction: a new read of each callee's ports, then one callee's port
+    edited. Only the callee's file changes; the caller's Sidecar must follow."""
+    caller, callee, again, fresh = _callee_port_edit(tmp_path)
     assert observed(again) == observed(fresh)
     sidecars = {str(key): obj for key, obj in lower(again) if key.kind == "Sidecar"}
     annotation = sidecars[f"Sidecar.networking.istio.io/{caller.namespace}/{caller.name}"]
@@ -186,12 +192,5 @@ def test_a_read_hidden_from_the_engine_is_caught(
                 frames.append(hidden)
 
     monkeypatch.setattr(_Services, "get", unrecorded)
-    files = _mesh(tmp_path, services=10)
-    session = Session()
-    first = compile_tree(PolicyTree(files=dict(files)), now=NOW, session=session)
-    _, callee = _a_callee(first)
-    lower(first)
-    _edit_port(files, callee, 9443)
-    again = compile_tree(PolicyTree(files=dict(files)), now=NOW, session=session)
-    fresh = compile_tree(PolicyTree(files=dict(files)), now=NOW)
+    _, _, again, fresh = _callee_port_edit(tmp_path)
     assert observed(again) != observed(fresh)

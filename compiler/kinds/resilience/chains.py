@@ -16,17 +16,12 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from compiler.kinds.resilience.model import ResilienceDocument
+from compiler.kinds.resilience.model import ISTIO_DEFAULT_ATTEMPTS, ResilienceDocument
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.validate import Intent
 
 MAX_SEARCH_STEPS = 100_000
 """Bound on the depth-first walk (it only matters with very large budgets)."""
-
-
-ISTIO_DEFAULT_ATTEMPTS = 2
-"""Istio's retry policy for an HTTP route that sets none: 2 retries (on connect-failure,
-refused-stream, unavailable, cancelled, retriable-status-codes), so 3 tries per call."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from compiler.diagnostics import Severity, Span
 from compiler.kinds.common import duration_ms, format_ms
 from compiler.kinds.references import undeclared_service
 from compiler.kinds.resilience.chains import RetryHop, analyse
 from compiler.kinds.resilience.model import (
+    ISTIO_DEFAULT_RETRY_ON,
     RETRY_AFTER_UPSTREAM,
     RETRY_ON_TOKENS,
     ResilienceDocument,
@@ -26,23 +27,6 @@ Path = tuple[str | int, ...]
 
 STATUS_CODE = re.compile(r"^[1-5][0-9][0-9]$")
 """Istio accepts HTTP status codes in `retryOn` (they become retriable status codes)."""
-
-ISTIO_DEFAULT_RETRY_ON = (
-    "connect-failure",
-    "refused-stream",
-    "unavailable",
-    "cancelled",
-    "retriable-status-codes",
-)
-"""What Istio retries on when a retry policy gives no `retryOn`."""
-
-
-def resolved_resilience(model: MeshModel) -> Iterator[tuple[ResilienceIntent, ServiceView]]:
-    """Every Resilience whose service exists, with that service (the others are MC221's)."""
-    for intent in model.resilience:
-        view = model.service(intent.model.spec.service, intent.model.metadata.namespace)
-        if view is not None:
-            yield intent, view
 
 
 def _subject(intent: ResilienceIntent, view: ServiceView) -> str:

@@ -55,6 +55,18 @@ RETRY_AFTER_UPSTREAM = frozenset(
 )
 """Conditions that may fire after the upstream received the request (unsafe for POST)."""
 
+ISTIO_DEFAULT_ATTEMPTS = 2
+"""Istio's retry policy for an HTTP route that declares none: 2 retries, 3 tries a call."""
+
+ISTIO_DEFAULT_RETRY_ON = (
+    "connect-failure",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+    "retriable-status-codes",
+)
+"""What Istio retries on when no retry policy, or one without `retryOn`, is declared."""
+
 
 class Retries(IntentModel):
     attempts: Int32Count = Field(description="retries after the first try, as in Istio")
