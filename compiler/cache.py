@@ -149,11 +149,6 @@ def restore_file_cache(entries: dict[str, PlainEntry], files: dict[str, bytes]) 
     return file_cache
 
 
-def load_file_cache(cache: DiskCache, files: dict[str, bytes]) -> FileCache:
-    """`restore_file_cache(read_entries(cache), files)`."""
-    return restore_file_cache(read_entries(cache), files)
-
-
 def save_file_cache(
     cache: DiskCache,
     files: dict[str, bytes],
@@ -191,14 +186,6 @@ def save_file_cache(
     )
     _write_atomic(cache, payload)
     return True
-
-
-def cached_files(cache: DiskCache) -> dict[str, str]:
-    """File -> content hash of every entry the cache holds (empty when unreadable)."""
-    return {name: entry[0] for name, entry in read_entries(cache).items()}
-
-
-# --- reading ------------------------------------------------------------------------------
 
 
 def _read_payload(cache: DiskCache) -> dict[str, Any]:

@@ -82,27 +82,6 @@ def combined_view(model: MeshModel) -> list[ViewEdge]:
     return edges
 
 
-def changed_edges(base: Iterable[ViewEdge], head: Iterable[ViewEdge]) -> list[ViewEdge]:
-    """What a change does to a graph: head-only edges as `added`, base-only as `removed`.
-
-    Edges are compared by (source, target, label, style), so an allow that becomes a
-    denial shows as one removed and one added edge. Notes are kept for tables.
-    """
-    before = {(e.source, e.target, e.label, e.style): e for e in base}
-    after = {(e.source, e.target, e.label, e.style): e for e in head}
-    added = [
-        ViewEdge(e.source, e.target, e.label, "added", e.note)
-        for k, e in after.items()
-        if k not in before
-    ]
-    removed = [
-        ViewEdge(e.source, e.target, e.label, "removed", e.note)
-        for k, e in before.items()
-        if k not in after
-    ]
-    return _ordered([*added, *removed])
-
-
 def _from_rule_edge(edge: Edge) -> ViewEdge:
     style: EdgeStyle
     if edge.action == "deny":

@@ -89,7 +89,7 @@ def test_rule_findings_from_cached_documents_keep_their_exact_spans(tmp_path: Pa
     warm = FileCache()
     compile_tree(tree, now=NOW, session=Session(files=warm))
     assert cache.save_file_cache(disk, tree.files, warm)
-    restored = cache.load_file_cache(disk, tree.files)
+    restored = cache.restore_file_cache(cache.read_entries(disk), tree.files)
     assert len(restored.entries) == len(tree.files)
     again = compile_tree(tree, now=NOW, session=Session(files=restored))
     assert again.diagnostics == fresh.diagnostics
@@ -123,7 +123,7 @@ def test_a_changed_file_is_rebuilt_and_a_deleted_one_pruned(tmp_path: Path) -> N
     assert "broken.yaml" not in result.stdout
     disk = cache.open_cache(root / ".meshc_cache")
     assert disk is not None
-    stored = cache.cached_files(disk)
+    stored = _cached_files(disk)
     assert "web/broken.yaml" not in stored
     assert set(stored) == set(load_tree(root).files)
 
@@ -174,7 +174,7 @@ def test_a_cache_holding_code_is_refused_even_with_a_valid_key(tmp_path: Path) -
 
     mac = hmac.new(disk.key, payload, "sha256").digest()
     disk.path.write_bytes(cache.MAGIC + mac + payload)
-    assert cache.cached_files(disk) == {}
+    assert _cached_files(disk) == {}
 
 
 def test_entries_from_another_meshc_version_are_ignored(
@@ -183,10 +183,10 @@ def test_entries_from_another_meshc_version_are_ignored(
     root = write_tree(tmp_path / "repo", FILES)
     lint(root)
     disk = cache.open_cache(root / ".meshc_cache")
-    assert disk is not None and cache.cached_files(disk)
+    assert disk is not None and _cached_files(disk)
     monkeypatch.setattr(cache, "_meshc_version", lambda: "999.0")
-    assert cache.cached_files(disk) == {}
-    assert cache.load_file_cache(disk, load_tree(root).files).entries == {}
+    assert _cached_files(disk) == {}
+    assert cache.restore_file_cache(cache.read_entries(disk), load_tree(root).files).entries == {}
 
 
 def test_cache_can_be_switched_off_or_moved(
@@ -229,5 +229,10 @@ def test_concurrent_cli_runs_share_the_cache_safely(tmp_path: Path) -> None:
     cache._FINGERPRINT.clear()  # the source tree may have been edited since this process started
     disk = cache.open_cache(root / ".meshc_cache")
     assert disk is not None
-    assert set(cache.cached_files(disk)) == set(load_tree(root).files)
+    assert set(_cached_files(disk)) == set(load_tree(root).files)
     assert not [p for p in (root / ".meshc_cache").iterdir() if p.suffix == ".tmp"]
+
+
+def _cached_files(disk: cache.DiskCache) -> dict[str, str]:
+    """File -> content hash of every entry the cache holds (empty when unreadable)."""
+    return {name: entry[0] for name, entry in cache.read_entries(disk).items()}

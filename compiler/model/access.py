@@ -24,13 +24,6 @@ class Principal:
     kind: Literal["any", "namespace", "id"]
     value: str
 
-    def admits(self, spiffe: str, namespace: str) -> bool:
-        if self.kind == "any":
-            return True
-        if self.kind == "namespace":
-            return namespace == self.value
-        return spiffe == self.value
-
 
 @dataclass(frozen=True, slots=True)
 class ResolvedSource:

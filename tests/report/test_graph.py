@@ -12,7 +12,6 @@ from compiler.graphview import (
     ViewEdge,
     allowed_view,
     annotated,
-    changed_edges,
     combined_view,
     dot,
     dot_quote,
@@ -288,20 +287,3 @@ def test_renderers_are_order_independent_and_deduplicate() -> None:
     assert dot([b, a]) == dot([a, b])
     assert table([("T", [b, a, a])]) == table([("T", [a, b])])
     assert table([("Empty", [])]) == "Empty\n  (none)\n"
-
-
-def test_changed_edges_for_plans() -> None:
-    kept = ViewEdge("ns/a", "ns/b", "GET /x", "call")
-    gone = ViewEdge("ns/a", "ns/c", "*", "call")
-    new = ViewEdge("ns/a", "ns/c", "DENIED (default deny)", "denied", "why")
-    changed = changed_edges([kept, gone], [kept, new])
-    assert changed == [
-        ViewEdge("ns/a", "ns/c", "*", "removed"),
-        ViewEdge("ns/a", "ns/c", "DENIED (default deny)", "added", "why"),
-    ]
-    chart = mermaid(changed).splitlines()
-    assert '  n0 -.->|"*"| n1' in chart
-    assert '  n0 ==>|"DENIED (default deny)"| n1' in chart
-    assert "  linkStyle 0 stroke:#c62828,color:#c62828,stroke-dasharray:6 4" in chart
-    assert "  linkStyle 1 stroke:#2e7d32,color:#2e7d32" in chart
-    assert changed_edges([kept], [kept]) == []
