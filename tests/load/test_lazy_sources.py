@@ -3,6 +3,8 @@ again on demand and must be exactly what the first parse saw."""
 
 from __future__ import annotations
 
+import gc
+
 from compiler.load.yamlnodes import parse_source
 from compiler.treefiles import build_file, source_lines
 
@@ -67,3 +69,26 @@ def test_a_report_splits_only_the_files_it_quotes() -> None:
     assert list(lines) == ["a.yaml", "b.yaml"] and len(lines) == 2
     assert lines["a.yaml"] is lines["a.yaml"] and lines["a.yaml"][0] == "apiVersion: meshc/v1"
     assert lines.get("missing.yaml") is None
+
+
+def test_parsing_leaves_no_cyclic_garbage() -> None:
+    """A lint pauses the collector and freezes what it built: anything a parse leaves in
+    a reference cycle (ruamel's per-call loader class once did) would never be freed."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        kept = [build_file(f"f{n}.yaml", TEXT.encode()) for n in range(20)]
+        assert gc.collect() == 0
+    finally:
+        if enabled:
+            gc.enable()
+    assert len(kept) == 20
+
+
+def test_equal_models_share_their_set_of_given_fields() -> None:
+    first, again = build_file("a.yaml", TEXT.encode()), build_file("b.yaml", TEXT.encode())
+    rule, same = (r.intents[1].model.spec.rules[0] for r in (first, again))
+    assert rule.model_fields_set is same.model_fields_set
+    changed = rule.model_copy(update={"action": "deny"})
+    assert "action" in changed.model_fields_set and "action" not in rule.model_fields_set
