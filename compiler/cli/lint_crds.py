@@ -45,8 +45,12 @@ def crd_findings(compilation: Compilation, crds: CrdSet) -> tuple[list[Diagnosti
         f"--crds: CEL rule not evaluated ({reason}): {rule}"
         for rule, reason in sorted(report.cel_gaps.items())
     )
-    lines = {name: result.lines for name, result in compilation.files.items()}
-    finalized = finalize(found, lines=lines, config=compilation.config.lint)
+    suppressions = {
+        name: scanned
+        for name, result in compilation.files.items()
+        if (scanned := result.suppressions())
+    }
+    finalized = finalize(found, suppressions=suppressions, config=compilation.config.lint)
     merged: dict[tuple[str, object, str], Diagnostic] = {
         (d.code, d.span, d.message): d for d in compilation.diagnostics
     }

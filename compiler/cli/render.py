@@ -181,9 +181,9 @@ def read_state(path: Path | None) -> dict[str, int]:
 
 def report_findings(compilation: Compilation, diagnostics: list[Any], err: Console) -> None:
     from compiler.report.text import render_text
+    from compiler.treefiles import source_lines
 
-    lines = {f: r.lines for f, r in compilation.files.items()}
-    render_text(diagnostics, lines, err)
+    render_text(diagnostics, source_lines(compilation.files), err)
 
 
 def validate_crds(

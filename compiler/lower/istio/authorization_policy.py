@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from compiler.artifacts import canonical_json
 from compiler.kinds.access_policy.model import AccessPolicyDocument, Operation
 from compiler.lower.istio.common import (
     DRY_RUN,
@@ -164,11 +165,12 @@ def for_policy(
 
 
 def _dedupe(rules: list[Obj]) -> list[Obj]:
-    seen: list[Obj] = []
+    """The rules without repeats, first seen first (by canonical form: a hub with one rule
+    per caller has thousands, and comparing each with every kept one was quadratic)."""
+    seen: dict[str, Obj] = {}
     for rule in rules:
-        if rule not in seen:
-            seen.append(rule)
-    return seen
+        seen.setdefault(canonical_json(rule), rule)
+    return list(seen.values())
 
 
 def lower_rule(ctx: LowerContext, resolved: ResolvedRule) -> Obj | None:
