@@ -165,12 +165,22 @@ def for_policy(
 
 
 def _dedupe(rules: list[Obj]) -> list[Obj]:
-    """The rules without repeats, first seen first (by canonical form: a hub with one rule
-    per caller has thousands, and comparing each with every kept one was quadratic)."""
-    seen: dict[str, Obj] = {}
+    """The rules without repeats, first seen first. Long lists go by canonical form (a hub
+    with one rule per caller has thousands: comparing each with every kept one was
+    quadratic); short ones, nearly all, by comparison (serialising each costs more)."""
+    if len(rules) > _SHORT:
+        by_form: dict[str, Obj] = {}
+        for rule in rules:
+            by_form.setdefault(canonical_json(rule), rule)
+        return list(by_form.values())
+    seen: list[Obj] = []
     for rule in rules:
-        seen.setdefault(canonical_json(rule), rule)
-    return list(seen.values())
+        if rule not in seen:
+            seen.append(rule)
+    return seen
+
+
+_SHORT = 32
 
 
 def lower_rule(ctx: LowerContext, resolved: ResolvedRule) -> Obj | None:
