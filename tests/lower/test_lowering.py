@@ -1,5 +1,5 @@
 """Explicit expectations for each emitted object (the golden files show whole outputs;
-these name the behaviours DESIGN.md §2 and §4 require, one per test)."""
+these name the behaviours the intent language promises, one per test)."""
 
 from __future__ import annotations
 

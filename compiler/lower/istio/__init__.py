@@ -52,7 +52,7 @@ def service_objects(ctx: LowerContext, record: ServiceRecord) -> list[Obj]:
     routes = virtual_service(ctx, record)
     if routes is not None:
         out.append(routes)
-    network = service_network_policy(ctx, view)
+    network = service_network_policy(ctx, record)
     if network is not None:
         out.append(network)
     return out

@@ -3,7 +3,7 @@
 - default action deny: an allow-nothing policy (`spec: {}`) in every namespace with services;
 - each AccessPolicy: one object per Istio action it needs (ALLOW, DENY, and AUDIT for the
   rules marked `log: true`), selecting the service's workload;
-- shadow mode (DESIGN.md §2): while no enforced policy restricts the service, its workload
+- shadow mode (the live decision is as if the service had no policy): while no enforced policy restricts the service, its workload
   allows every authenticated caller, and the policy's objects carry `istio.io/dry-run: "true"`
   so Istio only counts and logs what they would deny.
 

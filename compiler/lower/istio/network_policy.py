@@ -11,34 +11,29 @@ with the AuthorizationPolicy. Shadow-only services get none: their live decision
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from compiler.artifacts import canonical_json
-from compiler.kinds.access_policy.model import AccessPolicyDocument, Rule, Source
 from compiler.lower.istio.common import (
     ENVOY_METRICS_PORTS,
     K8S_NETWORKING,
     LowerContext,
     Obj,
     new_object,
-    resolve_service,
 )
+from compiler.model.access import ResolvedSource
 from compiler.model.mesh import ServiceView
-from compiler.model.traffic import target_port
-from compiler.validate import Intent
+from compiler.model.records import ResolvedRule, ServiceRecord
 
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 ANY_POD: Obj = {"namespaceSelector": {}}
 
 
-def service_network_policy(ctx: LowerContext, view: ServiceView) -> Obj | None:
+def service_network_policy(ctx: LowerContext, record: ServiceRecord) -> Obj | None:
     """The service's NetworkPolicy; None when disabled or no enforced policy restricts it."""
     if not ctx.model.settings.network_policy.enabled:
         return None
-    enforced = sorted(
-        (p for p in view.policies if p.model.spec.mode == "enforce"), key=lambda p: p.ref
-    )
-    return network_policy(ctx, view, enforced) if enforced else None
+    enforced = [rule for rule in record.rules if rule.mode == "enforce"]
+    return network_policy(ctx, record, enforced) if enforced else None
 
 
 def _namespace(name: str) -> Obj:
@@ -52,30 +47,31 @@ def _pods(selector: Mapping[str, str], namespace: str) -> Obj:
     }
 
 
-def peers(ctx: LowerContext, source: Source, namespace: str) -> list[Obj]:
-    """The pods a rule's source stands for (empty when it resolves to none)."""
-    if source.ingress_gateway:
+def peers(ctx: LowerContext, source: ResolvedSource) -> list[Obj]:
+    """The pods a resolved rule source stands for (empty when it names no service)."""
+    if source.peer == "ingress":
         gateway = ctx.model.settings.ingress_gateway
         return [_pods(gateway.selector, gateway.namespace)]
-    if source.is_wildcard:
+    if source.peer == "any":
         return [dict(ANY_POD)]
-    if source.service:
-        view = resolve_service(ctx, source.service, namespace)
+    if source.peer == "service":
+        view = ctx.model.services.get(source.service) if source.service else None
         return [_pods(view.selector, view.key.namespace)] if view is not None else []
-    if source.namespace:
-        return [{"namespaceSelector": _namespace(source.namespace)}]
-    return identity_peers(ctx, source.identity or "")
+    if source.peer == "namespace":
+        return [{"namespaceSelector": _namespace(source.label)}]
+    return identity_peers(ctx, source.label)
 
 
-def identity_peers(ctx: LowerContext, identity: str) -> list[Obj]:
+def identity_peers(ctx: LowerContext, spiffe: str) -> list[Obj]:
     """Pods cannot be selected by service account: use the services running as it, else
     the identity's whole namespace (wider at L3; the AuthorizationPolicy stays exact)."""
-    namespace, account = identity_namespace_account(identity)
-    found = [
-        _pods(view.selector, view.key.namespace)
-        for key, view in sorted(ctx.model.services.items())
-        if key.namespace == namespace and view.service_account == account
-    ]
+    namespace, account = identity_namespace_account(spiffe)
+    running = ctx.model.identities.get(ctx.model.spiffe(namespace, account), ())
+    found = []
+    for key in sorted(running):
+        view = ctx.model.services.get(key)
+        if view is not None:
+            found.append(_pods(view.selector, view.key.namespace))
     return found or [{"namespaceSelector": _namespace(namespace)}]
 
 
@@ -86,18 +82,13 @@ def identity_namespace_account(identity: str) -> tuple[str, str]:
 
 
 def _keyed_peers(
-    ctx: LowerContext,
-    source: Source,
-    namespace: str,
-    resolved: dict[tuple[Any, ...], list[tuple[str, Obj]]],
+    ctx: LowerContext, source: ResolvedSource, resolved: dict[ResolvedSource, list[tuple[str, Obj]]]
 ) -> list[tuple[str, Obj]]:
     """`peers` with their canonical JSON (the grouping and sort key), memoised per
     NetworkPolicy: one caller usually appears in many rules."""
-    key = (source.service, source.namespace, source.identity, source.ingress_gateway, namespace)
-    hit = resolved.get(key)
+    hit = resolved.get(source)
     if hit is None:
-        hit = [(canonical_json(peer), peer) for peer in peers(ctx, source, namespace)]
-        resolved[key] = hit
+        hit = resolved[source] = [(canonical_json(peer), peer) for peer in peers(ctx, source)]
     return hit
 
 
@@ -106,27 +97,24 @@ def _narrowest(peers_of: list[Obj]) -> list[Obj]:
     return [ANY_POD] if ANY_POD in peers_of else peers_of
 
 
-def rule_ports(view: ServiceView, rule: Rule) -> set[int]:
-    if not rule.to.ports:
+def rule_ports(view: ServiceView, rule: ResolvedRule) -> set[int]:
+    if not rule.rule.to.ports:
         return {int(p.container_port) for p in view.spec.ports}
-    return {p for p in (target_port(view, port) for port in rule.to.ports) if p is not None}
+    return {port for port in rule.ports if port is not None}
 
 
-def network_policy(
-    ctx: LowerContext, view: ServiceView, enforced: list[Intent[AccessPolicyDocument]]
-) -> Obj:
+def network_policy(ctx: LowerContext, record: ServiceRecord, enforced: list[ResolvedRule]) -> Obj:
+    view = record.view
     by_peer: dict[str, tuple[Obj, set[int]]] = {}
-    resolved: dict[tuple[Any, ...], list[tuple[str, Obj]]] = {}
-    for policy in enforced:
-        namespace = policy.model.metadata.namespace
-        for rule in policy.model.spec.rules:
-            if rule.action != "allow":
-                continue
-            ports = rule_ports(view, rule)
-            for source in rule.from_:
-                for text, peer in _keyed_peers(ctx, source, namespace, resolved):
-                    entry = by_peer.setdefault(text, (peer, set()))
-                    entry[1].update(ports)
+    resolved: dict[ResolvedSource, list[tuple[str, Obj]]] = {}
+    for rule in enforced:
+        if rule.action != "allow":
+            continue
+        ports = rule_ports(view, rule)
+        for source in rule.sources:
+            for text, peer in _keyed_peers(ctx, source, resolved):
+                entry = by_peer.setdefault(text, (peer, set()))
+                entry[1].update(ports)
     by_ports: dict[tuple[int, ...], list[Obj]] = {}
     for _, (peer, ports) in sorted(by_peer.items()):
         if ports:
@@ -150,7 +138,7 @@ def network_policy(
         kind="NetworkPolicy",
         name=view.key.name,
         namespace=view.key.namespace,
-        source=enforced[0].ref,
+        source=min(rule.policy.ref for rule in enforced),
     )
     obj["spec"] = {
         "podSelector": {"matchLabels": dict(sorted(view.selector.items()))},
