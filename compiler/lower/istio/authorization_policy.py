@@ -3,9 +3,10 @@
 - default action deny: an allow-nothing policy (`spec: {}`) in every namespace with services;
 - each AccessPolicy: one object per Istio action it needs (ALLOW, DENY, and AUDIT for the
   rules marked `log: true`), selecting the service's workload;
-- shadow mode (the live decision is as if the service had no policy): while no enforced policy restricts the service, its workload
-  allows every authenticated caller, and the policy's objects carry `istio.io/dry-run: "true"`
-  so Istio only counts and logs what they would deny.
+- shadow mode (the live decision is as if the service had no AccessPolicy): while no
+  enforced policy restricts the service, its workload allows every authenticated caller,
+  and the policy's objects carry `istio.io/dry-run: "true"` so Istio only counts and logs
+  what they would deny.
 
 Where a rule names something that does not resolve, lowering fails closed: an allow loses
 the unresolved source or port (never widening access), a deny drops the port restriction
