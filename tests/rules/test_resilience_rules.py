@@ -175,8 +175,9 @@ def test_mc602_silent_when_tries_fit() -> None:
     assert findings(lint(text), "MC602") == []
 
 
-def chain_files(*, db_attempts: int, budget: str = "") -> dict[str, str]:
-    """frontend → api → db, plus db → api (a cycle the walk must survive)."""
+def chain_files(*, db_attempts: int, budget: str = "", api_on: str = "5xx") -> dict[str, str]:
+    """frontend → api → db, plus db → api (a cycle the walk must survive); api retries on
+    `api_on`, db on connect-failure."""
 
     def service(name: str, calls: str) -> str:
         return (
@@ -190,9 +191,7 @@ def chain_files(*, db_attempts: int, budget: str = "") -> dict[str, str]:
         "svc.yaml": "---\n".join(
             [service("frontend", "api"), service("api", "db"), service("db", "api")]
         ),
-        "api.yaml": resilience(
-            "service: api\nretries: {attempts: 3, retryOn: [connect-failure]}\n"
-        ),
+        "api.yaml": resilience(f"service: api\nretries: {{attempts: 3, retryOn: [{api_on}]}}\n"),
         "db.yaml": resilience(
             f"service: db\nretries: {{attempts: {db_attempts}, retryOn: [connect-failure]}}\n"
         ),
@@ -210,6 +209,19 @@ def test_mc603_retry_amplification_along_chain() -> None:
     ]
     assert where(found[0]) == ("db.yaml", *locate(files["db.yaml"], "3,"))
     assert "retryBudget" in found[0].hint
+
+
+def test_mc603_inner_hops_retrying_only_on_connection_failures_do_not_compound() -> None:
+    """api retries only when it cannot connect to api: when db fails, api answers 503 and
+    frontend's connect-failure retries do not fire, so nothing multiplies."""
+    for api_on in ("connect-failure", "connect-failure, refused-stream"):
+        files = chain_files(db_attempts=3, api_on=api_on)
+        assert findings(compile_files(files), "MC603") == [], api_on
+    # a status code or a gRPC status is a failed answer: it compounds
+    for api_on in ("'503'", "unavailable", "gateway-error"):
+        found = findings(compile_files(chain_files(db_attempts=3, api_on=api_on)), "MC603")
+        assert len(found) == 1, api_on
+        assert found[0].message.startswith("retry amplification frontend → api → db: 4 × 4 = 16")
 
 
 def test_mc603_silent_within_budget() -> None:

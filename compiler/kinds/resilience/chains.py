@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from compiler.kinds.resilience.model import ISTIO_DEFAULT_ATTEMPTS, ResilienceDocument
+from compiler.kinds.resilience.model import (
+    ISTIO_DEFAULT_ATTEMPTS,
+    RETRY_AFTER_UPSTREAM,
+    ResilienceDocument,
+)
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.validate import Intent
 
@@ -27,10 +31,17 @@ MAX_SEARCH_STEPS = 100_000
 @dataclass(frozen=True, slots=True)
 class RetryHop:
     """The most tries a call into one service may make, and the document that says so
-    (None when it is Istio's default policy on an HTTP port without declared retries)."""
+    (None when it is Istio's default policy on an HTTP port without declared retries).
+
+    `compound_factor` is the most tries that a *failed answer* of the service can cause:
+    only retry conditions that fire on what the service answered (5xx, gateway errors,
+    resets, gRPC statuses...) retry when something further down the chain failed; a
+    policy retrying only on `connect-failure`/`refused-stream` multiplies the failures of
+    this service alone, so it counts at the end of a chain and as 1 inside one."""
 
     factor: int
     intent: Intent[ResilienceDocument] | None
+    compound_factor: int = 1
 
     @property
     def is_default(self) -> bool:
@@ -42,6 +53,7 @@ def service_hop(view: ServiceView) -> RetryHop | None:
     http_ports = {p.port for p in view.spec.ports if p.protocol != "tcp"}
     covered: set[int] = set()
     best: RetryHop | None = None
+    compound = 1
     for intent in view.resilience:
         port = intent.model.spec.port
         scope = http_ports if port is None else http_ports & {port}
@@ -51,11 +63,25 @@ def service_hop(view: ServiceView) -> RetryHop | None:
         covered |= scope
         if retries.attempts <= 0:
             continue
-        if best is None or retries.attempts + 1 > best.factor:
-            best = RetryHop(retries.attempts + 1, intent)
-    if http_ports - covered and (best is None or best.factor < ISTIO_DEFAULT_ATTEMPTS + 1):
-        best = RetryHop(ISTIO_DEFAULT_ATTEMPTS + 1, None)
-    return best
+        tries = retries.attempts + 1
+        if compounds(retries.retry_on):
+            compound = max(compound, tries)
+        if best is None or tries > best.factor:
+            best = RetryHop(tries, intent)
+    default = ISTIO_DEFAULT_ATTEMPTS + 1
+    if http_ports - covered:
+        compound = max(compound, default)  # Istio's default retries 503 and gRPC statuses
+        if best is None or best.factor < default:
+            best = RetryHop(default, None)
+    return None if best is None else replace(best, compound_factor=compound)
+
+
+def compounds(retry_on: list[str]) -> bool:
+    """Whether retrying on `retry_on` repeats calls whose callee answered with a failure
+    (an empty list is Istio's default, which retries 503 and gRPC `unavailable`)."""
+    return not retry_on or any(
+        token in RETRY_AFTER_UPSTREAM or token.isdigit() for token in retry_on
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +172,18 @@ def worst_chains(
     """Per last hop, the worst shortest chain over `budget` and how many such chains end there.
 
     A chain starts at a caller of its first retrying service and ends at the hop that
-    takes the product over the budget. It counts only if dropping the first factor brings
-    it within budget, so an excess is counted at the shortest chain that causes it, not
-    again for every caller further upstream. A service appears at most once among a
-    chain's retrying hops and the caller is not on the chain (cycles end the walk). The
-    worst chain has the largest product, then the fewest services, then the first found.
+    takes the product over the budget. The last hop counts with its full factor (its own
+    failures are what it retries); every hop before it with its compound factor (only
+    retries on failed answers repeat what the rest of the chain did). A chain counts
+    only if dropping its first factor brings it within budget, so an excess is counted at
+    the shortest chain that causes it, not again for every caller further upstream. A
+    service appears at most once among a chain's retrying hops and the caller is not on
+    the chain (cycles end the walk). The worst chain has the largest product, then the
+    fewest services, then the first found.
     """
     index = {key: i for i, key in enumerate(graph.keys)}
     factors = {index[key]: hop.factor for key, hop in hops.items()}
+    inner = {index[key]: hop.compound_factor for key, hop in hops.items()}
     links = retry_links(graph, factors)
     callers = graph.callers()
     best: dict[int, tuple[tuple[int, int], tuple[int, ...], tuple[int, ...]]] = {}
@@ -173,17 +203,15 @@ def worst_chains(
                         if last not in best or rank < best[last][0]:
                             best[last] = (rank, (eligible[0], *path), chain_factors)
                 continue
+            # the last hop becomes an inner one: it repeats only what answered with a failure
+            inside = (*chain_factors[:-1], inner[retrying[-1]])
+            before = product // chain_factors[-1] * inside[-1]
             for target, via in reversed(links[retrying[-1]].items()):
                 steps += 1
                 if target not in retrying:
                     factor = factors[target]
                     stack.append(
-                        (
-                            (*retrying, target),
-                            (*path, *via),
-                            (*chain_factors, factor),
-                            product * factor,
-                        )
+                        ((*retrying, target), (*path, *via), (*inside, factor), before * factor)
                     )
     return {
         graph.keys[last]: (

@@ -301,7 +301,11 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
     HTTP port that no Resilience gives `retries` counts as 3 tries: Istio then applies its
     default retry policy (2 retries on connect-failure, refused-stream, unavailable,
     cancelled and retriable-status-codes); `retries: {attempts: 0}` turns it off. TCP ports
-    are never retried. A chain whose product exceeds `Mesh.spec.retryBudget` (default 10)
+    are never retried. `retryOn` counts: a hop inside the chain multiplies only if it
+    retries on a failed answer (`5xx`, `gateway-error`, `reset`, `retriable-status-codes`,
+    a status code, the gRPC statuses...), because that is what its callee returns when
+    something further down failed; retries on `connect-failure` or `refused-stream` alone
+    count only at the last hop. A chain whose product exceeds `Mesh.spec.retryBudget` (default 10)
     is reported at the retries of its last hop (for Istio's default, at the `calls:` entry
     that reaches it), with the chain and the arithmetic; when several chains end at the same
     hop, the worst is shown and the others counted. Only the shortest chain causing an
@@ -339,6 +343,7 @@ def retry_amplification(ctx: LintContext) -> Iterable[Finding]:
         shown = " × ".join(
             f"{factor} (Istio default: 2 retries)" if hops[key].is_default else str(factor)
             for key, factor in zip(retrying, chain.factors, strict=True)
+            if factor > 1  # an inner hop retrying only on connection failures adds nothing
         )
         more = f" ({count - 1} more chain(s) end here)" if count > 1 else ""
         yield Finding(
