@@ -151,6 +151,8 @@ def _header(doc: dict[str, Any]) -> str:
         lines.append("")
     elif doc["meaning"] is not None:
         lines.extend(["No risk flags.", ""])
+    if doc["head"]["compiles"] and doc["head"]["findings"]:
+        lines.extend(_findings("head's lint findings", doc["head"]))
     notes = [n for n in doc["notes"] if "does not compile" not in n]
     lines.extend(f"_Note: {_inline(n)}_\n" for n in notes)
     lines.append(f"<sub>evaluated at {doc['now']}</sub>\n\n")
@@ -168,8 +170,11 @@ def _broken(name: str, side: dict[str, Any]) -> list[str]:
         )
     else:
         title = "> [!CAUTION]\n> **head does not compile**: nothing can be planned or applied."
-    lines = [title, ""]
-    lines.append(f"<details><summary>{name} findings ({len(side['findings'])})</summary>\n")
+    return [title, "", *_findings(f"{name} findings", side)]
+
+
+def _findings(summary: str, side: dict[str, Any]) -> list[str]:
+    lines = [f"<details><summary>{summary} ({len(side['findings'])})</summary>\n"]
     for f in side["findings"]:
         lines.append(
             f"- `{f['file']}:{f['line']}:{f['column']}` "

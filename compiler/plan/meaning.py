@@ -16,6 +16,7 @@ from compiler.engine import Engine
 from compiler.kinds.mesh.anchors import anchor_fingerprints
 from compiler.model.graph import decide_call, server_edges
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
+from compiler.model.methods import non_idempotent_methods
 from compiler.model.queries import MeshReader, namespaces, ordered_keys
 from compiler.model.records import ServiceRecord, service_record
 
@@ -100,6 +101,9 @@ class Meaning:
     anchors: Mapping[str, str] = field(default_factory=dict)
     issuer: str | None = None
     namespaces: frozenset[str] = frozenset()
+    non_idempotent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per service that any caller may send one to: the non-idempotent methods (POST,
+    PATCH, CONNECT) that reach it, which retries may repeat."""
     parts: _Aggregate = field(default_factory=lambda: _Aggregate({}, {}), repr=False)
     """The edges by service: `allowed` and `effective` are their unions. Two summaries
     through one `MeaningCache` share most pieces, and `diff_meaning` skips those; the
@@ -132,6 +136,7 @@ class Meaning:
             self.anchors,
             self.issuer,
             self.namespaces,
+            self.non_idempotent,
         )
 
 
@@ -176,6 +181,7 @@ def side_meaning(db: Engine) -> _Summary:
     effective: dict[str, frozenset[CallEdge]] = {}
     traffic: dict[str, Traffic] = {}
     resilience: dict[str, Mapping[str, str]] = {}
+    non_idempotent: dict[str, tuple[str, ...]] = {}
     for key in db.query(ordered_keys):
         piece = db.query(meaning_piece, key)
         name = f"{key.namespace}/{key.name}"
@@ -184,6 +190,8 @@ def side_meaning(db: Engine) -> _Summary:
         traffic[name] = piece.traffic
         if piece.resilience:
             resilience[name] = piece.resilience
+        if piece.non_idempotent:
+            non_idempotent[name] = piece.non_idempotent
     mesh, anchors, issuer = db.query(mesh_meaning)
     meaning = Meaning(
         traffic=traffic,
@@ -192,6 +200,7 @@ def side_meaning(db: Engine) -> _Summary:
         anchors=anchors,
         issuer=issuer,
         namespaces=frozenset(db.query(namespaces)),
+        non_idempotent=non_idempotent,
         parts=_Aggregate(allowed, effective),
     )
     return _Summary(meaning)
@@ -206,6 +215,7 @@ class Piece:
     effective: frozenset[CallEdge]
     traffic: Traffic
     resilience: Mapping[str, str]
+    non_idempotent: tuple[str, ...]
 
 
 def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
@@ -231,6 +241,7 @@ def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
         frozenset(effective),
         traffic_of(db.query(service_record, key)),
         resilience_of(view),
+        tuple(sorted(non_idempotent_methods(view, model))),
     )
 
 
@@ -372,6 +383,8 @@ class MeaningDiff:
     mesh: tuple[FieldChange, ...]
     trust: tuple[FieldChange, ...]
     qualify: bool
+    non_idempotent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Head's `Meaning.non_idempotent` (what a retry change may repeat)."""
     """Whether service names need their namespace (the mesh spans several namespaces)."""
 
     @property
@@ -432,6 +445,7 @@ def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
         mesh=tuple(_field_changes("mesh", base.mesh, head.mesh)),
         trust=tuple(trust),
         qualify=len(base.namespaces | head.namespaces) > 1,
+        non_idempotent=head.non_idempotent,
     )
 
 

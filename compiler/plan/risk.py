@@ -5,8 +5,11 @@ Flags are derived from the meaning diff only, so they hold for every backend.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from compiler.kinds.common import duration_ms
+from compiler.kinds.resilience.model import RETRY_AFTER_UPSTREAM
 from compiler.plan.meaning import AccessEdge, FieldChange, MeaningDiff, peer_label, service_label
 
 ACCESS_WIDENED = "access-widened"
@@ -16,6 +19,13 @@ MTLS_WEAKENED = "mtls-weakened"
 DEFAULT_DENY_REMOVED = "default-deny-removed"
 NETWORK_POLICY_DISABLED = "network-policy-disabled"
 TRUST_ANCHOR_REMOVED = "trust-anchor-removed"
+TRAFFIC_SHIFTED = "traffic-shifted"
+RETRIES_WIDENED = "retries-widened"
+RESILIENCE_LOOSENED = "resilience-loosened"
+
+TRAFFIC_STEP = 25
+"""Percentage points of traffic one change may move to a version before it is flagged:
+a canary step larger than this skips the observation a progressive rollout is for."""
 
 RISK_CODES = (
     ACCESS_WIDENED,
@@ -25,6 +35,9 @@ RISK_CODES = (
     DEFAULT_DENY_REMOVED,
     NETWORK_POLICY_DISABLED,
     TRUST_ANCHOR_REMOVED,
+    TRAFFIC_SHIFTED,
+    RETRIES_WIDENED,
+    RESILIENCE_LOOSENED,
 )
 
 
@@ -51,6 +64,9 @@ def risk_flags(diff: MeaningDiff) -> list[RiskFlag]:
                 )
             )
     flags.extend(_opened_namespaces(diff))
+    flags.extend(_traffic_flags(diff))
+    for change in diff.resilience:
+        flags.extend(_resilience_flags(change, diff))
     for change in diff.mesh:
         flags.extend(_mesh_flags(change))
     for change in diff.trust:
@@ -172,3 +188,89 @@ def _mesh_flags(change: FieldChange) -> list[RiskFlag]:
             )
         ]
     return []
+
+
+def _traffic_flags(diff: MeaningDiff) -> list[RiskFlag]:
+    """A version given more than `TRAFFIC_STEP` points of a service's traffic at once."""
+    flags = []
+    for change in diff.traffic:
+        before = change.before.shares if change.before is not None else None
+        after = change.after.shares if change.after is not None else None
+        if before is None or after is None:
+            continue
+        old = dict(before)
+        for version, share in after:
+            moved = share - old.get(version, 0)
+            if moved > TRAFFIC_STEP:
+                name = service_label(change.service, qualify=diff.qualify)
+                flags.append(
+                    RiskFlag(
+                        TRAFFIC_SHIFTED,
+                        change.service,
+                        f"{name}: {version} {old.get(version, 0)}% → {share}% in one change "
+                        f"(more than {TRAFFIC_STEP} points at once)",
+                    )
+                )
+    return flags
+
+
+def _resilience_flags(change: FieldChange, diff: MeaningDiff) -> list[RiskFlag]:
+    """Retries newly enabled or widened where non-idempotent requests arrive; timeouts and
+    circuit-breaker limits removed or loosened."""
+    service, field = change.subject, change.field.rsplit(": ", 1)[-1]
+    name = service_label(service, qualify=diff.qualify)
+    methods = diff.non_idempotent.get(service, ())
+    if methods and _retries_widened(field, change.before, change.after):
+        return [
+            RiskFlag(
+                RETRIES_WIDENED,
+                service,
+                f"{name}: {change.field} {change.before or '(unset)'} → {change.after} while "
+                f"{', '.join(methods)} reach it: a retried request may repeat its side effect",
+            )
+        ]
+    if _loosened(field, change.before, change.after):
+        after = change.after if change.after is not None else "(removed)"
+        return [
+            RiskFlag(
+                RESILIENCE_LOOSENED,
+                service,
+                f"{name}: {change.field} {change.before} → {after}",
+            )
+        ]
+    return []
+
+
+def _retries_widened(field: str, before: str | None, after: str | None) -> bool:
+    if field == "retries.attempts" and after is not None:
+        return int(after) > 0 and (before is None or int(after) > int(before))
+    if field == "retries.retryOn" and after is not None:
+        gained = set(_tokens(after)) - set(_tokens(before))
+        return any(token in RETRY_AFTER_UPSTREAM or token.isdigit() for token in gained)
+    return False
+
+
+def _tokens(value: str | None) -> list[str]:
+    if value is None:
+        return []
+    loaded = json.loads(value) if value.startswith("[") else [value]
+    return [str(token) for token in loaded]
+
+
+def _loosened(field: str, before: str | None, after: str | None) -> bool:
+    """A timeout or a circuit-breaker limit that was set and is now gone or larger."""
+    if before is None:
+        return False
+    if field == "timeout":
+        return after is None or duration_ms(after) > duration_ms(before)
+    leaf = field.rsplit(".", 1)[-1]
+    if field.startswith("circuitBreaker.") and leaf.startswith(("max", "consecutive")):
+        return after is None or (_number(after) or 0) > (_number(before) or 0)
+    return False
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None

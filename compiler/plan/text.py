@@ -25,6 +25,11 @@ def render_text(doc: dict[str, Any]) -> str:
         out.append(f"Risk flags ({len(doc['riskFlags'])}):")
         out.extend(f"  ! {f['code']}: {f['message']}" for f in doc["riskFlags"])
         out.append("")
+    if doc["head"]["findings"]:
+        out.extend(
+            _findings(f"head's lint findings ({len(doc['head']['findings'])}):", doc["head"])
+        )
+        out.append("")
     out.extend(_edges("Access (allowed graph)", meaning["allowed"]))
     out.extend(
         _edges("Access (effective graph: declared calls that are allowed)", meaning["effective"])
@@ -50,7 +55,11 @@ def _rev(side: dict[str, Any]) -> str:
 
 
 def _broken(name: str, side: dict[str, Any]) -> list[str]:
-    lines = [f"{name} ({side['ref']}) does not compile; its findings:"]
+    return _findings(f"{name} ({side['ref']}) does not compile; its findings:", side)
+
+
+def _findings(title: str, side: dict[str, Any]) -> list[str]:
+    lines = [title]
     for f in side["findings"]:
         lines.append(
             f"  {f['file']}:{f['line']}:{f['column']}: {f['severity']}[{f['code']}] {f['message']}"

@@ -66,7 +66,8 @@ def test_json_has_exactly_the_new_edge_shares_and_flag(widened: tuple[Path, str,
     assert traffic["before"]["shares"] == {"v1": 90, "v3": 10}
     assert traffic["after"]["shares"] == {"v1": 50, "v3": 50}
     assert [(f["code"], f["subject"]) for f in doc["riskFlags"]] == [
-        ("access-widened", "bookinfo/reviews")
+        ("access-widened", "bookinfo/reviews"),
+        ("traffic-shifted", "bookinfo/reviews"),  # v3 moves 40 points in one change
     ]
     assert doc["meaning"]["resilience"] == doc["meaning"]["mesh"] == doc["meaning"]["trust"] == []
     changed = {(r["action"], r["kind"], r["name"]) for r in doc["resources"]}
@@ -85,7 +86,9 @@ def test_text_shows_the_same_edges_shares_and_flag(widened: tuple[Path, str, str
     code, out, err = plan(widened, "text")
     assert code == 1, err
     assert (
-        "Risk flags (1):\n  ! access-widened: new allowed access: ratings → reviews GET /reviews/*"
+        "Risk flags (2):\n"
+        "  ! access-widened: new allowed access: ratings → reviews GET /reviews/*\n"
+        "  ! traffic-shifted: reviews: v3 10% → 50% in one change (more than 25 points at once)"
         in out
     )
     assert "Access (allowed graph):\n  + ratings → reviews GET /reviews/*\n\n" in out
@@ -100,7 +103,7 @@ def test_markdown_is_a_pr_comment_with_the_graph(widened: tuple[Path, str, str])
     assert code == 1, err
     assert out.startswith("<!-- meshc-plan part 1/1 -->\n## meshc plan: ")
     summary_at = out.index("**Plan:")
-    assert summary_at < out.index("Risk flags (1)") < out.index("```mermaid")
+    assert summary_at < out.index("Risk flags (2)") < out.index("```mermaid")
     assert "> - `access-widened` new allowed access: ratings → reviews GET /reviews/\\*" in out
     mermaid = out.split("```mermaid\n", 1)[1].split("```", 1)[0]
     assert '["bookinfo/ratings"]' in mermaid and '["bookinfo/reviews"]' in mermaid

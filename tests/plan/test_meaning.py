@@ -145,7 +145,10 @@ def test_resilience_changes_are_field_level() -> None:
         "bookinfo/ratings: retries.attempts 3 → 2",
         "bookinfo/ratings: timeout 2s → 3s",
     ]
-    assert not plan.risks
+    # fewer attempts is no risk; a longer timeout holds callers longer
+    assert [(flag.code, flag.message) for flag in plan.risks] == [
+        ("resilience-loosened", "ratings: timeout 2s → 3s")
+    ]
 
 
 def test_traffic_without_rollout_and_with_steps() -> None:
