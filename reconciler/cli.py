@@ -9,6 +9,7 @@ exit code, anything else an internal error (exit 2).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -16,14 +17,35 @@ import click
 from reconciler.ca.cli import ca_command
 from reconciler.errors import MeshdError
 
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a command whose reader went away (`| head`)."""
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader closed our stdout (`meshd ... | head -1`): nothing more can be shown, so
+    point stdout at /dev/null, or Python's exit-time flush prints a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (an in-process test runner)
+        pass
+
 
 class MeshdGroup(click.Group):
     """Classifies errors in exactly one place."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return result
+        except BrokenPipeError:
+            _quiet_closed_stdout()
+            ctx.exit(EXIT_BROKEN_PIPE)
+        except click.exceptions.Exit:
+            sys.stdout.flush()
+            raise
+        except (click.ClickException, click.Abort):
             raise
         except MeshdError as exc:
             click.echo(f"meshd: {exc.message}", err=True)

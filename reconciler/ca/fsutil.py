@@ -20,9 +20,17 @@ PRIVATE_DIR = 0o700
 def ensure_private_dir(path: Path) -> None:
     """Create `path` (and parents) as 0700; refuse an existing one open to others."""
     missing = [p for p in (path, *path.parents) if not p.exists()]
-    for part in reversed(missing):  # parents too: mkdir(parents=True) ignores `mode` for them
-        part.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode)
+    try:
+        for part in reversed(missing):  # parents too: mkdir(parents=True) ignores `mode`
+            part.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        # /proc/nope, a read-only mount, a file in the way: the OS's reason, not a traceback
+        raise CAError(
+            f"cannot create the directory: {exc.strerror or type(exc).__name__}",
+            path=path,
+            remedy="choose a path in a directory you can write (--state)",
+        ) from None
     if mode & 0o077:
         raise CAError(
             f"directory is accessible to group/others (mode {mode:04o})",
@@ -107,7 +115,14 @@ def exclusive_lock(directory: Path, *, wait_seconds: float = 10.0) -> Iterator[N
     """One writer per key store (the reconciler loop and a CLI may share it): an advisory
     `flock` on `<directory>/.lock`, released when the process ends, even by a crash."""
     ensure_private_dir(directory)
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    except OSError as exc:
+        raise CAError(
+            f"cannot open the lock file: {exc.strerror or type(exc).__name__}",
+            path=directory / LOCK_FILE,
+            remedy="check the --state directory's owner and permissions",
+        ) from None
     try:
         deadline = time.monotonic() + wait_seconds
         while True:

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography import x509
 
 from reconciler.ca.errors import REFUSED, USAGE, CAError
-from reconciler.ca.issue import SPIFFE_ID, Validity, generate_key, make_svid
+from reconciler.ca.issue import SPIFFE_ID, PublicKey, Validity, generate_key, make_svid
 from reconciler.ca.rotation import renew_intermediates
 from reconciler.ca.state import LeafRecord
 from reconciler.ca.store import KeyStore, ttl
@@ -38,7 +38,7 @@ def check_valid_at(cert: x509.Certificate, *, path: Path, now: datetime, what: s
         raise CAError(
             f"{what} expired at {cert.not_valid_after_utc.isoformat()}",
             path=path,
-            remedy="rotate to a new root with `meshd ca rotate` (expired roots cannot renew)",
+            remedy="rotate to a new root with `meshd ca rotate start` (expired roots cannot renew)",
             code=REFUSED,
         )
 
@@ -55,6 +55,23 @@ def spiffe_id_for(trust_domain: str, namespace: str, service_account: str) -> st
     return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
 
 
+def _requested_key(
+    csr: x509.CertificateSigningRequest | None, public_key: PublicKey | None
+) -> PublicKey | None:
+    """The key to certify, checked before anything is written (a refused issue leaves the
+    store as it was)."""
+    if csr is None:
+        return public_key
+    if not csr.is_signature_valid:
+        raise CAError("the CSR's signature does not verify", remedy="send a fresh CSR")
+    public = csr.public_key()
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if not isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise CAError("the CSR's key type is not supported", remedy="use ECDSA P-256 or RSA")
+    return public
+
+
 def issue_leaf(
     store: KeyStore,
     *,
@@ -62,7 +79,10 @@ def issue_leaf(
     now: datetime,
     lifetime: timedelta | None = None,
     csr: x509.CertificateSigningRequest | None = None,
+    public_key: PublicKey | None = None,
 ) -> IssuedLeaf:
+    """Certify the CSR's key, or `public_key` (the caller holds the private half), or else a
+    key made here and kept in the store (the service hands it to SDS in memory)."""
     state = store.state
     if not SPIFFE_ID.match(spiffe_id):
         raise CAError(
@@ -75,6 +95,7 @@ def issue_leaf(
             f"SPIFFE ID trust domain {domain!r} is not this CA's ({state.trust_domain!r})",
             remedy="issue within the mesh's trust domain",
         )
+    requested = _requested_key(csr, public_key)
     check_store_times(store, now)
     renew_intermediates(store, now=now)
     issuer = state.issuer
@@ -84,30 +105,18 @@ def issue_leaf(
     inter_key = store.intermediate_key(issuer)
     ttl_ = lifetime or ttl(state.settings.workload_ttl)
     key_path: Path | None = None
-    if csr is not None:
-        if not csr.is_signature_valid:
-            raise CAError("the CSR's signature does not verify", remedy="send a fresh CSR")
-        public = csr.public_key()
-        from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-        if not isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-            raise CAError("the CSR's key type is not supported", remedy="use ECDSA P-256 or RSA")
-        cert = make_svid(
-            public,
-            spiffe_id=spiffe_id,
-            issuer_cert=inter,
-            issuer_key=inter_key,
-            validity=Validity.starting(now, ttl_),
-        )
-    else:
+    key = None
+    if requested is None:
         key = generate_key(state.key_algorithm)
-        cert = make_svid(
-            key.public_key(),
-            spiffe_id=spiffe_id,
-            issuer_cert=inter,
-            issuer_key=inter_key,
-            validity=Validity.starting(now, ttl_),
-        )
+        requested = key.public_key()
+    cert = make_svid(
+        requested,
+        spiffe_id=spiffe_id,
+        issuer_cert=inter,
+        issuer_key=inter_key,
+        validity=Validity.starting(now, ttl_),
+    )
+    if key is not None:
         serial = f"{cert.serial_number:x}"
         key_path = store.leaves_dir / f"{serial}.key"
         store.write_key(key_path, key)

@@ -2,7 +2,7 @@
 
 Reading goes through the compiler's own loader (same validation and error locations as
 `meshc lint`). Editing uses ruamel's round-trip loader so the user's comments and layout
-survive `meshd ca rotate --write`.
+survive `meshd ca rotate start|advance|mesh-edit --write`.
 """
 
 from __future__ import annotations
@@ -82,11 +82,18 @@ def check_mesh_against_store(mesh: MeshFile, store: KeyStore) -> None:
             )
 
 
+def git_trusted(mesh: MeshFile) -> frozenset[str]:
+    """The root fingerprints the Mesh document trusts (what meshc renders into proxies)."""
+    if mesh.spec.ca is None:
+        return frozenset()
+    return frozenset(fp for fp in anchor_fingerprints(mesh.spec.ca).values() if fp is not None)
+
+
 def drift(mesh: MeshFile, store: KeyStore) -> list[str]:
     """How Git's trust settings differ from the key store's (empty = in step)."""
     ca = mesh.spec.ca
     if ca is None:
-        return ["the Mesh has no spec.ca; `meshd ca rotate --mesh FILE --write` adds it"]
+        return ["the Mesh has no spec.ca; `meshd ca rotate mesh-edit --mesh FILE --write` adds it"]
     prints = anchor_fingerprints(ca)
     names = {r.fingerprint: r.name for r in store.state.roots}
     trusted = {store.state.root(n).fingerprint for n in store.state.trusted}

@@ -60,19 +60,7 @@ def next_gate(store: KeyStore, consumers: list[Consumer], now: datetime) -> Gate
     if rotation is None or rotation.phase is Phase.TRUST_NEW_ONLY:
         return None
     if rotation.phase is Phase.TRUST_BOTH:
-        new_fp = store.state.root(rotation.to_root).fingerprint
-        missing = [c.name for c in consumers if new_fp not in c.trusted_fingerprints()]
-        description = f"every consumer reports the new root {rotation.to_root}"
-        if not consumers:
-            return Gate(
-                description,
-                False,
-                "no consumer has acknowledged yet (write "
-                "acknowledgements with `meshd ca ack NAME`)",
-            )
-        if missing:
-            return Gate(description, False, "not yet reporting it: " + ", ".join(missing))
-        return Gate(description, True, f"all {len(consumers)} consumer(s) report it")
+        return _consumer_gate(store, consumers, rotation.to_root)
     old = rotation.from_root
     description = f"no live leaf chains to the old root {old}"
     if store.state.external_leaves:
@@ -100,13 +88,57 @@ def next_gate(store: KeyStore, consumers: list[Consumer], now: datetime) -> Gate
     return Gate(description, True, f"every leaf issued before {since} expired or was re-issued")
 
 
+def _consumer_gate(store: KeyStore, consumers: list[Consumer], new_root: str) -> Gate:
+    """Gate 1: every registered consumer reports the new root (acknowledgements from
+    consumers nobody registered do not count)."""
+    new_fp = store.state.root(new_root).fingerprint
+    reports = {consumer.name: consumer.trusted_fingerprints() for consumer in consumers}
+    registered = [record.name for record in store.state.consumers]
+    description = f"every registered consumer reports the new root {new_root}"
+    if not registered:
+        return Gate(
+            description,
+            False,
+            "no consumer is registered (`meshd ca consumer add NAME --kind K`)",
+        )
+    missing = [name for name in registered if new_fp not in reports.get(name, frozenset())]
+    if missing:
+        return Gate(description, False, "not yet reporting it: " + ", ".join(missing))
+    return Gate(description, True, f"all {len(registered)} registered consumer(s) report it")
+
+
+def git_problem(store: KeyStore, git_trusted: frozenset[str] | None) -> str | None:
+    """Why the switch to the new issuer must wait for Git, or None when Git is ready.
+
+    The Mesh document is what meshc renders into every proxy's trust: leaves from the new
+    root before Git trusts it would be rejected wherever the rendered config lands."""
+    rotation = store.state.rotation
+    if rotation is None or rotation.phase is not Phase.TRUST_BOTH:
+        return None
+    fp = store.state.root(rotation.to_root).fingerprint
+    if git_trusted is None:
+        return f"the switch to {rotation.to_root} needs the Mesh file to check that Git trusts it"
+    if fp not in git_trusted:
+        return f"the Mesh document does not trust the new root {rotation.to_root} ({fp}) yet"
+    return None
+
+
+def git_remedy(store: KeyStore) -> str:
+    rotation = store.state.rotation
+    name = rotation.to_root if rotation else "the new root"
+    return (
+        f"pass --mesh FILE; write the anchor for {name} with `meshd ca rotate mesh-edit "
+        "--mesh FILE --write`, commit and merge it, then advance again"
+    )
+
+
 def start_rotation(store: KeyStore, *, now: datetime, new_name: str | None) -> Step:
     state = store.state
     if state.rotation is not None and state.rotation.phase is not Phase.TRUST_NEW_ONLY:
         raise CAError(
             f"a rotation is already in phase {state.rotation.phase}",
             path=store.state_file,
-            remedy="advance it with `meshd ca rotate`",
+            remedy="advance it with `meshd ca rotate advance`",
             code=REFUSED,
         )
     name = new_name or _next_name(state)
@@ -114,6 +146,13 @@ def start_rotation(store: KeyStore, *, now: datetime, new_name: str | None) -> S
         raise CAError(f"root name {name!r} is not a DNS label", remedy="use e.g. root-2027")
     if any(record.name == name for record in state.roots):
         raise CAError(f"root name {name!r} is already used", remedy="choose another --new-name")
+    if not state.consumers:
+        raise CAError(
+            "no trust-bundle consumer is registered, so gate 1 could not wait for anyone",
+            path=store.state_file,
+            remedy="register each one with `meshd ca consumer add NAME --kind K` first",
+            code=REFUSED,
+        )
     old = state.issuer
     record = store.create_root(name, now)
     state.roots.append(record)
@@ -138,14 +177,33 @@ def _next_name(state: State) -> str:
     return f"root-{number}"
 
 
-def advance(store: KeyStore, consumers: list[Consumer], *, now: datetime, force: bool) -> Step:
-    """Move the rotation in progress one phase on, if its gate holds (or `force`)."""
+def advance(
+    store: KeyStore,
+    consumers: list[Consumer],
+    *,
+    now: datetime,
+    force: bool,
+    git_trusted: frozenset[str] | None = None,
+) -> Step:
+    """Move the rotation in progress one phase on, if its gate holds (or `force`).
+
+    `git_trusted`: the fingerprints the Mesh document in Git trusts. The switch to the new
+    issuer is refused until they include the new root, even with `force`: forcing skips a
+    wait, never a step that would break every peer."""
     rotation = store.state.rotation
     gate = next_gate(store, consumers, now)
     if rotation is None or gate is None:
+        finished = rotation is not None
         raise CAError(
-            "no rotation in progress", remedy="start one with `meshd ca rotate`", code=REFUSED
+            "nothing to advance: the last rotation is complete"
+            if finished
+            else "no rotation in progress",
+            remedy="start one with `meshd ca rotate start`",
+            code=REFUSED,
         )
+    problem = git_problem(store, git_trusted)
+    if problem is not None:
+        raise CAError(problem, remedy=git_remedy(store), code=REFUSED)
     skipped = ""
     if not gate.holds:
         if not force:
@@ -219,7 +277,7 @@ def renew_intermediates(store: KeyStore, *, now: datetime, force: bool = False) 
             raise CAError(
                 f"root {record.name} expired at {root.not_valid_after_utc.isoformat()}",
                 path=store.root_cert_path(record.name),
-                remedy="rotate to a new root with `meshd ca rotate`",
+                remedy="rotate to a new root with `meshd ca rotate start`",
                 code=REFUSED,
             )
         number = store.renew_intermediate(record.name, now)
@@ -230,12 +288,19 @@ def renew_intermediates(store: KeyStore, *, now: datetime, force: bool = False) 
     return renewed
 
 
-def auto_advance(store: KeyStore, consumers: list[Consumer], *, now: datetime) -> list[str]:
-    """Automatic mode: renew intermediates, then advance while gates hold. Never starts a
-    rotation and never forces."""
+def auto_advance(
+    store: KeyStore,
+    consumers: list[Consumer],
+    *,
+    now: datetime,
+    git_trusted: frozenset[str] | None = None,
+) -> list[str]:
+    """Automatic mode: renew intermediates, then advance while gates hold (and Git trusts
+    the new root before the switch). Never starts a rotation and never forces."""
     done = renew_intermediates(store, now=now)
     while True:
         gate = next_gate(store, consumers, now)
-        if gate is None or not gate.holds:
+        if gate is None or not gate.holds or git_problem(store, git_trusted) is not None:
             return done
-        done.append(advance(store, consumers, now=now, force=False).summary)
+        step = advance(store, consumers, now=now, force=False, git_trusted=git_trusted)
+        done.append(step.summary)

@@ -53,9 +53,18 @@ class CAService:
         with exclusive_lock(self.path):
             return action(open_store(self.path, passphrase=self.passphrase))
 
-    def reconcile(self, now: datetime, consumers: list[Consumer]) -> list[str]:
-        """Automatic mode: what changed (empty when nothing was due)."""
-        return self._with_store(lambda store: auto_advance(store, consumers, now=now))
+    def reconcile(
+        self,
+        now: datetime,
+        consumers: list[Consumer],
+        git_trusted: frozenset[str] | None = None,
+    ) -> list[str]:
+        """Automatic mode: what changed (empty when nothing was due). `git_trusted`: the
+        fingerprints the Mesh document in Git trusts; without them the rotation never
+        switches to the new issuer."""
+        return self._with_store(
+            lambda store: auto_advance(store, consumers, now=now, git_trusted=git_trusted)
+        )
 
     def bundle_pem(self, now: datetime) -> bytes:
         def run(store: KeyStore) -> bytes:

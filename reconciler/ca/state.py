@@ -71,6 +71,22 @@ class LeafRecord(_Model):
     not_after: datetime = Field(alias="notAfter")
 
 
+class ConsumerKind(enum.StrEnum):
+    """What validates peers with the bundle; each reports through `meshd ca ack` today."""
+
+    XDS = "xds"
+    KUBERNETES = "kubernetes"
+    FILE = "file"
+
+
+class ConsumerRecord(_Model):
+    """A registered trust-bundle consumer: gate 1 waits for every one of them."""
+
+    name: str
+    kind: ConsumerKind
+    registered_at: datetime = Field(alias="registeredAt")
+
+
 class Event(_Model):
     at: datetime
     event: str
@@ -93,6 +109,7 @@ class State(_Model):
     bundle_sequence: int = Field(alias="bundleSequence", ge=1)
     rotation: Rotation | None = None
     leaves: list[LeafRecord] = Field(default_factory=list)
+    consumers: list[ConsumerRecord] = Field(default_factory=list)
     history: list[Event] = Field(default_factory=list)
 
     def root(self, name: str) -> RootRecord:

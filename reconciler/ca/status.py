@@ -77,10 +77,10 @@ def warnings(store: KeyStore, now: datetime) -> list[str]:
             found.append(f"{line.kind} {line.label} EXPIRED at {rfc3339(line.not_after)}")
         elif left <= threshold:
             action = (
-                "start a root rotation (`meshd ca rotate`)"
+                "start a root rotation (`meshd ca rotate start`)"
                 if line.kind == "root"
                 else "it renews automatically within renewBefore; run `meshd ca issue` "
-                "or `meshd ca rotate --intermediate` to renew now"
+                "or `meshd ca rotate intermediate` to renew now"
             )
             found.append(
                 f"{line.kind} {line.label} expires in {_days_left(line.not_after, now)} "
@@ -124,7 +124,7 @@ def render_text(
     )
     rotation = state.rotation
     if rotation is None:
-        out.append("rotation: none (start one with `meshd ca rotate`)")
+        out.append("rotation: none (start one with `meshd ca rotate start`)")
     else:
         done = " (complete)" if rotation.phase is PHASE_ORDER[-1] else ""
         out.append(

@@ -17,6 +17,7 @@ in-memory key objects; nothing here formats key bytes into a message.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,17 @@ from reconciler.ca.issue import (
 from reconciler.ca.state import STATE_FILE, STATE_VERSION, RootRecord, Settings, State, parse_state
 
 PASSPHRASE_ENV = "MESHD_CA_PASSPHRASE"
+TRUST_DOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+"""SPIFFE trust domain characters, as every SPIFFE ID this CA issues must spell them."""
+
+
+def check_trust_domain(domain: str) -> None:
+    """Refuse at init what would make every later issue fail."""
+    if len(domain) > 255 or not TRUST_DOMAIN.match(domain):
+        raise CAError(
+            f"trust domain {domain!r} is not a SPIFFE trust domain",
+            remedy="use lowercase letters, digits, '.' and '-' (at most 255), e.g. cluster.local",
+        )
 
 
 def ttl(text: str) -> timedelta:
@@ -271,11 +283,13 @@ def create_store(
     now: datetime,
     external_leaves: bool = False,
 ) -> KeyStore:
+    check_trust_domain(trust_domain)
     if (path / STATE_FILE).exists():
         raise CAError(
             "a CA state already exists here",
             path=path / STATE_FILE,
-            remedy="use `meshd ca status` / `meshd ca rotate`, or choose another --state",
+            remedy="this store is already initialised: show its Mesh edit with `meshd ca "
+            "rotate mesh-edit --mesh FILE [--write]`, or choose another --state",
         )
     ensure_private_dir(path)
     placeholder = State(
@@ -318,6 +332,7 @@ def open_store(path: Path, *, passphrase: Passphrase | None) -> KeyStore:
     state_path = path / STATE_FILE
     state = parse_state(read_file(state_path, what="CA state"), state_path)
     store = KeyStore(path, state, passphrase)
+    verify_passphrase(store, required=False)
     finish_archiving(store)
     remove_stale_temporaries(path)
     for record in state.roots:
@@ -339,9 +354,35 @@ def open_store(path: Path, *, passphrase: Passphrase | None) -> KeyStore:
             raise CAError(
                 f"intermediate is not issued by root {record.name!r}",
                 path=cert_path,
-                remedy="restore it from backup, or renew with `meshd ca rotate --intermediate`",
+                remedy="restore it from backup, or renew with `meshd ca rotate intermediate`",
             )
     return store
+
+
+def verify_passphrase(store: KeyStore, *, required: bool) -> None:
+    """Check the given passphrase against a key already in the store, before anything is
+    written with it: a wrong one would otherwise encrypt the next key with the wrong secret.
+
+    `required`: the command writes keys, so an encrypted store needs the passphrase now
+    rather than after half of the operation."""
+    state = store.state
+    if not state.encrypted:
+        if store.passphrase is not None:
+            raise CAError(
+                "a passphrase was given but this store keeps its keys unencrypted",
+                path=store.state_file,
+                remedy=f"drop --passphrase-file and unset ${PASSPHRASE_ENV}",
+            )
+        return
+    if store.passphrase is None:
+        if required:
+            raise CAError(
+                "the store is encrypted and no passphrase was given",
+                path=store.state_file,
+                remedy=f"set ${PASSPHRASE_ENV} or pass --passphrase-file",
+            )
+        return
+    store.root_key(state.issuer)  # the issuer's root key is never archived
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 
-from reconciler.ca.consumers import write_file_ack
+from reconciler.ca.consumers import register_consumer, write_file_ack
 from reconciler.ca.issue import KeyAlgorithm
 from reconciler.ca.leaves import IssuedLeaf, issue_leaf
-from reconciler.ca.state import Settings
+from reconciler.ca.state import ConsumerKind, Settings
 from reconciler.ca.store import KeyStore, create_store, open_store
 from tests.helpers import NOW, run_cli
 
@@ -37,8 +39,10 @@ def new_store(
     now: datetime = NOW,
     settings: Settings | None = None,
     algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256,
+    consumers: tuple[str, ...] = ("proxy",),
 ) -> KeyStore:
-    return create_store(
+    """A store with `consumers` registered (a rotation needs at least one)."""
+    store = create_store(
         path,
         trust_domain=TD,
         algorithm=algorithm,
@@ -47,6 +51,15 @@ def new_store(
         passphrase=None,
         now=now,
     )
+    for name in consumers:
+        register_consumer(store.state, name, ConsumerKind.XDS, now)
+    store.save()
+    return store
+
+
+def git_trusting(store: KeyStore) -> frozenset[str]:
+    """The fingerprints a Mesh document in step with the store's bundle trusts."""
+    return frozenset(store.state.root(name).fingerprint for name in store.state.trusted)
 
 
 def reopen(store: KeyStore) -> KeyStore:
@@ -101,7 +114,9 @@ def verifies(leaf: IssuedLeaf, roots: list[x509.Certificate], now: datetime = NO
 
 
 def issue_command(state: Path, *extra: str) -> tuple[str, ...]:
-    """`meshd` arguments issuing an SVID for service account a/b from the store at `state`."""
+    """`meshd` arguments issuing an SVID for service account a/b from the store at `state`
+    (its key goes to a fresh file next to the store)."""
+    key_out = state.parent / f"leaf-{next(_KEY_NUMBERS)}.key"
     return (
         "ca",
         "issue",
@@ -111,8 +126,13 @@ def issue_command(state: Path, *extra: str) -> tuple[str, ...]:
         "a",
         "--service-account",
         "b",
+        "--key-out",
+        str(key_out),
         *extra,
     )
+
+
+_KEY_NUMBERS = itertools.count(1)
 
 
 def meshd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -120,13 +140,19 @@ def meshd(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     return run_cli("meshd", *args, env=env)
 
 
-def meshd_inproc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`meshd` in this process through click's runner (same error handling, no start-up)."""
+def meshd_inproc(
+    *args: str, env: dict[str, str] | None = None, clock: datetime = NOW
+) -> subprocess.CompletedProcess[str]:
+    """`meshd` in this process through click's runner (same error handling, no start-up),
+    its clock reading `clock`: how tests move time for commands that write the store."""
     from click.testing import CliRunner
 
+    from reconciler.ca.cli import Clock
     from reconciler.cli import main
 
-    result = CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
+    result = CliRunner(env=env).invoke(
+        main, list(args), catch_exceptions=False, obj=Clock(lambda: clock)
+    )
     return subprocess.CompletedProcess(
         ["meshd", *args], result.exit_code, result.stdout, result.stderr
     )
@@ -142,3 +168,15 @@ def assert_clean_failure(
     assert result.stderr.startswith("meshd: "), output
     for needle in needles:
         assert needle in result.stderr, (needle, result.stderr)
+
+
+def tree_digest(path: Path) -> str:
+    """A hash of every file name, mode and content under `path`: equal digests mean a
+    command left the store byte-identical."""
+    digest = hashlib.sha256()
+    for item in sorted(path.rglob("*")):
+        digest.update(str(item.relative_to(path)).encode() + b"\0")
+        digest.update(oct(item.stat().st_mode).encode())
+        if item.is_file():
+            digest.update(item.read_bytes())
+    return digest.hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,8 @@ def test_wrong_key_for_certificate(state: Path, tmp_path: Path) -> None:
 
 
 def test_expired_root(state: Path) -> None:
-    result = meshd_inproc(*issue_command(state, "--now", "2037-01-01T00:00:00Z"))
+    later = datetime(2037, 1, 1, tzinfo=UTC)
+    result = meshd_inproc(*issue_command(state), clock=later)
     assert_clean_failure(
         result, 1, "root.pem", "root root-1 expired at 2036-11-22", "meshd ca rotate"
     )
@@ -83,7 +85,8 @@ def test_corrupt_state_json(state: Path) -> None:
 
 
 def test_not_before_in_the_future_is_clock_skew(state: Path) -> None:
-    result = meshd_inproc(*issue_command(state, "--now", "2026-11-24T00:00:00Z"))
+    earlier = datetime(2026, 11, 24, tzinfo=UTC)
+    result = meshd_inproc(*issue_command(state), clock=earlier)
     assert_clean_failure(
         result, 2, "root.pem", "is not valid before 2026-11-25T11:55:00", "clock skew"
     )
@@ -99,9 +102,10 @@ def test_missing_state_dir_and_double_init(tmp_path: Path, state: Path) -> None:
 def test_bad_flags_are_usage_errors(state: Path) -> None:
     result = meshd_inproc(*issue_command(state, "--ttl", "soon"))
     assert_clean_failure(result, 2, "--ttl 'soon' is not a duration")
-    result = meshd_inproc("ca", "issue", "--state", str(state), "--spiffe-id", "x")
+    result = meshd_inproc(*issue_command(state, "--spiffe-id", "x"))
     assert_clean_failure(result, 2, "'x' is not a SPIFFE ID")
-    result = meshd_inproc("ca", "rotate", "--state", str(state), "--auto", "--force")
+    args = ("ca", "rotate", "advance", "--state", str(state), "--auto", "--force")
+    result = meshd_inproc(*args)
     assert_clean_failure(result, 2, "--auto never forces")
 
 
@@ -125,6 +129,8 @@ def test_a_second_writer_waits_for_the_lock_then_reports(state: Path) -> None:
 
 
 def test_acknowledgements_are_validated(state: Path) -> None:
+    add = ("ca", "consumer", "add", "--state", str(state), "proxy", "--kind", "xds")
+    assert meshd_inproc(*add).returncode == 0
     result = meshd_inproc("ca", "ack", "--state", str(state), *NOW_ARG, "proxy", "--root", "abc")
     assert_clean_failure(result, 2, "'abc' is not a SHA-256 fingerprint")
     result = meshd_inproc("ca", "ack", "--state", str(state), *NOW_ARG, "../evil")

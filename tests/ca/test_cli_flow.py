@@ -4,7 +4,7 @@ keeps comments and lints clean, and the ca-status snapshot makes plan refuse uns
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from compiler.kinds.mesh.ca_status import check_ca_status
@@ -14,8 +14,8 @@ from tests.ca.support import MESH_YAML, meshd_inproc
 from tests.helpers import NOW, codes, compile_files
 
 
-def run(*args: str) -> str:
-    result = meshd_inproc(*args)
+def run(*args: str, clock: datetime = NOW) -> str:
+    result = meshd_inproc(*args, clock=clock)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -29,8 +29,9 @@ def test_rotation_through_the_cli_with_git_edits(tmp_path: Path) -> None:
     mesh.write_text(MESH_YAML)
     t0, t1, t2 = NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=26)
 
-    def ca(cmd: str, *args: str, at=t0) -> str:  # type: ignore[no-untyped-def]
-        return run("ca", cmd, "--state", str(state), "--now", at.isoformat(), *args)
+    def ca(*args: str, at: datetime = t0) -> str:
+        """A command at time `at`, through the injected clock (not --now)."""
+        return run("ca", *args, "--state", str(state), clock=at)
 
     out = ca("init", "--mesh", str(mesh), "--write")
     assert "+    issuer: root-1" in out and f"wrote {mesh}" in out
@@ -38,22 +39,29 @@ def test_rotation_through_the_cli_with_git_edits(tmp_path: Path) -> None:
     assert "# The mesh settings (this comment must survive edits)" in text
     assert "# our SPIFFE trust domain" in text
     assert codes(compile_files({"mesh.yaml": text})) == []
-    ca("issue", "--namespace", "shop", "--service-account", "web")
+    ca("issue", "--namespace", "shop", "--service-account", "web", "--key-out", str(tmp_path / "k"))
+    ca("consumer", "add", "proxy", "--kind", "xds")
     old_mesh = mesh.read_text()
 
     # phase trust-both: the diff adds the new anchor, the issuer stays
-    out = ca("rotate", "--mesh", str(mesh))
+    out = ca("rotate", "start", "--mesh", str(mesh))
     assert "+    - name: root-2" in out and "(pass --write to apply" in out
     assert mesh.read_text() == old_mesh  # not written without --write
-    ca("rotate", "--mesh-only", "--mesh", str(mesh), "--write")  # apply it, no phase change
+
+    refused = meshd_inproc("ca", "rotate", "advance", "--state", str(state), clock=t1)
+    assert refused.returncode == 1 and "needs the Mesh file" in refused.stderr
+    ca("ack", "proxy", at=t1)
+    refused = meshd_inproc(
+        "ca", "rotate", "advance", "--state", str(state), "--mesh", str(mesh), clock=t1
+    )
+    assert refused.returncode == 1, refused.stderr
+    assert "the Mesh document does not trust the new root root-2" in refused.stderr
+    assert "rotate mesh-edit --mesh FILE --write`, commit" in refused.stderr
+    ca("rotate", "mesh-edit", "--mesh", str(mesh), "--write")  # apply it, no phase change
     spec = mesh_spec(mesh)
     assert spec.ca is not None and [a.name for a in spec.ca.anchors] == ["root-1", "root-2"]
     assert spec.ca.issuer == "root-1"
-
-    refused = meshd_inproc("ca", "rotate", "--state", str(state), "--now", t1.isoformat())
-    assert refused.returncode == 1 and "no consumer has acknowledged" in refused.stderr
-    ca("ack", "proxy", at=t1)
-    out = ca("rotate", "--mesh", str(mesh), "--write", at=t1)
+    out = ca("rotate", "advance", "--mesh", str(mesh), "--write", at=t1)
     assert "-    issuer: root-1" in out and "+    issuer: root-2" in out
     assert codes(compile_files({"mesh.yaml": mesh.read_text()})) == []
 
@@ -79,7 +87,7 @@ def test_rotation_through_the_cli_with_git_edits(tmp_path: Path) -> None:
     # gate 2 is not met while the leaf lives; the status says why
     status = ca("status", "--mesh", str(mesh), at=t1)
     assert "gate to next phase: no live leaf chains to the old root root-1: not yet" in status
-    out = ca("rotate", "--mesh", str(mesh), "--write", at=t2)
+    out = ca("rotate", "advance", "--mesh", str(mesh), "--write", at=t2)
     assert "-    - name: root-1" in out
     spec = mesh_spec(mesh)
     assert spec.ca is not None and [a.name for a in spec.ca.anchors] == ["root-2"]
@@ -91,6 +99,9 @@ def test_rotation_through_the_cli_with_git_edits(tmp_path: Path) -> None:
     assert codes(compile_files({"mesh.yaml": text})) == []
     status = ca("status", "--mesh", str(mesh), at=t2)
     assert "phase trust-new-only (complete)" in status and "warning" not in status
+    finished = meshd_inproc("ca", "rotate", "advance", "--state", str(state), clock=t2)
+    assert finished.returncode == 1
+    assert "nothing to advance: the last rotation is complete" in finished.stderr
 
 
 def test_status_warns_at_thresholds_and_exports_gauges(tmp_path: Path) -> None:

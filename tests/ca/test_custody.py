@@ -61,6 +61,8 @@ def key_needles(state: Path) -> set[str]:
 
 def test_no_command_leaks_a_key_anywhere(tmp_path: Path) -> None:
     state, mesh, out = tmp_path / "st", tmp_path / "mesh.yaml", tmp_path / "out"
+    keys = tmp_path / "keys"  # workload keys the user asked for: theirs, not output
+    keys.mkdir()
     mesh.write_text(MESH_YAML)
     env = {"MESHD_CA_PASSPHRASE": PASSPHRASE}
     common = ("--state", str(state), *NOW_ARG)
@@ -69,7 +71,19 @@ def test_no_command_leaks_a_key_anywhere(tmp_path: Path) -> None:
         ("ca", "status", *common, "--mesh", str(mesh)),
         ("ca", "status", *common, "--format", "json"),
         ("ca", "status", *common, "--format", "prometheus"),
-        ("ca", "issue", *common, "--namespace", "shop", "--service-account", "web"),
+        ("ca", "consumer", "add", *common, "proxy", "--kind", "xds"),
+        ("ca", "consumer", "list", *common),
+        (
+            "ca",
+            "issue",
+            *common,
+            "--namespace",
+            "shop",
+            "--service-account",
+            "web",
+            "--key-out",
+            str(keys / "web.key"),
+        ),
         (
             "ca",
             "issue",
@@ -78,15 +92,17 @@ def test_no_command_leaks_a_key_anywhere(tmp_path: Path) -> None:
             "spiffe://cluster.local/ns/a/sa/b",
             "--out",
             str(out),
+            "--key-out",
+            str(keys / "b.key"),
         ),
         ("ca", "bundle", *common),
         ("ca", "bundle", *common, "--format", "spiffe"),
-        ("ca", "rotate", *common, "--mesh", str(mesh), "--write"),
-        ("ca", "rotate", *common),  # refused: gate 1
+        ("ca", "rotate", "start", *common, "--mesh", str(mesh), "--write"),
+        ("ca", "rotate", "advance", *common),  # refused: gate 1
         ("ca", "ack", *common, "proxy"),
-        ("ca", "rotate", *common, "--auto", "--mesh", str(mesh), "--write"),
-        ("ca", "rotate", *common, "--intermediate"),
-        ("ca", "rotate", *common, "--force", "--mesh", str(mesh)),
+        ("ca", "rotate", "advance", *common, "--auto", "--mesh", str(mesh), "--write"),
+        ("ca", "rotate", "intermediate", *common),
+        ("ca", "rotate", "advance", *common, "--force", "--mesh", str(mesh)),
         ("ca", "status", *common),
     ]
     outputs: list[str] = []
@@ -104,7 +120,11 @@ def test_no_command_leaks_a_key_anywhere(tmp_path: Path) -> None:
     store = open_store(state, passphrase=Passphrase(PASSPHRASE.encode()))
     secret = cacerts_secret(store)
     outputs += [repr(secret), str(secret), repr(store)]
-    outside = [p for p in tmp_path.rglob("*") if p.is_file() and state not in p.parents]
+    outside = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and state not in p.parents and keys not in p.parents
+    ]
     assert mesh in outside and out / "chain.pem" in outside
     outputs += [p.read_text(errors="replace") for p in outside]
 
@@ -149,7 +169,7 @@ def test_passphrase_file_works_and_its_repr_hides_it(tmp_path: Path) -> None:
     state = tmp_path / "st"
     args = ("--state", str(state), *NOW_ARG, "--passphrase-file", str(secret_file))
     assert meshd_inproc("ca", "init", *args).returncode == 0
-    issued = meshd_inproc("ca", "issue", *args, "--namespace", "a", "--service-account", "b")
+    issued = meshd_inproc(*issue_command(state, "--passphrase-file", str(secret_file)))
     assert issued.returncode == 0, issued.stderr
     assert "-----BEGIN CERTIFICATE-----" in issued.stdout
     assert PASSPHRASE not in repr(Passphrase(PASSPHRASE.encode()))

@@ -7,14 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.ca.consumers import read_file_consumers, write_file_ack
+from reconciler.ca.consumers import read_file_consumers, register_consumer, write_file_ack
 from reconciler.ca.errors import CAError
 from reconciler.ca.issue import KeyAlgorithm
 from reconciler.ca.rotation import advance, auto_advance, next_gate, start_rotation
-from reconciler.ca.state import Phase, Settings
+from reconciler.ca.state import ConsumerKind, Phase, Settings
 from reconciler.ca.status import ca_status_snapshot
 from reconciler.ca.store import KeyStore
-from tests.ca.support import SPIFFE_A, SPIFFE_B, ack_all, issue, new_store, reopen, verifies
+from tests.ca.support import (
+    SPIFFE_A,
+    SPIFFE_B,
+    ack_all,
+    git_trusting,
+    issue,
+    new_store,
+    reopen,
+    verifies,
+)
 from tests.helpers import NOW
 
 
@@ -23,7 +32,7 @@ def consumers(store: KeyStore) -> list:  # type: ignore[type-arg]
 
 
 def test_full_rotation_keeps_every_live_leaf_verifying(tmp_path: Path) -> None:
-    store = new_store(tmp_path / "st")
+    store = new_store(tmp_path / "st", consumers=("proxy-a", "proxy-b"))
     old_leaf = issue(store, SPIFFE_A)
     ack_all(store, "proxy-a", "proxy-b")
 
@@ -37,13 +46,15 @@ def test_full_rotation_keeps_every_live_leaf_verifying(tmp_path: Path) -> None:
     assert issue(store, SPIFFE_B).chain[-1] == store.root_cert("root-1")
     gate = next_gate(store, consumers(store), NOW)
     assert gate is not None and not gate.holds and "proxy-a, proxy-b" in gate.detail
-    with pytest.raises(CAError, match="gate not met: every consumer reports the new root root-2"):
-        advance(store, consumers(store), now=NOW, force=False)
+    with pytest.raises(
+        CAError, match="gate not met: every registered consumer reports the new root root-2"
+    ):
+        advance(store, consumers(store), now=NOW, force=False, git_trusted=git_trusting(store))
 
     # gate 1: consumers report the new root
     ack_all(store, "proxy-a", "proxy-b")
     t1 = NOW + timedelta(hours=1)
-    advance(store, consumers(store), now=t1, force=False)
+    advance(store, consumers(store), now=t1, force=False, git_trusted=git_trusting(store))
     store = reopen(store)
     assert store.state.rotation is not None
     assert store.state.rotation.phase is Phase.ISSUE_FROM_NEW
@@ -56,9 +67,9 @@ def test_full_rotation_keeps_every_live_leaf_verifying(tmp_path: Path) -> None:
 
     # gate 2: the SPIFFE_B leaf from root-1 is live, so dropping root-1 is refused
     with pytest.raises(CAError, match="1 live leaf certificate\\(s\\) still chain to it"):
-        advance(store, consumers(store), now=t1, force=False)
+        advance(store, consumers(store), now=t1, force=False, git_trusted=git_trusting(store))
     issue(store, SPIFFE_B, now=t1)  # re-issued under root-2: no live leaf needs root-1
-    advance(store, consumers(store), now=t1, force=False)
+    advance(store, consumers(store), now=t1, force=False, git_trusted=git_trusting(store))
     store = reopen(store)
     assert store.state.rotation is not None
     assert store.state.rotation.phase is Phase.TRUST_NEW_ONLY
@@ -76,22 +87,22 @@ def test_gate_two_holds_once_the_old_leaves_expired(tmp_path: Path) -> None:
     issue(store)
     start_rotation(store, now=NOW, new_name="root-2")
     ack_all(store, "proxy")
-    advance(store, consumers(store), now=NOW, force=False)
+    advance(store, consumers(store), now=NOW, force=False, git_trusted=git_trusting(store))
     gate = next_gate(store, consumers(store), NOW + timedelta(hours=23))
     assert gate is not None and not gate.holds
     gate = next_gate(store, consumers(store), NOW + timedelta(hours=24, seconds=1))
     assert gate is not None and gate.holds
 
 
-def test_no_consumer_means_gate_one_does_not_hold(tmp_path: Path) -> None:
+def test_no_acknowledgement_means_gate_one_does_not_hold(tmp_path: Path) -> None:
     store = new_store(tmp_path / "st")
     start_rotation(store, now=NOW, new_name="root-2")
     gate = next_gate(store, [], NOW)
-    assert gate is not None and not gate.holds and "no consumer has acknowledged" in gate.detail
+    assert gate is not None and not gate.holds and gate.detail.endswith("proxy")
 
 
 def test_a_consumer_that_acknowledged_only_the_old_root_blocks(tmp_path: Path) -> None:
-    store = new_store(tmp_path / "st")
+    store = new_store(tmp_path / "st", consumers=("fresh", "stale"))
     write_file_ack(store.acks_dir, "stale", [store.state.root("root-1").fingerprint])
     start_rotation(store, now=NOW, new_name="root-2")
     ack_all(store, "fresh")
@@ -102,26 +113,33 @@ def test_a_consumer_that_acknowledged_only_the_old_root_blocks(tmp_path: Path) -
 def test_force_skips_a_gate_says_so_and_records_it(tmp_path: Path) -> None:
     store = new_store(tmp_path / "st")
     start_rotation(store, now=NOW, new_name="root-2")
-    step = advance(store, [], now=NOW, force=True)
-    assert "--force skips the gate 'every consumer reports the new root root-2'" in step.skipped
+    step = advance(store, [], now=NOW, force=True, git_trusted=git_trusting(store))
+    assert (
+        "--force skips the gate 'every registered consumer reports the new root root-2'"
+        in step.skipped
+    )
     store = reopen(store)
     assert store.state.rotation is not None
-    assert store.state.rotation.forced == ["trust-both: every consumer reports the new root root-2"]
+    assert store.state.rotation.forced == [
+        "trust-both: every registered consumer reports the new root root-2"
+    ]
 
 
 def test_automatic_mode_advances_only_while_gates_hold(tmp_path: Path) -> None:
     store = new_store(tmp_path / "st")
     issue(store)
-    assert auto_advance(store, [], now=NOW) == []  # never starts a rotation
+    assert (
+        auto_advance(store, [], now=NOW, git_trusted=git_trusting(store)) == []
+    )  # never starts a rotation
     start_rotation(store, now=NOW, new_name="root-2")
-    assert auto_advance(store, consumers(store), now=NOW) == []
+    assert auto_advance(store, consumers(store), now=NOW, git_trusted=git_trusting(store)) == []
     ack_all(store, "proxy")
-    done = auto_advance(store, consumers(store), now=NOW)
+    done = auto_advance(store, consumers(store), now=NOW, git_trusted=git_trusting(store))
     assert len(done) == 1 and "issue-from-new" in done[0]
     later = NOW + timedelta(hours=25)
-    done = auto_advance(store, consumers(store), now=later)
+    done = auto_advance(store, consumers(store), now=later, git_trusted=git_trusting(store))
     assert len(done) == 1 and "trust-new-only" in done[0]
-    assert auto_advance(store, consumers(store), now=later) == []
+    assert auto_advance(store, consumers(store), now=later, git_trusted=git_trusting(store)) == []
 
 
 def test_a_second_rotation_can_follow_a_completed_one_but_not_overlap(tmp_path: Path) -> None:
@@ -129,8 +147,8 @@ def test_a_second_rotation_can_follow_a_completed_one_but_not_overlap(tmp_path: 
     start_rotation(store, now=NOW, new_name=None)
     with pytest.raises(CAError, match="a rotation is already in phase trust-both"):
         start_rotation(store, now=NOW, new_name=None)
-    advance(store, [], now=NOW, force=True)
-    advance(store, [], now=NOW, force=True)
+    advance(store, [], now=NOW, force=True, git_trusted=git_trusting(store))
+    advance(store, [], now=NOW, force=True, git_trusted=git_trusting(store))
     store = reopen(store)
     start_rotation(store, now=NOW, new_name=None)
     assert store.state.trusted == ["root-2", "root-3"]
@@ -185,8 +203,9 @@ def test_with_external_issuance_gate_two_waits_the_workload_ttl(tmp_path: Path) 
         now=NOW,
         external_leaves=True,
     )
+    register_consumer(store.state, "proxy", ConsumerKind.XDS, NOW)
     start_rotation(store, now=NOW, new_name="root-2")
-    advance(store, [], now=NOW, force=True)
+    advance(store, [], now=NOW, force=True, git_trusted=git_trusting(store))
     gate = next_gate(store, [], NOW + timedelta(hours=23))
     assert gate is not None and not gate.holds
     assert (

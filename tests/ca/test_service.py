@@ -10,7 +10,7 @@ from cryptography import x509
 from reconciler.ca.issue import key_matches
 from reconciler.ca.rotation import start_rotation
 from reconciler.ca.service import CAService
-from tests.ca.support import SPIFFE_A, ack_all, new_store, reopen, verify_svid
+from tests.ca.support import SPIFFE_A, ack_all, git_trusting, new_store, reopen, verify_svid
 from tests.helpers import NOW
 
 
@@ -32,11 +32,13 @@ def test_service_issues_for_sds_and_advances_in_automatic_mode(tmp_path: Path) -
     from reconciler.ca.consumers import read_file_consumers
 
     consumers = read_file_consumers(store.acks_dir)
-    [step] = service.reconcile(NOW, consumers)
+    assert service.reconcile(NOW, consumers) == []  # Git does not say it trusts root-2
+    git = git_trusting(reopen(store))
+    [step] = service.reconcile(NOW, consumers, git)
     assert "issue-from-new" in step
     assert service.spiffe_bundle(NOW)["spiffe_sequence"] == 2
     later = NOW + timedelta(hours=25)
-    [step] = service.reconcile(later, consumers)
+    [step] = service.reconcile(later, consumers, git)
     assert "trust-new-only" in step
     assert len(x509.load_pem_x509_certificates(service.bundle_pem(later))) == 1
     assert service.status_snapshot(later)["version"] == 1
