@@ -4,10 +4,10 @@ head's own lint warnings in every format."""
 
 from __future__ import annotations
 
+from compiler.plan.engine import Plan
 from compiler.plan.markdown import render_markdown
 from compiler.plan.report import plan_document
 from compiler.plan.text import render_text
-from compiler.plan.engine import Plan
 from tests.plan.test_meaning import BOOKINFO, changed, plan_of
 
 
