@@ -201,9 +201,6 @@ def advance(
             remedy="start one with `meshd ca rotate start`",
             code=REFUSED,
         )
-    problem = git_problem(store, git_trusted)
-    if problem is not None:
-        raise CAError(problem, remedy=git_remedy(store), code=REFUSED)
     skipped = ""
     if not gate.holds:
         if not force:
@@ -213,6 +210,10 @@ def advance(
                 code=REFUSED,
             )
         skipped = f"--force skips the gate '{gate.description}' ({gate.detail})"
+    problem = git_problem(store, git_trusted)
+    if problem is not None:
+        raise CAError(problem, remedy=git_remedy(store), code=REFUSED)
+    if skipped:
         rotation.forced.append(f"{rotation.phase}: {gate.description}")
     if rotation.phase is Phase.TRUST_BOTH:
         step = _switch_issuer(store, now)

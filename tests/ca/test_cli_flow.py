@@ -49,8 +49,10 @@ def test_rotation_through_the_cli_with_git_edits(tmp_path: Path) -> None:
     assert mesh.read_text() == old_mesh  # not written without --write
 
     refused = meshd_inproc("ca", "rotate", "advance", "--state", str(state), clock=t1)
-    assert refused.returncode == 1 and "needs the Mesh file" in refused.stderr
+    assert refused.returncode == 1 and "not yet reporting it: proxy" in refused.stderr
     ca("ack", "proxy", at=t1)
+    refused = meshd_inproc("ca", "rotate", "advance", "--state", str(state), clock=t1)
+    assert refused.returncode == 1 and "needs the Mesh file" in refused.stderr
     refused = meshd_inproc(
         "ca", "rotate", "advance", "--state", str(state), "--mesh", str(mesh), clock=t1
     )
