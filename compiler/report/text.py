@@ -19,34 +19,31 @@ def render_text(
     *,
     show_suppressed: bool = False,
 ) -> None:
+    """Findings grouped by file, each with its source line and a caret. On a terminal
+    through rich (colour); otherwise as plain writes: rich renders line by line, which
+    made a 30,000-finding report ten times slower than its JSON."""
+    out = _Rich(console) if console.is_terminal else _Plain(console)
     shown = [d for d in diagnostics if show_suppressed or d.suppressed_reason is None]
     current_file = None
     for diag in shown:
         if diag.span.file != current_file:
             current_file = diag.span.file
-            console.print(f"[bold]{escape(current_file)}[/bold]")
+            out.line(current_file, style="bold")
         style = _STYLE[diag.severity]
-        label = diag.severity.label
-        tag = f"[{style}]{label}[{escape(diag.code)}][/{style}]"
-        console.print(
-            f"  {escape(str(diag.span))}: {tag} {escape(diag.message)}",
-            highlight=False,
-            soft_wrap=True,
+        out.parts(
+            ("  " + str(diag.span) + ": ", None),
+            (f"{diag.severity.label}[{diag.code}]", style),
+            (" " + diag.message, None),
         )
         source = lines.get(diag.span.file, [])
         if 1 <= diag.span.line <= len(source):
             excerpt, caret = source_excerpt(source[diag.span.line - 1].expandtabs(1), diag)
-            number = str(diag.span.line)
-            console.print(f"  {number:>5} | {escape(excerpt)}", highlight=False, soft_wrap=True)
-            console.print(
-                f"  {'':>5} | [{style}]{caret}[/{style}]", highlight=False, soft_wrap=True
-            )
+            out.line(f"  {diag.span.line:>5} | {excerpt}")
+            out.parts((f"  {'':>5} | ", None), (caret, style))
         if diag.hint:
-            console.print(f"  {'':>5} = help: {escape(diag.hint)}", highlight=False, soft_wrap=True)
+            out.line(f"  {'':>5} = help: {diag.hint}")
         if diag.suppressed_reason:
-            console.print(
-                f"  {'':>5} = suppressed: {escape(diag.suppressed_reason)}", highlight=False
-            )
+            out.line(f"  {'':>5} = suppressed: {diag.suppressed_reason}")
     counts = {
         s: sum(1 for d in shown if d.severity == s and not d.suppressed_reason) for s in Severity
     }
@@ -57,7 +54,46 @@ def render_text(
     )
     if suppressed:
         summary += f", {suppressed} suppressed"
-    console.print(summary, highlight=False)
+    out.line(summary)
+    out.flush()
+
+
+class _Rich:
+    """Styled output on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def line(self, text: str, *, style: str | None = None) -> None:
+        self.parts((text, style))
+
+    def parts(self, *pieces: tuple[str, str | None]) -> None:
+        markup = "".join(
+            escape(text) if style is None else f"[{style}]{escape(text)}[/{style}]"
+            for text, style in pieces
+        )
+        self.console.print(markup, highlight=False, soft_wrap=True)
+
+    def flush(self) -> None:
+        """Rich prints as it goes."""
+
+
+class _Plain:
+    """Unstyled output, collected and written once."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.buffer: list[str] = []
+
+    def line(self, text: str, *, style: str | None = None) -> None:
+        self.buffer.append(text)
+
+    def parts(self, *pieces: tuple[str, str | None]) -> None:
+        self.buffer.append("".join(text for text, _ in pieces))
+
+    def flush(self) -> None:
+        self.console.file.write("\n".join(self.buffer) + "\n")
+        self.console.file.flush()
 
 
 LINE_WINDOW = 200
