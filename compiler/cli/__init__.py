@@ -1,19 +1,45 @@
 """`meshc`: the authoring and CI command line.
 
 Each subcommand lives in its own module; this one wires them and guarantees that no
-Python traceback ever reaches a user (exit 2 with a one-line message instead).
+Python traceback ever reaches a user (exit 2 with a one-line message instead), and that
+Ctrl-C ends any command quietly with exit 130 (128 + SIGINT, the shell's convention), never
+with 1, which means "findings".
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from types import FrameType
 from typing import NamedTuple
 
-import click
 
-from compiler.cli.common import output_complete
-from compiler.cli.lint import exit_without_teardown, lint_command, lint_finished
+class Interrupted(BaseException):
+    """Ctrl-C, raised by our SIGINT handler instead of KeyboardInterrupt: click turns a
+    KeyboardInterrupt into "Aborted!" and exit 1, and a BaseException that is not one
+    passes through click and every `except Exception` to `main`, running `finally`
+    blocks on the way (so a lock or a temporary file is released)."""
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    """SIGINT while the console script imports meshc: nothing has been written yet, and a
+    KeyboardInterrupt here would print a traceback from the import."""
+    os._exit(130)
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted
+
+
+_CONSOLE = os.path.basename(sys.argv[0]) in ("meshc", "meshc.exe")  # not in-process callers
+if _CONSOLE and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    signal.signal(signal.SIGINT, _exit_quietly)
+
+import click  # noqa: E402 (after the start-up SIGINT handler, on purpose)
+
+from compiler.cli.common import output_complete  # noqa: E402
+from compiler.cli.lint import exit_without_teardown, lint_command, lint_finished  # noqa: E402
 
 
 class Optional(NamedTuple):
@@ -77,6 +103,14 @@ class LazyGroup(click.Group):
         self.add_command(loaded, cmd_name)
         return loaded
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a KeyboardInterrupt (one raised by code rather than by our
+        SIGINT handler) becomes `Interrupted` too, so click does not report it as exit 1."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's command list, with the summaries of unloaded commands from the table."""
         rows = []
@@ -112,15 +146,26 @@ cli.add_command(lint_command)
 
 
 def main() -> None:
+    """The console entry point: exit codes 0/1/2 from the command, 130 on Ctrl-C."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:  # started with SIGINT ignored (nohup, &): keep it so
+        signal.signal(signal.SIGINT, _raise_interrupted)
+    try:
+        _run()
+    except (Interrupted, KeyboardInterrupt):
+        sys.exit(130)
+    finally:
+        if previous is not None and previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run() -> None:
     try:
         cli.main(standalone_mode=True)
     except SystemExit as exc:
         if (lint_finished() or output_complete()) and isinstance(exc.code, int | None):
             exit_without_teardown(exc.code or 0)
         raise
-    except KeyboardInterrupt:
-        click.echo("meshc: interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # the one place unexpected errors are classified
         if os.environ.get("MESHC_DEBUG"):
             raise

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from compiler.diagnostics import Severity
 from compiler.load.discover import CONFIG_FILE, YAML_SUFFIXES
+
+if TYPE_CHECKING:
+    from compiler.api import Compilation
 
 
 class NowType(click.ParamType):  # type: ignore[type-arg]
@@ -60,8 +65,10 @@ def resolve_now(now: datetime | None) -> datetime:
 def policy_root(paths: tuple[Path, ...]) -> tuple[Path, list[str]]:
     """The policy root and the paths (relative to it) that narrow reported findings.
 
-    One path that is a directory is the root. Several paths, or files, narrow reporting
-    while the model still loads the whole root (the common parent directory).
+    One path that is a directory is the root itself. Files (or several paths) narrow
+    reporting while the model still loads the whole root: the nearest ancestor of their
+    common directory that holds `meshc.yaml` or a Mesh document, since references cross
+    files and a sub-directory alone would miss services and the Mesh defined above it.
     """
     if not paths:
         return Path("."), []
@@ -76,17 +83,87 @@ def policy_root(paths: tuple[Path, ...]) -> tuple[Path, list[str]]:
         return paths[0], []
     resolved = [p.resolve() for p in paths]
     common = Path(os.path.commonpath([p if p.is_dir() else p.parent for p in resolved]))
-    root = _nearest_config_dir(common) or common
+    root = nearest_root(common) or common
     narrow = [p.relative_to(root).as_posix() for p in resolved]
     return root, narrow
 
 
-def _nearest_config_dir(start: Path) -> Path | None:
-    """The closest ancestor holding meshc.yaml: the root of a policy repository."""
+def nearest_root(start: Path) -> Path | None:
+    """The closest ancestor (or `start`) that holds `meshc.yaml` or a YAML file with a Mesh
+    document: the top of a policy tree. The search stops at the Git repository's top level
+    so a Mesh elsewhere on the machine is never taken."""
     for candidate in (start, *start.parents):
-        if (candidate / CONFIG_FILE).is_file():
+        if (candidate / CONFIG_FILE).is_file() or _holds_mesh(candidate):
             return candidate
+        if (candidate / ".git").exists():
+            return None
     return None
+
+
+_MESH_KIND = re.compile(rb"^kind:[ \t]*[\"']?Mesh[\"']?[ \t]*(#.*)?\r?$", re.MULTILINE)
+_MAX_SNIFF_BYTES = 1024 * 1024
+
+
+def _holds_mesh(directory: Path) -> bool:
+    """Whether a YAML file directly in `directory` holds a `kind: Mesh` document (a quick
+    look at the text: the real parse comes later, from the root this picks)."""
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.name.endswith(YAML_SUFFIXES):
+            continue
+        try:
+            if not entry.is_file():
+                continue
+            with entry.open("rb") as handle:
+                text = handle.read(_MAX_SNIFF_BYTES)
+        except OSError:
+            continue
+        if b"meshc/" in text and _MESH_KIND.search(text):
+            return True
+    return False
+
+
+def has_meshc_documents(compilation: Compilation) -> bool:
+    """Whether the tree holds anything meshc reads: a meshc document, or a file or
+    directory it had to report on (a YAML error, an unreadable file). An empty tree would
+    lint clean and render mesh-wide defaults (strict mTLS), so a mistyped path must not
+    pass for one."""
+    if compilation.tree_problems:
+        return True
+    return any(result.documents or result.problems for result in compilation.files.values())
+
+
+def refuse_empty(command: str, root: Path) -> NoReturn:
+    """Exit 2 for a policy root without a meshc document (see `has_meshc_documents`)."""
+    click.echo(
+        f"meshc {command}: {root}: no meshc document under this policy root (no YAML file "
+        "with 'apiVersion: meshc/v1'); check the path, or pass --allow-empty if it is meant "
+        "to be empty",
+        err=True,
+    )
+    sys.exit(2)
+
+
+def rollout_steps(compilation: Compilation) -> dict[str, int]:
+    """Each Rollout's state key (`namespace/name`) and how many steps it has (1 for a
+    fixed split), for checking a `--rollout-state` file against the tree."""
+    from compiler.model.traffic import rollout_state_key
+
+    return {
+        rollout_state_key(intent): len(intent.model.spec.steps or ()) or 1
+        for intent in compilation.model.rollouts
+    }
+
+
+def allow_empty_option(function: Any) -> Any:
+    return click.option(
+        "--allow-empty",
+        is_flag=True,
+        help="Accept a policy root without any meshc document (otherwise exit 2).",
+    )(function)
 
 
 def in_scope(file: str, narrow: list[str]) -> bool:

@@ -10,7 +10,14 @@ import click
 
 from compiler import graphview
 from compiler.api import Compilation, compile_tree, load_tree
-from compiler.cli.common import now_option, policy_root, resolve_now
+from compiler.cli.common import (
+    allow_empty_option,
+    has_meshc_documents,
+    now_option,
+    policy_root,
+    refuse_empty,
+    resolve_now,
+)
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.lint.registry import REGISTRY
 from compiler.report.common import summarize
@@ -32,8 +39,11 @@ _SHOWN_ERRORS = 20
 @click.option("--effective", "view", flag_value="effective", help="Only declared calls.")
 @click.option("--allowed", "view", flag_value="allowed", help="Only what servers allow.")
 @click.option("--both", "view", flag_value="both", default=True, help="Both graphs (default).")
+@allow_empty_option
 @now_option
-def graph_command(path: Path | None, fmt: str, view: str, now: datetime | None) -> None:
+def graph_command(
+    path: Path | None, fmt: str, view: str, allow_empty: bool, now: datetime | None
+) -> None:
     """Print the access graphs of the policy root at PATH (default: .).
 
     Denied declared calls are shown with the reason (dashed red in dot and mermaid).
@@ -43,6 +53,8 @@ def graph_command(path: Path | None, fmt: str, view: str, now: datetime | None) 
     """
     root, _ = policy_root((path,) if path is not None else ())
     compilation = compile_tree(load_tree(root), now=resolve_now(now))
+    if not allow_empty and not has_meshc_documents(compilation):
+        refuse_empty("graph", root)
     broken = [d for d in compilation.blocking(Severity.ERROR) if _is_load_error(d.code)]
     if broken:
         _refuse(compilation, root, broken)

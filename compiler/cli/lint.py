@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from compiler.cli.common import SeverityType, in_scope, now_option, policy_root, resolve_now
+from compiler.cli.common import (
+    SeverityType,
+    allow_empty_option,
+    has_meshc_documents,
+    in_scope,
+    now_option,
+    policy_root,
+    refuse_empty,
+    resolve_now,
+)
 from compiler.diagnostics import Severity
 from compiler.gcpause import paused_gc
 
@@ -51,6 +60,7 @@ FORMATS = ("text", "json", "sarif", "github", "junit")
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also lower to Istio and validate the objects against these CRD files (repeatable).",
 )
+@allow_empty_option
 @now_option
 def lint_command(
     paths: tuple[Path, ...],
@@ -60,6 +70,7 @@ def lint_command(
     no_cache: bool,
     cache_dir: Path | None,
     crds: tuple[Path, ...],
+    allow_empty: bool,
     now: datetime | None,
 ) -> None:
     """Lint the policy root at PATH (default: .); file paths narrow what is reported."""
@@ -80,6 +91,8 @@ def lint_command(
         # the first collection after GC resumes would walk all ~10^6 of its objects
         # (~0.1 s on 1,000 services); frozen, collections skip them.
         gc.freeze()
+    if not allow_empty and not has_meshc_documents(compilation):
+        refuse_empty("lint", root)
     found, crd_notes = (
         crd_findings(compilation, crd_set) if crd_set is not None else (compilation.diagnostics, [])
     )

@@ -10,7 +10,13 @@ from typing import Any, NoReturn
 
 import click
 
-from compiler.cli.common import now_option, resolve_now
+from compiler.cli.common import (
+    allow_empty_option,
+    has_meshc_documents,
+    now_option,
+    resolve_now,
+    rollout_steps,
+)
 from compiler.load.discover import PolicyTree
 from compiler.load.names import printable
 from compiler.plan.ca import CaStatusError, load_ca_status
@@ -90,6 +96,7 @@ _MAX_STATE_BYTES = 1024 * 1024
     default=None,
     help="The lint cache to read [default: <policy root>/.meshc_cache]; plan never writes it.",
 )
+@allow_empty_option
 @now_option
 def plan_command(
     base_ref: str,
@@ -102,6 +109,7 @@ def plan_command(
     ca_status: Path | None,
     no_cache: bool,
     cache_dir: Path | None,
+    allow_empty: bool,
     now: datetime | None,
 ) -> None:
     """Compare the policy root at --base with --head: resources, meaning and risk flags.
@@ -109,7 +117,9 @@ def plan_command(
     Exit codes: 2 when head or base does not compile, --ca-status refuses head, or the
     input is bad; otherwise 0 (with --detailed-exitcode: 0 no changes, 1 changes). A base
     that does not compile is still planned against: the report says so and shows head's
-    content as all new, then plan exits 2.
+    content as all new, then plan exits 2. A base without meshc documents is an empty
+    side; a head without any is refused (exit 2) unless --allow-empty: it would plan the
+    removal of every object.
     """
     if policy_path is not None and not policy_path.strip():
         _fail(
@@ -117,7 +127,7 @@ def plan_command(
             "(or '.' for the top level itself)"
         )
     when = resolve_now(now)
-    state = _read_rollout_state(rollout_state) if rollout_state else {}
+    state, raw_state = _read_rollout_state(rollout_state) if rollout_state else ({}, b"")
     status = _read_ca_status(ca_status) if ca_status else None
     plan = compute_plan(
         repo_dir,
@@ -129,6 +139,14 @@ def plan_command(
         ca_status=status,
         disk_cache=None if no_cache else (cache_dir or _DEFAULT_CACHE),
     )
+    if not allow_empty and not has_meshc_documents(plan.head.compilation):
+        _fail(
+            f"head ({plan.head.revision.label}): {policy_path or repo_dir}: no meshc document "
+            "under the policy root (no YAML file with 'apiVersion: meshc/v1'); check --repo "
+            "and --path, or pass --allow-empty to plan removing everything"
+        )
+    if rollout_state is not None:
+        _check_rollout_state(rollout_state, raw_state, state, plan)
     sys.stdout.write(format_plan(plan, fmt))
     if plan.failed:
         reason = "head does not compile" if not plan.head.compiles else "--ca-status refuses head"
@@ -251,13 +269,34 @@ def _read_small(path: Path, what: str) -> bytes:
     return raw
 
 
-def _read_rollout_state(path: Path) -> dict[str, int]:
-    """`bookinfo/reviews: 2`: each progressive Rollout's current step (the render format)."""
+def _read_rollout_state(path: Path) -> tuple[dict[str, int], bytes]:
+    """`bookinfo/reviews: 2`: each progressive Rollout's current step (the render format),
+    and the file's bytes (to locate a key the trees do not know)."""
     from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
 
     raw = _read_small(path, "--rollout-state")
     try:
-        return parse_rollout_state(str(path), raw)
+        return parse_rollout_state(str(path), raw), raw
+    except RolloutStateError as exc:
+        _fail(f"--rollout-state {exc}")
+
+
+def _check_rollout_state(path: Path, raw: bytes, state: dict[str, int], plan: Plan) -> None:
+    """Each key must name a Rollout of base or head (the live state may still hold one
+    this change removes) and its step must exist on a side that has it (a change may
+    shorten a Rollout). A side that does not compile has no Rollouts to check against,
+    so the state is checked only when every compiling side is known."""
+    from compiler.lower.rollout_state import RolloutStateError, check_rollout_state
+
+    sides = [side.compilation for side in (plan.base, plan.head)]
+    if not all(compilation.ok for compilation in sides):
+        return
+    steps: dict[str, int] = {}
+    for compilation in sides:
+        for key, count in rollout_steps(compilation).items():
+            steps[key] = max(steps.get(key, 0), count)
+    try:
+        check_rollout_state(str(path), raw, state, steps)
     except RolloutStateError as exc:
         _fail(f"--rollout-state {exc}")
 

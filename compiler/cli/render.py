@@ -20,11 +20,25 @@ from rich.console import Console
 
 from compiler.api import Compilation, compile_tree, load_tree
 from compiler.artifacts import ArtifactKey, Artifacts, to_yaml, to_yaml_stream
-from compiler.cli.common import in_scope, mark_output_complete, now_option, policy_root, resolve_now
+from compiler.cli.common import (
+    allow_empty_option,
+    has_meshc_documents,
+    in_scope,
+    mark_output_complete,
+    now_option,
+    policy_root,
+    refuse_empty,
+    resolve_now,
+    rollout_steps,
+)
 from compiler.gcpause import paused_gc
 from compiler.lower import TARGETS, LoweringRefused, lower
 from compiler.lower.istio.common import MANAGED_BY
-from compiler.lower.rollout_state import RolloutStateError, parse_rollout_state
+from compiler.lower.rollout_state import (
+    RolloutStateError,
+    check_rollout_state,
+    parse_rollout_state,
+)
 from compiler.provenance import source_of
 
 
@@ -51,8 +65,9 @@ from compiler.provenance import source_of
     "--rollout-state",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="YAML/JSON mapping '<namespace>/<rollout>: <step index>' (missing = step 0).",
+    help="YAML/JSON mapping '<namespace>/<rollout>: <step index>', from 0 (missing = 0).",
 )
+@allow_empty_option
 def render_command(
     path: Path | None,
     target: str,
@@ -61,6 +76,7 @@ def render_command(
     crds: tuple[Path, ...],
     now: datetime | None,
     rollout_state: Path | None,
+    allow_empty: bool,
 ) -> None:
     """Render the policy root at PATH (default: .) to the target's objects.
 
@@ -71,13 +87,22 @@ def render_command(
     root, narrow = policy_root((path,) if path is not None else ())
     if out is not None:
         check_out_dir(out, root)
-    state = read_state(rollout_state)
+    state, raw_state = read_state(rollout_state)
     when = resolve_now(now)
     # The compilation and its ~5,000 objects live until the process ends and form no
     # cycles: with the collector running, serialising them would re-scan all ~10^6
     # objects several times to find nothing (the way `meshc lint` avoids it too).
     with paused_gc():
         compilation = compile_tree(load_tree(root), now=when, rollout_state=state)
+        if not allow_empty and not has_meshc_documents(compilation):
+            refuse_empty("render", root)
+        if rollout_state is not None and compilation.ok:
+            try:
+                check_rollout_state(
+                    str(rollout_state), raw_state, state, rollout_steps(compilation)
+                )
+            except RolloutStateError as exc:
+                raise click.BadParameter(str(exc), param_hint="--rollout-state") from None
         for note in compilation.notes:
             err.print(f"note: {note}")
         if now is None and depends_on_time(compilation):
@@ -158,9 +183,10 @@ def check_out_dir(out: Path, root: Path) -> None:
 _MAX_STATE_BYTES = 1024 * 1024
 
 
-def read_state(path: Path | None) -> dict[str, int]:
+def read_state(path: Path | None) -> tuple[dict[str, int], bytes]:
+    """The parsed state and its bytes (for locating a key the tree does not know)."""
     if path is None:
-        return {}
+        return {}, b""
     try:
         with path.open("rb") as handle:
             raw = handle.read(_MAX_STATE_BYTES + 1)
@@ -174,7 +200,7 @@ def read_state(path: Path | None) -> dict[str, int]:
             param_hint="--rollout-state",
         )
     try:
-        return parse_rollout_state(str(path), raw)
+        return parse_rollout_state(str(path), raw), raw
     except RolloutStateError as exc:
         raise click.BadParameter(str(exc), param_hint="--rollout-state") from None
 
