@@ -7,6 +7,7 @@ the heading anchors this module writes (`## MC201 unknown-service` -> `#mc201-un
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from compiler.lint.registry import Rule
@@ -35,10 +36,21 @@ def anchor(rule: Rule) -> str:
     return f"{rule.code.lower()}-{rule.name}"
 
 
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)[.!?](?=\s|$)")
+
+
+def summary(rule: Rule) -> str:
+    """The rule's first sentence, whole: the registry's summary is the docstring's first
+    line, which a wrapped docstring cuts mid-sentence ("... without declared")."""
+    paragraph = " ".join(rule.doc.strip().split("\n\n", 1)[0].split())
+    end = _SENTENCE_END.search(paragraph)
+    return paragraph[: end.end()] if end else paragraph
+
+
 def rules_text(rules: Sequence[Rule]) -> str:
     """One aligned line per rule: code, name, severity, summary."""
     header = ("CODE", "NAME", "SEVERITY", "SUMMARY")
-    rows = [(r.code, r.name, r.severity.label, r.summary) for r in rules]
+    rows = [(r.code, r.name, r.severity.label, summary(r)) for r in rules]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
@@ -91,7 +103,7 @@ def rules_markdown(rules: Sequence[Rule]) -> str:
     for rule in rules:
         out.append(
             f"| [{rule.code}](#{anchor(rule)}) | {rule.name} | {rule.severity.label} "
-            f"| {_table_cell(rule.summary)} |"
+            f"| {_table_cell(summary(rule))} |"
         )
     current = None
     for rule in rules:

@@ -29,6 +29,7 @@ from compiler.report.common import (
     rfc3339,
     tool_version,
 )
+from compiler.report.rulesdoc import summary
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -89,15 +90,15 @@ def render_sarif(
 
 def rule_descriptor(rule: Rule) -> dict[str, Any]:
     """A reportingDescriptor: the rule's documentation as code scanning shows it."""
-    body = rule.doc.split("\n", 1)[1].strip() if "\n" in rule.doc else rule.summary
+    body = rule.doc.split("\n", 1)[1].strip() if "\n" in rule.doc else summary(rule)
     properties: dict[str, Any] = {"tags": [_CATEGORY.get(rule.code[2:3], "meshc")]}
     if rule.istio_code:
         properties["istioCode"] = rule.istio_code
     return {
         "id": rule.code,
         "name": rule.name,
-        "shortDescription": {"text": rule.summary},
-        "fullDescription": {"text": body or rule.summary, "markdown": body or rule.summary},
+        "shortDescription": {"text": summary(rule)},
+        "fullDescription": {"text": body or summary(rule), "markdown": body or summary(rule)},
         "help": {"text": rule.doc, "markdown": rule.doc},
         "helpUri": rule.help_uri,
         "defaultConfiguration": {"level": _LEVEL[rule.severity]},

@@ -19,6 +19,7 @@ from compiler.kinds import load_checks
 from compiler.lint.registry import REGISTRY
 from compiler.report import formats
 from compiler.report.github import escape_data, escape_property
+from compiler.report.rulesdoc import summary
 from compiler.report.sarif import finding_fingerprints
 from tests.helpers import NOW, REPO, compile_files, run_cli
 
@@ -169,7 +170,7 @@ def test_sarif_driver_lists_every_registered_rule() -> None:
     assert [r["id"] for r in driver["rules"]] == sorted(REGISTRY)
     mc201 = next(r for r in driver["rules"] if r["id"] == "MC201")
     assert mc201["name"] == "unknown-service"
-    assert mc201["shortDescription"]["text"] == REGISTRY["MC201"].summary
+    assert mc201["shortDescription"]["text"] == summary(REGISTRY["MC201"])
     assert "**Why is this bad.**" in mc201["help"]["markdown"]
     assert mc201["helpUri"].endswith("docs/rules.md#mc201-unknown-service")
     assert mc201["defaultConfiguration"] == {"level": "error"}

@@ -10,7 +10,7 @@ from compiler.cli import cli
 from compiler.kinds import load_checks
 from compiler.lint.registry import REGISTRY
 from compiler.report.common import registered_rules
-from compiler.report.rulesdoc import REGENERATE, rules_markdown
+from compiler.report.rulesdoc import REGENERATE, rules_markdown, summary
 from tests.helpers import REPO, run_cli
 
 DOCS = REPO / "docs" / "rules.md"
@@ -53,7 +53,7 @@ def test_rules_lists_every_rule() -> None:
     assert listed == sorted(REGISTRY)
     mc201 = next(line for line in lines if line.startswith("MC201"))
     assert mc201.split()[1:3] == ["unknown-service", "error"]
-    assert mc201.endswith(REGISTRY["MC201"].summary)
+    assert mc201.endswith(summary(REGISTRY["MC201"]))
 
 
 def test_rule_by_code_or_name_shows_full_doc() -> None:
@@ -81,3 +81,14 @@ def test_unknown_rule_is_a_usage_error_with_a_suggestion() -> None:
         "run `meshc rules` to list them"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_summaries_are_whole_sentences() -> None:
+    """A docstring's first line is not a summary when the sentence wraps onto the next."""
+    load_checks()
+    listing = _invoke().stdout
+    for rule in registered_rules():
+        assert summary(rule).endswith((".", "?", "!", ")", "`")), (rule.code, summary(rule))
+        assert summary(rule) in listing
+    mc612 = next(line for line in listing.splitlines() if line.startswith("MC612"))
+    assert mc612.endswith("to a service without declared retries.")
