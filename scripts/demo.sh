@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set everything up, then run meshc's main job on the example repository.
+# Set everything up (runtime dependencies only), then run meshc's main job on the example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
