@@ -470,3 +470,21 @@ def test_findings_sit_on_the_line_a_suppression_names() -> None:
     assert [d.suppressed_reason for d in suppressed] == [
         "batch jobs in bookinfo are short-lived and unnamed"
     ]
+
+
+def test_mc412_a_shadow_only_service_admits_every_identity() -> None:
+    from tests.helpers import compile_files
+
+    service = (
+        "apiVersion: meshc/v1\nkind: Service\nmetadata: {name: pay, namespace: shop}\n"
+        "spec: {ports: [{name: http, port: 80}]}\n"
+    )
+    policy = (
+        "apiVersion: meshc/v1\nkind: AccessPolicy\nmetadata: {name: pay, namespace: shop}\n"
+        "spec:\n  service: pay\n  mode: shadow\n  rules:\n  - from: [{namespace: shop}]\n"
+    )
+    shadow = compile_files({"s.yaml": service, "p.yaml": policy}).diagnostics
+    [diag] = [d for d in shadow if d.code == "MC412"]
+    assert (diag.span.file, diag.span.line, diag.severity.label) == ("p.yaml", 6, "info")
+    enforced = compile_files({"s.yaml": service, "p.yaml": policy.replace("shadow", "enforce")})
+    assert [d for d in enforced.diagnostics if d.code == "MC412"] == []

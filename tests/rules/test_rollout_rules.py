@@ -407,3 +407,23 @@ def test_mc509_canary_equal_to_stable() -> None:
 def test_mc509_silent_for_distinct_canary() -> None:
     text = stable_v1("canary: v3\nsteps: [{weight: 10}, {weight: 100}]\n")
     assert findings(lint(text), "MC509") == []
+
+
+def test_mc513_analysis_is_said_to_be_not_evaluated() -> None:
+    from tests.helpers import compile_files
+
+    service = (
+        "apiVersion: meshc/v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
+        "spec: {ports: [{name: http, port: 80}], versions: {v1: {labels: {v: '1'}}, "
+        "v2: {labels: {v: '2'}}}}\n"
+    )
+    rollout = (
+        "apiVersion: meshc/v1\nkind: Rollout\nmetadata: {name: web, namespace: shop}\n"
+        "spec:\n  service: web\n  stable: v1\n  canary: v2\n"
+        "  steps:\n  - {weight: 10, analysis: {successRate: 99}}\n  - {weight: 100}\n"
+    )
+    found = [d for d in compile_files({"s.yaml": service, "r.yaml": rollout}).diagnostics]
+    [diag] = [d for d in found if d.code == "MC513"]
+    assert (diag.span.file, diag.span.line) == ("r.yaml", 9)
+    assert "steps[0].analysis is not evaluated yet" in diag.message
+    assert diag.severity.label == "info"

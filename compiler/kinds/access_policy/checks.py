@@ -790,3 +790,30 @@ def _broadness(source: Source, namespace: str, model: MeshModel) -> str | None:
     if principal.kind == "namespace":
         return f"every workload in namespace {principal.value!r}"
     return None
+
+
+@subject_rule("MC412", "shadow-allows-every-identity", Severity.INFO)
+def shadow_allows_every_identity(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """A service whose AccessPolicies are all in shadow mode admits every mesh identity.
+
+    **What it does.** Reports a service that has AccessPolicies, none of them enforced.
+
+    **Why is this bad.** Shadow mode only counts and logs what the rules would deny; the
+    live decision is "any authenticated caller", so while it lasts the service is as open
+    as a mesh without policies. That is the point of a trial, and easy to forget.
+
+    **Example.** `mode: shadow` on the only AccessPolicy of `payments`.
+
+    **Use instead.** Switch the policy to `mode: enforce` once its logs show no needed
+    caller would be denied.
+    """
+    if subject.view is None or not subject.policies:
+        return
+    if all(policy.model.spec.mode == "shadow" for policy in subject.policies):
+        first = min(subject.policies, key=lambda policy: policy.ref)
+        yield Finding(
+            first.span("mode"),
+            f"{subject.key}: every AccessPolicy is in shadow mode, so every mesh identity "
+            "may call it while the rules are only logged",
+            "set mode: enforce once the shadow logs show no needed caller would be denied",
+        )

@@ -537,3 +537,34 @@ def canary_is_stable(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]
                 "so the steps move no traffic",
                 "set canary to the version being rolled out",
             )
+
+
+@subject_rule("MC513", "rollout-analysis-not-evaluated", Severity.INFO)
+def rollout_analysis_not_evaluated(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """A Rollout step's `analysis` is written, but nothing evaluates it yet.
+
+    **What it does.** Points at every `steps[].analysis` block (success rate, latency).
+
+    **Why is this bad.** A gate that is written but not enforced reads as a safety net
+    that is not there: meshc has no rollout engine yet, so a step advances only when the
+    rollout state (`--rollout-state FILE` for `meshc render` and `meshc plan`, a mapping of
+    `namespace/name` to a step index starting at 0) is edited, whatever the metrics say.
+
+    **Example.**
+    ```yaml
+    steps: [{weight: 10, analysis: {successRate: 99.5}}, {weight: 100}]
+    ```
+
+    **Use instead.** Check the metrics yourself before raising the step in the rollout
+    state; keep the `analysis` block as documentation of the gate if you like (this
+    finding is information only).
+    """
+    for intent in subject.rollouts:
+        for index, step in enumerate(intent.model.spec.steps or ()):
+            if step.analysis is not None:
+                yield Finding(
+                    intent.span("steps", index, "analysis"),
+                    f"Rollout {intent.model.metadata.name}: steps[{index}].analysis is not "
+                    "evaluated yet; the step advances only when the rollout state is edited",
+                    "check the metrics before raising the step in --rollout-state",
+                )
