@@ -67,7 +67,7 @@ def issuer_not_anchor(ctx: LintContext) -> Iterable[Finding]:
     ```
 
     **Use instead.** Add `root-2026` to `anchors` first (phase `trust-both` of a rotation, as
-    `meshd ca rotate` proposes), or name an existing anchor.
+    `meshd ca rotate start` proposes), or name an existing anchor.
     """
     found = _ca(ctx)
     if found is None:
@@ -128,7 +128,7 @@ def anchor_private_key(ctx: LintContext) -> Iterable[Finding]:
     **Example.** `pem: "-----BEGIN CERTIFICATE-----...-----BEGIN EC PRIVATE KEY-----..."`
 
     **Use instead.** Keep only the certificate (or its fingerprint) in Git; remove the key
-    from the repository history and rotate the root with `meshd ca rotate`.
+    from the repository history and rotate the root with `meshd ca rotate start`.
     """
     found = _ca(ctx)
     if found is None:
@@ -140,7 +140,7 @@ def anchor_private_key(ctx: LintContext) -> Iterable[Finding]:
                 mesh.span("ca", "anchors", index, "pem"),
                 f"anchor {anchor.name!r}: pem contains a private key (content not shown)",
                 "remove the key from Git and its history, keep only the certificate, and "
-                "rotate the root (`meshd ca rotate`): the key must be treated as leaked",
+                "rotate the root (`meshd ca rotate start`): the key must be treated as leaked",
             )
 
 
@@ -292,7 +292,7 @@ def anchor_expired(ctx: LintContext) -> Iterable[Finding]:
 
     **Example.** An anchor whose `notAfter` is in the past.
 
-    **Use instead.** Rotate to a new root (`meshd ca rotate`) before the old one expires,
+    **Use instead.** Rotate to a new root (`meshd ca rotate start`) before the old one expires,
     then remove the expired anchor.
     """
     for mesh, index, name, certificates in _pem_anchors(ctx):
@@ -301,7 +301,7 @@ def anchor_expired(ctx: LintContext) -> Iterable[Finding]:
             yield Finding(
                 mesh.span("ca", "anchors", index, "pem"),
                 f"anchor {name!r}: root expired at {cert.not_valid_after_utc.isoformat()}",
-                "rotate to a new root (`meshd ca rotate`) and remove this anchor",
+                "rotate to a new root (`meshd ca rotate start`) and remove this anchor",
             )
         elif cert.not_valid_before_utc > ctx.now:
             yield Finding(
@@ -323,7 +323,7 @@ def anchor_expiring(ctx: LintContext) -> Iterable[Finding]:
 
     **Example.** An anchor that expires next month.
 
-    **Use instead.** Start `meshd ca rotate` now.
+    **Use instead.** Start a rotation now (`meshd ca rotate start`).
     """
     for mesh, index, name, certificates in _pem_anchors(ctx):
         after = certificates[0].not_valid_after_utc
@@ -332,7 +332,7 @@ def anchor_expiring(ctx: LintContext) -> Iterable[Finding]:
             yield Finding(
                 mesh.span("ca", "anchors", index, "pem"),
                 f"anchor {name!r}: root expires in {days} days ({after.isoformat()})",
-                "start a root rotation now (`meshd ca rotate`)",
+                "start a root rotation now (`meshd ca rotate start`)",
             )
 
 

@@ -52,7 +52,7 @@ def check_ca_status(mesh_spec: MeshSpec, status: dict[str, Any]) -> list[str]:
             problems.append(
                 f"Mesh.spec.ca.issuer: anchor {ca.issuer!r} ({issuer_fp}) is not a root the "
                 "key store holds, so nothing could issue leaves under it; run "
-                "`meshd ca rotate` to prepare a new root and use the anchor it proposes"
+                "`meshd ca rotate start` to prepare a new root and use the anchor it proposes"
             )
     return problems
 
