@@ -17,7 +17,9 @@ def undeclared_service(
     for intent in intents:
         spec = intent.model.spec
         namespace = intent.model.metadata.namespace
-        if model.service(spec.service, namespace) is None:
+        if model.service(spec.service, namespace) is None and not model.declared_invalid(
+            spec.service, namespace
+        ):
             yield Finding(
                 intent.span("service"),
                 f"{kind} {namespace}/{intent.model.metadata.name}: "

@@ -131,6 +131,11 @@ class MeshModel(Protocol):
     @property
     def name(self) -> str: ...
     def service(self, ref: str, namespace: str) -> ServiceView | None: ...
+    def declared_invalid(self, ref: str, namespace: str) -> bool:
+        """Whether a Service document names this service but failed validation: its own
+        finding explains it, so references to it are not reported again as undeclared."""
+        ...
+
     def spiffe(self, namespace: str, service_account: str) -> str: ...
     def derived(self, function: Callable[[MeshModel, ServiceKey], T], key: ServiceKey) -> T:
         """`function(self, key)`: a pure function of the model, which a model read inside
@@ -153,6 +158,8 @@ class MeshSnapshot:
     identities: Mapping[str, tuple[ServiceKey, ...]]
     namespaces: tuple[str, ...]
     """The namespaces with a declared service, sorted."""
+    invalid_services: frozenset[ServiceKey] = frozenset()
+    """Keys that only Service documents failing validation name."""
 
     @property
     def name(self) -> str:
@@ -172,6 +179,9 @@ class MeshSnapshot:
 
     def service(self, ref: str, namespace: str) -> ServiceView | None:
         return self.services.get(ServiceKey.parse(ref, namespace))
+
+    def declared_invalid(self, ref: str, namespace: str) -> bool:
+        return ServiceKey.parse(ref, namespace) in self.invalid_services
 
     def spiffe(self, namespace: str, service_account: str) -> str:
         return spiffe_id(self.settings, namespace, service_account)

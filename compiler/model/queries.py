@@ -191,6 +191,27 @@ def identities(db: Engine) -> Mapping[str, tuple[ServiceKey, ...]]:
     return {spiffe: tuple(keys) for spiffe, keys in found.items()}
 
 
+def invalid_services(db: Engine) -> frozenset[ServiceKey]:
+    """Keys named only by Service documents that failed validation (their findings say
+    why; references to them are not reported again as undeclared)."""
+    found: set[ServiceKey] = set()
+    for path in db.input("tree", "files"):
+        result = db.input("file", path)
+        valid = {intent.doc.index for intent in result.intents}
+        for doc in result.documents:
+            if doc.kind == "Service" and doc.index not in valid:
+                meta = doc.data.get("metadata")
+                name = meta.get("name") if isinstance(meta, dict) else None
+                namespace = meta.get("namespace", "default") if isinstance(meta, dict) else None
+                if isinstance(name, str) and isinstance(namespace, str):
+                    found.add(ServiceKey(namespace, name))
+    return frozenset(found) - set(db.query(service_keys))
+
+
+def declared_invalid(db: Engine, key: ServiceKey) -> bool:
+    return key in db.query(invalid_services)
+
+
 def namespaces(db: Engine) -> tuple[str, ...]:
     return tuple(sorted({key.namespace for key in db.query(service_keys)}))
 
@@ -207,6 +228,7 @@ def snapshot(db: Engine) -> MeshSnapshot:
         documents={kind: db.query(documents_of_kind, kind) for kind in ATTACHED_KINDS},
         identities=db.query(identities),
         namespaces=db.query(namespaces),
+        invalid_services=db.query(invalid_services),
     )
 
 
@@ -313,6 +335,9 @@ class MeshReader:
 
     def service(self, ref: str, namespace: str) -> ServiceView | None:
         return self._db.query(service_view, ServiceKey.parse(ref, namespace))
+
+    def declared_invalid(self, ref: str, namespace: str) -> bool:
+        return self._db.query(declared_invalid, ServiceKey.parse(ref, namespace))
 
     def spiffe(self, namespace: str, service_account: str) -> str:
         return f"spiffe://{self._db.query(trust_domain)}/ns/{namespace}/sa/{service_account}"

@@ -166,7 +166,9 @@ def unknown_policy_target(ctx: SubjectContext, subject: Subject) -> Iterable[Fin
 
     **Use instead.** `service: reviews` (or `service: other-ns/reviews`).
     """
-    if subject.view is not None:
+    if subject.view is not None or ctx.model.declared_invalid(
+        subject.key.name, subject.key.namespace
+    ):
         return
     for policy in subject.policies:
         key = subject.key
@@ -198,7 +200,9 @@ def unknown_source_service(ctx: SubjectContext, subject: Subject) -> Iterable[Fi
         if not source.service or source.service == "*":
             continue
         namespace = policy.model.metadata.namespace
-        if model.service(source.service, namespace) is None:
+        if model.service(source.service, namespace) is None and not model.declared_invalid(
+            source.service, namespace
+        ):
             yield Finding(
                 policy.span("rules", index, "from", position, "service"),
                 f"source service {ServiceKey.parse(source.service, namespace)} is not declared "

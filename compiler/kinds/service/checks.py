@@ -33,7 +33,8 @@ def unknown_called_service(ctx: SubjectContext, subject: Subject) -> Iterable[Fi
     model = ctx.model
     for view in subject_views(subject):
         for index, ref in enumerate(view.spec.calls):
-            if model.service(ref, view.key.namespace) is None:
+            namespace = view.key.namespace
+            if model.service(ref, namespace) is None and not model.declared_invalid(ref, namespace):
                 yield Finding(
                     view.intent.span("calls", index),
                     f"{view.key} calls {ref!r}, which no Service declares",
