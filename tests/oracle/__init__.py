@@ -1,0 +1,1 @@
+"""Independent oracles that property tests compare meshc's output against."""
