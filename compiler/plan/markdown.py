@@ -144,7 +144,11 @@ def _header(doc: dict[str, Any]) -> str:
     if doc["riskFlags"]:
         lines.append(f"> [!WARNING]\n> **Risk flags ({len(doc['riskFlags'])})**")
         shown = doc["riskFlags"][:_MAX_FLAGS_SHOWN]
-        lines.extend(f"> - `{f['code']}` {_inline(f['message'])}" for f in shown)
+        lines.extend(
+            f"> - `{f['code']}`{' (info)' if f.get('severity') == 'info' else ''} "
+            f"{_inline(f['message'])}"
+            for f in shown
+        )
         if len(doc["riskFlags"]) > len(shown):
             more = len(doc["riskFlags"]) - len(shown)
             lines.append(f"> - … and {more} more (`meshc plan --format json` lists them all)")

@@ -19,6 +19,7 @@ from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.model.methods import non_idempotent_methods
 from compiler.model.queries import MeshReader, namespaces, ordered_keys
 from compiler.model.records import ServiceRecord, service_record
+from compiler.plan.requests import AccessChange, AccessShape, access_shape, changes
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -104,6 +105,12 @@ class Meaning:
     non_idempotent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per service that any caller may send one to: the non-idempotent methods (POST,
     PATCH, CONNECT) that reach it, which retries may repeat."""
+    access: Mapping[str, AccessShape] = field(default_factory=dict)
+    """Per service, the requests its live policies allow."""
+    declared: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Per service, the services it declares it calls."""
+    callers: Mapping[str, str] = field(default_factory=dict)
+    """SPIFFE ID → how a reviewer knows the caller (its services, the ingress gateway)."""
     parts: _Aggregate = field(default_factory=lambda: _Aggregate({}, {}), repr=False)
     """The edges by service: `allowed` and `effective` are their unions. Two summaries
     through one `MeaningCache` share most pieces, and `diff_meaning` skips those; the
@@ -137,6 +144,8 @@ class Meaning:
             self.issuer,
             self.namespaces,
             self.non_idempotent,
+            self.access,
+            self.declared,
         )
 
 
@@ -182,6 +191,8 @@ def side_meaning(db: Engine) -> _Summary:
     traffic: dict[str, Traffic] = {}
     resilience: dict[str, Mapping[str, str]] = {}
     non_idempotent: dict[str, tuple[str, ...]] = {}
+    access: dict[str, AccessShape] = {}
+    declared: dict[str, frozenset[str]] = {}
     for key in db.query(ordered_keys):
         piece = db.query(meaning_piece, key)
         name = f"{key.namespace}/{key.name}"
@@ -192,6 +203,9 @@ def side_meaning(db: Engine) -> _Summary:
             resilience[name] = piece.resilience
         if piece.non_idempotent:
             non_idempotent[name] = piece.non_idempotent
+        access[name] = piece.access
+        if piece.calls:
+            declared[name] = frozenset(piece.calls)
     mesh, anchors, issuer = db.query(mesh_meaning)
     meaning = Meaning(
         traffic=traffic,
@@ -201,6 +215,9 @@ def side_meaning(db: Engine) -> _Summary:
         issuer=issuer,
         namespaces=frozenset(db.query(namespaces)),
         non_idempotent=non_idempotent,
+        access=access,
+        declared=declared,
+        callers=db.query(caller_labels),
         parts=_Aggregate(allowed, effective),
     )
     return _Summary(meaning)
@@ -216,11 +233,16 @@ class Piece:
     traffic: Traffic
     resilience: Mapping[str, str]
     non_idempotent: tuple[str, ...]
+    access: AccessShape
+    """The requests the service's live policies allow (for the exact access diff)."""
+    calls: tuple[str, ...]
+    """The services it declares it calls."""
 
 
 def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
     model = MeshReader(db)
     view = model.services[key]
+    record = db.query(service_record, key)
     effective: set[CallEdge] = set()
     for target in view.calls:
         server = model.services.get(target)
@@ -239,10 +261,28 @@ def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
     return Piece(
         allowed,
         frozenset(effective),
-        traffic_of(db.query(service_record, key)),
+        traffic_of(record),
         resilience_of(view),
         tuple(sorted(non_idempotent_methods(view, model))),
+        access_shape(
+            record,
+            default_allow=model.settings.default_action == "allow",
+            trust_domain=model.settings.trust_domain,
+        ),
+        tuple(str(callee) for callee in view.calls),
     )
+
+
+def caller_labels(db: Engine) -> Mapping[str, str]:
+    """SPIFFE ID → the services running as it (or the ingress gateway), as reviewers
+    know callers."""
+    model = MeshReader(db)
+    labels = {
+        spiffe: ", ".join(str(key) for key in keys) for spiffe, keys in model.identities.items()
+    }
+    gateway = model.settings.ingress_gateway
+    labels[model.spiffe(gateway.namespace, gateway.service_account)] = "ingress-gateway"
+    return labels
 
 
 def mesh_meaning(db: Engine) -> tuple[dict[str, str], dict[str, str], str | None]:
@@ -385,6 +425,11 @@ class MeaningDiff:
     qualify: bool
     non_idempotent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Head's `Meaning.non_idempotent` (what a retry change may repeat)."""
+    access: tuple[AccessChange, ...] = ()
+    """Exactly which requests each caller gained or lost, one example per caller, port
+    and direction."""
+    declared: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Head's declared calls (a lost call a caller declares will break)."""
     """Whether service names need their namespace (the mesh spans several namespaces)."""
 
     @property
@@ -446,7 +491,18 @@ def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
         trust=tuple(trust),
         qualify=len(base.namespaces | head.namespaces) > 1,
         non_idempotent=head.non_idempotent,
+        access=tuple(_access_changes(base, head)),
+        declared=head.declared,
     )
+
+
+def _access_changes(base: Meaning, head: Meaning) -> list[AccessChange]:
+    """The exact request changes of every service whose live access differs."""
+    labels = {**base.callers, **head.callers}
+    out: list[AccessChange] = []
+    for service in sorted(_differing(base.access, head.access)):
+        out.extend(changes(service, base.access.get(service), head.access.get(service), labels))
+    return out
 
 
 def _edge_changes(

@@ -116,7 +116,12 @@ def _summary(plan: Plan) -> dict[str, int]:
 
 
 def _risk(flag: RiskFlag) -> dict[str, str]:
-    return {"code": flag.code, "subject": flag.subject, "message": flag.message}
+    return {
+        "code": flag.code,
+        "subject": flag.subject,
+        "message": flag.message,
+        "severity": flag.severity,
+    }
 
 
 def _access(edge: AccessEdge, qualify: bool) -> dict[str, str]:

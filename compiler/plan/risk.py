@@ -13,6 +13,7 @@ from compiler.kinds.resilience.model import RETRY_AFTER_UPSTREAM
 from compiler.plan.meaning import AccessEdge, FieldChange, MeaningDiff, peer_label, service_label
 
 ACCESS_WIDENED = "access-widened"
+ACCESS_NARROWED = "access-narrowed"
 WILDCARD_IDENTITY = "wildcard-identity"
 NAMESPACE_OPENED = "namespace-opened"
 MTLS_WEAKENED = "mtls-weakened"
@@ -29,6 +30,7 @@ a canary step larger than this skips the observation a progressive rollout is fo
 
 RISK_CODES = (
     ACCESS_WIDENED,
+    ACCESS_NARROWED,
     WILDCARD_IDENTITY,
     NAMESPACE_OPENED,
     MTLS_WEAKENED,
@@ -46,6 +48,9 @@ class RiskFlag:
     code: str
     subject: str
     message: str
+    severity: str = "warning"
+    """`warning`, or `info` for what a reviewer should know but need not stop at (access
+    lost by a caller that does not declare the call)."""
 
 
 def risk_flags(diff: MeaningDiff) -> list[RiskFlag]:
@@ -54,15 +59,7 @@ def risk_flags(diff: MeaningDiff) -> list[RiskFlag]:
     for edge in diff.allowed_added:
         if edge.action == "allow":
             flags.extend(_edge_flags(edge, qualify=qualify))
-    for edge in diff.allowed_removed:
-        if edge.action == "deny" and edge.mode == "enforce":
-            flags.append(
-                RiskFlag(
-                    ACCESS_WIDENED,
-                    edge.server,
-                    f"deny rule removed: {edge.text(qualify=qualify)} no longer applies",
-                )
-            )
+    flags.extend(_access_flags(diff))
     flags.extend(_opened_namespaces(diff))
     flags.extend(_traffic_flags(diff))
     for change in diff.resilience:
@@ -86,7 +83,7 @@ def risk_flags(diff: MeaningDiff) -> list[RiskFlag]:
 
 def _edge_flags(edge: AccessEdge, *, qualify: bool) -> list[RiskFlag]:
     text = edge.text(qualify=qualify)
-    flags = [RiskFlag(ACCESS_WIDENED, edge.server, f"new allowed access: {text}")]
+    flags = []
     if edge.source_kind == "any" and edge.mode == "enforce":
         flags.append(
             RiskFlag(
@@ -188,6 +185,22 @@ def _mesh_flags(change: FieldChange) -> list[RiskFlag]:
             )
         ]
     return []
+
+
+def _access_flags(diff: MeaningDiff) -> list[RiskFlag]:
+    """One flag per caller, server port and direction whose allowed requests changed:
+    widened when some request is newly allowed, narrowed (information) when some is lost,
+    a warning when the caller declares the call (it will break)."""
+    flags = []
+    for change in diff.access:
+        if change.gained:
+            flags.append(RiskFlag(ACCESS_WIDENED, change.server, change.text()))
+            continue
+        breaks = change.server in diff.declared.get(change.caller, frozenset())
+        message = change.text() + (" (a declared call: it will break)" if breaks else "")
+        severity = "warning" if breaks else "info"
+        flags.append(RiskFlag(ACCESS_NARROWED, change.server, message, severity))
+    return flags
 
 
 def _traffic_flags(diff: MeaningDiff) -> list[RiskFlag]:

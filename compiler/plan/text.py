@@ -23,7 +23,10 @@ def render_text(doc: dict[str, Any]) -> str:
         return "\n".join([*out, summary_line(doc)]).rstrip() + "\n"
     if doc["riskFlags"]:
         out.append(f"Risk flags ({len(doc['riskFlags'])}):")
-        out.extend(f"  ! {f['code']}: {f['message']}" for f in doc["riskFlags"])
+        out.extend(
+            f"  {'-' if f.get('severity') == 'info' else '!'} {f['code']}: {f['message']}"
+            for f in doc["riskFlags"]
+        )
         out.append("")
     if doc["head"]["findings"]:
         out.extend(

@@ -87,7 +87,8 @@ def test_text_shows_the_same_edges_shares_and_flag(widened: tuple[Path, str, str
     assert code == 1, err
     assert (
         "Risk flags (2):\n"
-        "  ! access-widened: new allowed access: ratings → reviews GET /reviews/*\n"
+        "  ! access-widened: bookinfo/ratings → bookinfo/reviews: GET /reviews/x (port 9080) "
+        "newly allowed\n"
         "  ! traffic-shifted: reviews: v3 10% → 50% in one change (more than 25 points at once)"
         in out
     )
@@ -104,7 +105,10 @@ def test_markdown_is_a_pr_comment_with_the_graph(widened: tuple[Path, str, str])
     assert out.startswith("<!-- meshc-plan part 1/1 -->\n## meshc plan: ")
     summary_at = out.index("**Plan:")
     assert summary_at < out.index("Risk flags (2)") < out.index("```mermaid")
-    assert "> - `access-widened` new allowed access: ratings → reviews GET /reviews/\\*" in out
+    assert (
+        "> - `access-widened` bookinfo/ratings → bookinfo/reviews: GET /reviews/x (port 9080) "
+        "newly allowed" in out
+    )
     mermaid = out.split("```mermaid\n", 1)[1].split("```", 1)[0]
     assert '["bookinfo/ratings"]' in mermaid and '["bookinfo/reviews"]' in mermaid
     assert '==>|"+ GET /reviews/*"|' in mermaid

@@ -67,15 +67,36 @@ def test_effective_edge_needs_a_declared_call_and_an_allow() -> None:
     assert [c for c, _ in flags(plan)] == ["access-widened"]
 
 
-def test_removed_access_is_not_a_risk() -> None:
+def test_narrowed_access_is_reported_as_narrowed() -> None:
+    """A rule relabelled to a narrower path loses requests and gains none: no widening
+    (the edges alone read as one new and one removed edge)."""
     head = changed(ratings_yaml=('paths: ["/ratings/*"]', 'paths: ["/ratings/v2/*"]'))
     plan = plan_of(BOOKINFO, head)
     assert texts(plan, "allowed", "removed") == ["reviews → ratings GET /ratings/*"]
     assert texts(plan, "effective", "removed") == ["reviews → ratings GET /ratings/*"]
     assert texts(plan, "effective") == ["reviews → ratings GET /ratings/v2/*"]
-    assert [c for c, _ in flags(plan)] == [
-        "access-widened"
-    ]  # the new, narrower path is still new access
+    assert [(f.code, f.severity, f.message) for f in plan.risks] == [
+        (
+            "access-narrowed",
+            "warning",  # reviews declares calls: [ratings]
+            "bookinfo/reviews → bookinfo/ratings: GET /ratings/x (port 9080) no longer allowed "
+            "(a declared call: it will break)",
+        )
+    ]
+
+
+def test_narrowing_methods_is_not_widening() -> None:
+    """The issue's reproduction: GET, POST and DELETE narrowed to GET."""
+    head = changed(ratings_yaml=("methods: [GET]", "methods: [GET, POST, DELETE]"))
+    plan = plan_of(head, BOOKINFO)
+    # one line per caller, port and direction, with one lost request as the example
+    assert [(f.code, f.message) for f in plan.risks] == [
+        (
+            "access-narrowed",
+            "bookinfo/reviews → bookinfo/ratings: DELETE /ratings/x (port 9080) no longer "
+            "allowed (a declared call: it will break)",
+        )
+    ]
 
 
 def test_wildcard_identity_is_flagged() -> None:
