@@ -215,9 +215,14 @@ def _namespace_of(principal: str) -> str:
 
 
 def _requests(rules: list[ShapeRule], ports: list[int]) -> Iterator[Request]:
+    """One request in every cell `rules` tell apart: each method a rule names and one it
+    does not, each path and header cell, each port."""
+    named = {method for rule in rules for method in rule.methods}
+    methods = [m for m in METHODS if m in named]
+    methods.append(next(m for m in METHODS if m not in named))
     paths = path_witnesses([p for r in rules for p in r.paths])
     headers = list(_header_witnesses(rules))
-    for method, path, port, sent in itertools.product(METHODS, paths, ports, headers):
+    for method, path, port, sent in itertools.product(methods, paths, ports, headers):
         yield Request(method, path, port, sent)
 
 
