@@ -61,6 +61,36 @@ class ResolvedRule:
     def action(self) -> Literal["allow", "deny"]:
         return self.rule.action
 
+    def live_sources(self, trust_domain: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(principals, namespaces) the rule matches as enforced: SPIFFE IDs or `*`. A
+        service no Service declares is left out of an allow (fail closed) and matched by
+        its default account in a deny (denying more)."""
+        principals: set[str] = set()
+        namespaces: set[str] = set()
+        for source in self.sources:
+            found = source.principal
+            if found.kind == "any":
+                principals.add("*")
+            elif found.kind == "namespace":
+                namespaces.add(found.value)
+            elif source.declared:
+                principals.add(found.value)
+            elif self.action == "deny" and source.service is not None:
+                key = source.service
+                principals.add(f"spiffe://{trust_domain}/ns/{key.namespace}/sa/{key.name}")
+        return frozenset(principals), frozenset(namespaces)
+
+    def live_ports(self) -> tuple[int, ...] | None:
+        """The container ports the rule matches as enforced (None: any). An allow keeps the
+        ports that resolve (none: the rule matches nothing); a deny with a port that does
+        not resolve matches every port (denying more)."""
+        if not self.rule.to.ports:
+            return None
+        known = tuple(sorted({port for port in self.ports if port is not None}))
+        if self.action == "deny" and None in self.ports:
+            return None
+        return known
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:

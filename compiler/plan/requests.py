@@ -94,36 +94,16 @@ def access_shape(record: ServiceRecord, *, default_allow: bool, trust_domain: st
 
 
 def _live(resolved: ResolvedRule, trust_domain: str) -> ShapeRule:
-    """The rule as it is enforced: an allow loses the sources and ports that name nothing
-    (fail closed); a deny names an undeclared service by its default account and drops a
-    port restriction it cannot resolve (denying more)."""
+    """The rule as it is enforced (see `ResolvedRule.live_sources` and `live_ports`)."""
     rule = resolved.rule
-    allow = rule.action == "allow"
-    principals: set[str] = set()
-    namespaces: set[str] = set()
-    for source in resolved.sources:
-        principal = source.principal
-        if principal.kind == "any":
-            principals.add("*")
-        elif principal.kind == "namespace":
-            namespaces.add(principal.value)
-        elif source.declared:
-            principals.add(principal.value)
-        elif not allow and source.service is not None:
-            key = source.service
-            principals.add(f"spiffe://{trust_domain}/ns/{key.namespace}/sa/{key.name}")
-    ports: tuple[int, ...] | None = None
-    if rule.to.ports:
-        known = tuple(sorted({port for port in resolved.ports if port is not None}))
-        if allow or None not in resolved.ports:
-            ports = known
+    principals, namespaces = resolved.live_sources(trust_domain)
     return ShapeRule(
         rule.action,
         tuple(sorted(principals)),
         tuple(sorted(namespaces)),
         tuple(sorted(set(rule.to.methods))),
         tuple(sorted(set(rule.to.paths))),
-        ports,
+        resolved.live_ports(),
         tuple(sorted((name.lower(), tuple(values)) for name, values in rule.headers.items())),
     )
 

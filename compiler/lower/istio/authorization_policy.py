@@ -25,9 +25,7 @@ from compiler.lower.istio.common import (
     LowerContext,
     Obj,
     new_object,
-    principal,
 )
-from compiler.model.access import ResolvedSource
 from compiler.model.mesh import ServiceView
 from compiler.model.records import ResolvedRule, ServiceRecord
 from compiler.validate import Intent
@@ -188,11 +186,11 @@ def lower_rule(ctx: LowerContext, resolved: ResolvedRule) -> Obj | None:
     """One intent rule as one Istio rule; None when nothing of an allow rule resolves."""
     rule = resolved.rule
     allow = rule.action == "allow"
-    sources = lower_sources(ctx, resolved.sources, allow=allow)
+    sources = lower_sources(*resolved.live_sources(ctx.model.settings.trust_domain))
     if not sources:
         return None
     out: Obj = {"from": sources}
-    operation = lower_operation(rule.to, resolved.ports, allow=allow)
+    operation = lower_operation(rule.to, resolved.live_ports(), allow=allow)
     if operation is None:
         return None
     if operation:
@@ -205,43 +203,28 @@ def lower_rule(ctx: LowerContext, resolved: ResolvedRule) -> Obj | None:
     return out
 
 
-def lower_sources(
-    ctx: LowerContext, sources: tuple[ResolvedSource, ...], *, allow: bool
-) -> list[Obj]:
-    """Principals and namespaces of a rule's sources. A service no Service declares is
-    left out of an allow (fail closed) and denied by its default account in a deny."""
-    principals: set[str] = set()
-    namespaces: set[str] = set()
-    for resolved in sources:
-        found = resolved.principal
-        if found.kind == "any":
-            principals.add("*")
-        elif found.kind == "namespace":
-            namespaces.add(found.value)
-        elif resolved.declared:
-            principals.add(found.value.removeprefix("spiffe://"))
-        elif not allow and resolved.service is not None:
-            principals.add(principal(ctx, resolved.service.namespace, resolved.service.name))
+def lower_sources(principals: frozenset[str], namespaces: frozenset[str]) -> list[Obj]:
+    """A rule's live sources (`ResolvedRule.live_sources`) in Istio's form: principals are
+    SPIFFE IDs without their scheme."""
     out: list[Obj] = []
     if principals:
-        out.append({"source": {"principals": sorted(principals)}})
+        found = sorted(p.removeprefix("spiffe://") for p in principals)
+        out.append({"source": {"principals": found}})
     if namespaces:
         out.append({"source": {"namespaces": sorted(namespaces)}})
     return out
 
 
-def lower_operation(op: Operation, resolved: tuple[int | None, ...], *, allow: bool) -> Obj | None:
-    """methods, paths and target ports (`resolved`: `op.ports` as container ports); None
-    when an allow's ports all fail to resolve."""
+def lower_operation(op: Operation, ports: tuple[int, ...] | None, *, allow: bool) -> Obj | None:
+    """methods, paths and the rule's live ports (`ResolvedRule.live_ports`); None when an
+    allow's ports all fail to resolve."""
     out: Obj = {}
     if op.methods:
         out["methods"] = sorted(set(op.methods))
     if op.paths:
         out["paths"] = sorted(set(op.paths))
-    if op.ports:
-        known = sorted({p for p in resolved if p is not None})
-        if allow and not known:
+    if ports is not None:
+        if allow and not ports:
             return None
-        if allow or None not in resolved:
-            out["ports"] = [str(p) for p in known]
+        out["ports"] = [str(p) for p in ports]
     return out
