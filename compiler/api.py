@@ -72,6 +72,9 @@ class Compilation:
     config: ProjectConfig
     session: Session = field(repr=False)
     tree_problems: tuple[Diagnostic, ...] = field(default=(), repr=False)
+    revision: int = field(default=0, repr=False)
+    """The engine revision holding this compilation's inputs (the revision only moves
+    when an input changes, so an equal one means the inputs are still these)."""
 
     def blocking(self, threshold: Severity = Severity.WARNING) -> list[Diagnostic]:
         return [
@@ -87,14 +90,16 @@ class Compilation:
         """The session's engine, holding this compilation's inputs (set again if another
         compile moved it on since, which re-validates, never recomputes, unchanged work)."""
         engine = self.session.engine
-        set_inputs(
-            engine,
-            self.files,
-            now=self.now,
-            rollout_state=self.rollout_state,
-            problems=self.tree_problems,
-            lint=self.config.lint,
-        )
+        if engine.revision != self.revision:
+            set_inputs(
+                engine,
+                self.files,
+                now=self.now,
+                rollout_state=self.rollout_state,
+                problems=self.tree_problems,
+                lint=self.config.lint,
+            )
+            self.revision = engine.mark()
         return engine
 
 
@@ -173,6 +178,7 @@ def _compile_tree(
         config=config,
         session=session,
         tree_problems=problems,
+        revision=engine.mark(),
     )
 
 

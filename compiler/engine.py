@@ -156,6 +156,13 @@ class Engine:
         slot = self._inputs.get((kind, name))
         return default if slot is None else slot.value
 
+    def mark(self) -> int:
+        """The current revision, closing the batch of input changes that made it: a later
+        change starts a new revision, so whoever keeps this number can tell whether the
+        inputs moved on since."""
+        self._dirty = False
+        return self.revision
+
     def _bump(self) -> None:
         if not self._dirty:
             self.revision += 1

@@ -155,13 +155,6 @@ class ServiceRecord:
     def key(self) -> ServiceKey:
         return self.view.key
 
-    @property
-    def enforced(self) -> bool:
-        """Whether an enforced AccessPolicy restricts the service."""
-        return any(rule.mode == "enforce" for rule in self.rules) or any(
-            policy.model.spec.mode == "enforce" for policy in self.view.policies
-        )
-
 
 def service_record(db: Engine, key: ServiceKey) -> ServiceRecord:
     """The record of the declared service `key`."""

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from compiler.kinds.access_policy.model import Method
+from compiler.kinds.access_policy.model import Method, pattern_matches
+from compiler.model.access import spiffe_namespace
 from compiler.model.records import ResolvedRule, ServiceRecord
 
 METHODS: tuple[str, ...] = (*sorted(get_args(Method)), "PROPFIND")
@@ -126,26 +127,15 @@ def _matches(rule: ShapeRule, caller: tuple[str, str], request: Request) -> bool
         return False
     if rule.methods and request.method not in rule.methods:
         return False
-    if rule.paths and not any(string_matches(p, request.path) for p in rule.paths):
+    if rule.paths and not any(pattern_matches(p, request.path) for p in rule.paths):
         return False
     if rule.ports is not None and request.port not in rule.ports:
         return False
     sent = dict(request.headers)
     return all(
-        name in sent and any(string_matches(v, sent[name]) for v in values)
+        name in sent and any(pattern_matches(v, sent[name]) for v in values)
         for name, values in rule.headers
     )
-
-
-def string_matches(pattern: str, value: str) -> bool:
-    """Istio's string match: exact, `prefix*`, `*suffix`, or `*` (any non-empty value)."""
-    if pattern == "*":
-        return value != ""
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    if pattern.startswith("*"):
-        return value.endswith(pattern[1:])
-    return value == pattern
 
 
 def changes(
@@ -183,15 +173,10 @@ def _callers(
     rules = [rule for shape in sides for rule in shape.rules]
     for principal in sorted({p for r in rules for p in r.principals if p != "*"}):
         label = labels.get(principal, principal.removeprefix("spiffe://"))
-        yield (principal, _namespace_of(principal)), label
+        yield (principal, spiffe_namespace(principal) or "~"), label
     for namespace in sorted({n for r in rules for n in r.namespaces}):
         yield (f"~other-in-{namespace}", namespace), f"any other identity in {namespace}"
     yield ANYONE, "any other mesh identity"
-
-
-def _namespace_of(principal: str) -> str:
-    parts = principal.split("/")
-    return parts[parts.index("ns") + 1] if "ns" in parts[:-1] else "~"
 
 
 def _requests(rules: list[ShapeRule], ports: list[int]) -> Iterator[Request]:
@@ -240,7 +225,7 @@ _READABLE = ("x", "example", "x9")
 
 
 def _signature(patterns: list[str], value: str) -> tuple[bool, ...]:
-    return tuple(string_matches(pattern, value) for pattern in patterns)
+    return tuple(pattern_matches(pattern, value) for pattern in patterns)
 
 
 def path_witnesses(patterns: list[str]) -> list[str]:

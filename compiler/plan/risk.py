@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 
 from compiler.kinds.common import duration_ms
-from compiler.kinds.resilience.model import RETRY_AFTER_UPSTREAM
+from compiler.kinds.resilience.chains import retries_failed_answer
 from compiler.plan.meaning import AccessEdge, FieldChange, MeaningDiff, peer_label, service_label
 
 ACCESS_WIDENED = "access-widened"
@@ -259,7 +259,7 @@ def _retries_widened(field: str, before: str | None, after: str | None) -> bool:
         return int(after) > 0 and (before is None or int(after) > int(before))
     if field == "retries.retryOn" and after is not None:
         gained = set(_tokens(after)) - set(_tokens(before))
-        return any(token in RETRY_AFTER_UPSTREAM or token.isdigit() for token in gained)
+        return any(map(retries_failed_answer, gained))
     return False
 
 

@@ -99,6 +99,18 @@ class AccessPolicyDocument(IntentModel):
     spec: AccessPolicySpec
 
 
+def pattern_matches(pattern: str, value: str) -> bool:
+    """Istio's string match for paths and header values: exact, `prefix*`, `*suffix`, or
+    `*` (any non-empty value)."""
+    if pattern == "*":
+        return value != ""
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
+
+
 def path_covers(outer: str, inner: str) -> bool:
     """Whether every path matched by `inner` is matched by `outer`."""
     if outer == "*":

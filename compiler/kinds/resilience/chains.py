@@ -79,9 +79,13 @@ def service_hop(view: ServiceView) -> RetryHop | None:
 def compounds(retry_on: list[str]) -> bool:
     """Whether retrying on `retry_on` repeats calls whose callee answered with a failure
     (an empty list is Istio's default, which retries 503 and gRPC `unavailable`)."""
-    return not retry_on or any(
-        token in RETRY_AFTER_UPSTREAM or token.isdigit() for token in retry_on
-    )
+    return not retry_on or any(map(retries_failed_answer, retry_on))
+
+
+def retries_failed_answer(token: str) -> bool:
+    """Whether a `retryOn` condition fires on what the callee answered (a status code,
+    `5xx`, `gateway-error`, a gRPC status...), not on failing to reach it."""
+    return token in RETRY_AFTER_UPSTREAM or token.isdigit()
 
 
 @dataclass(frozen=True, slots=True)
