@@ -1,0 +1,2 @@
+"""The Envoy backend: the effective records and the placement → one xDS snapshot per
+workload instance (see `snapshot.Snapshot`)."""
