@@ -76,6 +76,11 @@ OPTIONAL_COMMANDS: dict[str, Optional] = {
         "plan_command",
         "Compare the policy root at --base with --head: resources, meaning and risk flags.",
     ),
+    "rollback": Optional(
+        "compiler.cli.rollback",
+        "rollback_command",
+        "Revert REV: print the plan of the revert, then commit it (exit 2 when refused).",
+    ),
 }
 """Subcommands that other modules contribute, imported only when used: `meshc lint` and
 `meshc --help` do not pay for the imports of render, plan and the graph."""
