@@ -1,0 +1,177 @@
+"""The directory target: the rendered-manifests pattern, for users who run Argo CD or Flux.
+
+The folder holds exactly what `meshc render --out DIR` writes — one file per object, the
+same paths and bytes (the same layout functions write both) — and nothing else: the
+inventory of what was written lives in the reconciler's state, never in the folder.
+Against that inventory an apply tells changes from drift: a file whose bytes differ from
+what was last written while the desired bytes did not change was edited by hand, and is
+corrected and counted. Only files the inventory lists are ever pruned; a file at a path
+meshc would write that meshc did not write is a conflict, reported and left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.artifacts import Artifacts
+from compiler.cli.render import object_bytes, object_path
+
+SCRATCH_SUFFIX = ".meshd-tmp"
+
+Inventory = Mapping[str, str]
+"""Path relative to the folder → sha256 of the bytes last written there."""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryApply:
+    """What one apply did, path by path (relative to the folder)."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    drift_corrected: tuple[str, ...] = ()
+    pruned: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    """Paths held by files meshc did not write: left alone, the object not applied."""
+    failed: tuple[tuple[str, str], ...] = ()
+    """(path, why) for files that could not be written or removed."""
+    unchanged: int = 0
+    inventory: Mapping[str, str] = field(default_factory=dict)
+    """What the folder holds for meshc after this apply (the next apply's `previous`)."""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.drift_corrected or self.pruned)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class DirectoryTarget:
+    """Writes the artifacts under `out` in `fmt` (yaml or json), as `meshc render` does."""
+
+    name = "directory"
+
+    def __init__(self, out: Path, *, fmt: str = "yaml") -> None:
+        self.out = out
+        self.fmt = fmt
+
+    def __repr__(self) -> str:
+        return f"DirectoryTarget({str(self.out)!r})"
+
+    def desired(self, artifacts: Artifacts) -> dict[str, bytes]:
+        return {
+            object_path(key, fmt=self.fmt): object_bytes(obj, fmt=self.fmt)
+            for key, obj in artifacts
+        }
+
+    def apply(self, artifacts: Artifacts, *, previous: Inventory, prune: bool) -> DirectoryApply:
+        """Make the folder hold `artifacts`; `previous` is the last apply's inventory."""
+        wanted = self.desired(artifacts)
+        self._sweep_scratch()
+        created: list[str] = []
+        updated: list[str] = []
+        drift: list[str] = []
+        conflicts: list[str] = []
+        failed: list[tuple[str, str]] = []
+        inventory: dict[str, str] = {}
+        unchanged = 0
+        for relative, data in sorted(wanted.items()):
+            want = digest(data)
+            current = self._read(relative)
+            if current is not None and digest(current) == want:
+                inventory[relative] = want
+                unchanged += 1
+                continue
+            known = previous.get(relative)
+            if current is not None and known is None and not _written_by_meshc(current):
+                conflicts.append(relative)
+                continue
+            try:
+                self._write(relative, data)
+            except OSError as exc:
+                failed.append((relative, exc.strerror or str(exc)))
+                if known is not None:
+                    inventory[relative] = known
+                continue
+            inventory[relative] = want
+            if current is None and known is None:
+                created.append(relative)
+            elif known == want:
+                drift.append(relative)  # we wrote these bytes before; someone changed them
+            else:
+                updated.append(relative)
+        pruned = self._prune(previous, wanted, inventory, failed) if prune else []
+        if not prune:
+            inventory.update({p: d for p, d in previous.items() if p not in wanted})
+        return DirectoryApply(
+            created=tuple(created),
+            updated=tuple(updated),
+            drift_corrected=tuple(drift),
+            pruned=tuple(pruned),
+            conflicts=tuple(conflicts),
+            failed=tuple(failed),
+            unchanged=unchanged,
+            inventory=inventory,
+        )
+
+    def _prune(
+        self,
+        previous: Inventory,
+        wanted: Mapping[str, bytes],
+        inventory: dict[str, str],
+        failed: list[tuple[str, str]],
+    ) -> list[str]:
+        pruned = []
+        for relative in sorted(set(previous) - set(wanted)):
+            path = self.out / relative
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                failed.append((relative, exc.strerror or str(exc)))
+                inventory[relative] = previous[relative]
+                continue
+            pruned.append(relative)
+            _remove_empty_parents(path.parent, self.out)
+        return pruned
+
+    def _sweep_scratch(self) -> None:
+        """Remove temporary files a killed apply left behind (the folder holds objects only)."""
+        if self.out.is_dir():
+            for stale in self.out.rglob(f"*{SCRATCH_SUFFIX}"):
+                stale.unlink(missing_ok=True)
+
+    def _read(self, relative: str) -> bytes | None:
+        try:
+            return (self.out / relative).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def _write(self, relative: str, data: bytes) -> None:
+        """Write through a temporary file and rename, so a reader (or a kill -9) never
+        sees half a file; the temporary name is dotted, which no render path is."""
+        path = self.out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}{SCRATCH_SUFFIX}")
+        scratch.write_bytes(data)
+        os.replace(scratch, path)
+
+
+def _written_by_meshc(data: bytes) -> bool:
+    text = data.decode("utf-8", errors="replace")
+    return "app.kubernetes.io/managed-by: meshc" in text or (
+        '"app.kubernetes.io/managed-by": "meshc"' in text
+    )
+
+
+def _remove_empty_parents(directory: Path, top: Path) -> None:
+    while directory != top and directory.is_relative_to(top):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
