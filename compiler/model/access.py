@@ -2,7 +2,8 @@
 and every backend share.
 
 `resolve_source` turns a source as written (`service`, `namespace`, `identity`, `*`,
-`ingressGateway`) into the peer it names (for people) and the principal it matches at
+`ingressGateway`: `true` for any of the mesh's ingress gateways, or one by name) into the
+peer it names (for people) and the principal it matches at
 runtime (for proxies). Nothing else in meshc interprets a source.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from compiler.kinds.access_policy.model import Source
+from compiler.kinds.mesh.model import MeshSpec, ResolvedGateway
 from compiler.model.mesh import MeshModel, ServiceKey
 
 PeerKind = Literal["service", "namespace", "identity", "any", "ingress"]
@@ -36,14 +38,24 @@ class ResolvedSource:
     service: ServiceKey | None = None
     """The service a `service:` source names (declared or not)."""
     declared: bool = True
-    """False for a `service:` source naming no declared service: its principal then
-    matches no caller (the reference rules report it; backends fail closed)."""
+    """False for a `service:` source naming no declared service, or an `ingressGateway`
+    source naming no gateway of the mesh: its principal then matches no caller (the
+    reference rules report it; backends fail closed)."""
+    gateways: tuple[ResolvedGateway, ...] = ()
+    """The ingress gateways an `ingressGateway` source stands for."""
+    also: tuple[Principal, ...] = ()
+    """The identities of the gateways after the first (`principal` is the first's)."""
+
+    @property
+    def principals(self) -> tuple[Principal, ...]:
+        """Every principal the source matches: one, or one per gateway it stands for."""
+        return (self.principal, *self.also)
 
 
 def resolve_source(source: Source, namespace: str, model: MeshModel) -> ResolvedSource:
     """`source` of a rule in a policy of `namespace`, resolved against `model`."""
     if source.ingress_gateway:
-        return ResolvedSource("ingress", "ingress-gateway", Principal("id", gateway_spiffe(model)))
+        return resolve_gateways(source.ingress_gateway, model)
     if source.is_wildcard:
         return ResolvedSource("any", "*", Principal("any", "*"))
     if source.service:
@@ -69,9 +81,37 @@ def spiffe_of(identity: str, model: MeshModel) -> str:
     return model.spiffe(namespace, account)
 
 
-def gateway_spiffe(model: MeshModel) -> str:
-    gateway = model.settings.ingress_gateway
+def resolve_gateways(named: bool | str, model: MeshModel) -> ResolvedSource:
+    """An `ingressGateway` source: `true` stands for every gateway of the mesh, a name for
+    that gateway. Naming none (an unknown name, or a mesh without gateways) it matches
+    no caller, like an undeclared service."""
+    gateways = gateways_named(named, model.settings)
+    label = GATEWAY_LABEL if named is True else f"{GATEWAY_LABEL}:{named}"
+    if not gateways:
+        return ResolvedSource("ingress", label, Principal("id", f"undeclared:{label}"), None, False)
+    first, *rest = (Principal("id", gateway_spiffe(model, g)) for g in gateways)
+    return ResolvedSource("ingress", label, first, gateways=gateways, also=tuple(rest))
+
+
+GATEWAY_LABEL = "ingress-gateway"
+"""How people read an `ingressGateway: true` source (`ingress-gateway:<name>` for one)."""
+
+
+def gateways_named(named: bool | str, settings: MeshSpec) -> tuple[ResolvedGateway, ...]:
+    """The mesh's gateways an `ingressGateway` value stands for."""
+    gateways = settings.ingress_gateways
+    if named is True:
+        return gateways
+    return tuple(gateway for gateway in gateways if gateway.name == named)
+
+
+def gateway_spiffe(model: MeshModel, gateway: ResolvedGateway) -> str:
     return model.spiffe(gateway.namespace, gateway.service_account)
+
+
+def gateway_spiffes(model: MeshModel) -> dict[str, ResolvedGateway]:
+    """SPIFFE ID → the gateway running as it, for every ingress gateway of the mesh."""
+    return {gateway_spiffe(model, g): g for g in model.settings.ingress_gateways}
 
 
 def spiffe_namespace(spiffe: str) -> str | None:

@@ -32,7 +32,7 @@ class Peer:
         if self.kind == "any":
             return "* (any mesh identity)"
         if self.kind == "ingress":
-            return "ingress-gateway"
+            return self.value  # `ingress-gateway`, or `ingress-gateway:<name>` for one
         return f"{self.kind}:{self.value}"
 
     @classmethod
@@ -142,13 +142,13 @@ def rule_index(server: ServiceView, model: MeshModel) -> RuleIndex:
             position = len(placed)
             placed.append((policy, rule))
             for source in rule.from_:
-                principal = resolve_source(source, namespace, model).principal
-                if principal.kind == "any":
-                    anyone.append(position)
-                elif principal.kind == "namespace":
-                    by_namespace.setdefault(principal.value, []).append(position)
-                else:
-                    by_id.setdefault(principal.value, []).append(position)
+                for principal in resolve_source(source, namespace, model).principals:
+                    if principal.kind == "any":
+                        anyone.append(position)
+                    elif principal.kind == "namespace":
+                        by_namespace.setdefault(principal.value, []).append(position)
+                    else:
+                        by_id.setdefault(principal.value, []).append(position)
     return (
         {spiffe: tuple(found) for spiffe, found in by_id.items()},
         {namespace: tuple(found) for namespace, found in by_namespace.items()},

@@ -74,7 +74,7 @@ class ResolvedRule:
             elif found.kind == "namespace":
                 namespaces.add(found.value)
             elif source.declared:
-                principals.add(found.value)
+                principals.update(each.value for each in source.principals)
             elif self.action == "deny" and source.service is not None:
                 key = source.service
                 principals.add(f"spiffe://{trust_domain}/ns/{key.namespace}/sa/{key.name}")

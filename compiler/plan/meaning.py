@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from compiler.api import Compilation
 from compiler.engine import Engine
 from compiler.kinds.mesh.anchors import anchor_fingerprints
+from compiler.model.access import GATEWAY_LABEL, gateway_spiffe
 from compiler.model.graph import decide_call, server_edges
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.model.methods import non_idempotent_methods
@@ -67,7 +68,7 @@ def peer_label(value: str, kind: str, *, qualify: bool) -> str:
     if kind == "any":
         return "* (any mesh identity)"
     if kind == "ingress":
-        return "ingress-gateway"
+        return value
     return f"{kind}:{value}"
 
 
@@ -280,8 +281,10 @@ def caller_labels(db: Engine) -> Mapping[str, str]:
     labels = {
         spiffe: ", ".join(str(key) for key in keys) for spiffe, keys in model.identities.items()
     }
-    gateway = model.settings.ingress_gateway
-    labels[model.spiffe(gateway.namespace, gateway.service_account)] = "ingress-gateway"
+    gateways = model.settings.ingress_gateways
+    for gateway in gateways:
+        label = GATEWAY_LABEL if len(gateways) == 1 else f"{GATEWAY_LABEL}:{gateway.name}"
+        labels[gateway_spiffe(model, gateway)] = label
     return labels
 
 

@@ -48,7 +48,7 @@ def _node(value: str, kind: str) -> str:
     if kind == "any":
         return "* (any mesh identity)"
     if kind == "ingress":
-        return "ingress-gateway"
+        return value
     if kind in ("namespace", "identity"):
         return f"{kind}:{value}"
     return value

@@ -27,7 +27,7 @@ from compiler.lint.registry import Finding, LintContext, rule, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext
 from compiler.model.access import (
     Principal,
-    gateway_spiffe,
+    gateway_spiffes,
     resolve_source,
     spiffe_namespace,
     spiffe_of,
@@ -68,6 +68,11 @@ def placed_rules(view: ServiceView) -> list[PlacedRule]:
 
 def principal_of(source: Source, namespace: str, model: MeshModel) -> Principal:
     return resolve_source(source, namespace, model).principal
+
+
+def principals_of(source: Source, namespace: str, model: MeshModel) -> tuple[Principal, ...]:
+    """Every principal a source matches (`ingressGateway: true`: one per gateway)."""
+    return resolve_source(source, namespace, model).principals
 
 
 def principal_covers(outer: Principal, inner: Principal) -> bool:
@@ -115,11 +120,13 @@ def rule_covers(outer: PlacedRule, inner: PlacedRule, view: ServiceView, model: 
         and headers_cover(outer.rule.headers, inner.rule.headers)
     ):
         return False
-    outer_principals = [principal_of(s, outer.namespace, model) for s in outer.rule.from_]
+    outer_principals = [
+        p for s in outer.rule.from_ for p in principals_of(s, outer.namespace, model)
+    ]
     for source in inner.rule.from_:
-        principal = principal_of(source, inner.namespace, model)
-        if not any(principal_covers(o, principal) for o in outer_principals):
-            return False
+        for principal in principals_of(source, inner.namespace, model):
+            if not any(principal_covers(o, principal) for o in outer_principals):
+                return False
     return True
 
 
@@ -229,12 +236,12 @@ def unknown_source_identity(ctx: SubjectContext, subject: Subject) -> Iterable[F
     service; declare the calling workload as a Service if it is missing.
     """
     model = ctx.model
-    gateway = gateway_spiffe(model)
+    gateways = gateway_spiffes(model)
     for policy, index, _, position, source in subject_sources(subject):
         if not source.identity or source.identity == "*":
             continue
         spiffe = spiffe_of(source.identity, model)
-        if spiffe not in model.identities and spiffe != gateway:
+        if spiffe not in model.identities and spiffe not in gateways:
             yield Finding(
                 policy.span("rules", index, "from", position, "identity"),
                 f"source identity {spiffe} is not the identity of any declared Service",
@@ -444,12 +451,12 @@ class _CoverIndex:
         for position, placed in enumerate(rules):
             index._file_paths(position, placed.rule.to.paths)
             for source in placed.rule.from_:
-                principal = principal_of(source, placed.namespace, model)
-                if principal.kind == "any":
-                    index.any_source.add(position)
-                else:
-                    table = index.namespaces if principal.kind == "namespace" else index.ids
-                    table.setdefault(principal.value, set()).add(position)
+                for principal in principals_of(source, placed.namespace, model):
+                    if principal.kind == "any":
+                        index.any_source.add(position)
+                    else:
+                        table = index.namespaces if principal.kind == "namespace" else index.ids
+                        table.setdefault(principal.value, set()).add(position)
         return index
 
     def _file_paths(self, position: int, paths: list[str]) -> None:

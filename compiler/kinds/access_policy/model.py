@@ -12,6 +12,7 @@ Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CO
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 _WILDCARD_OR_REF = r"^(\*|([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
+_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _WILDCARD_OR_NS = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
 _IDENTITY = r"^(\*|spiffe://[^/\s]+/ns/[^/\s]+/sa/[^/\s]+|[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$"
 
@@ -43,7 +44,10 @@ class Source(IntentModel):
         pattern=_IDENTITY,
         description="service account as ns/sa, a SPIFFE ID, or '*' for any mesh identity",
     )
-    ingress_gateway: bool | None = Field(default=None, description="the mesh's ingress gateway")
+    ingress_gateway: bool | Annotated[str, Field(pattern=_NAME)] | None = Field(
+        default=None,
+        description="true: any of the mesh's ingress gateways; a name: that gateway only",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
@@ -52,7 +56,8 @@ class Source(IntentModel):
         ]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of service, namespace, identity or ingressGateway: true"
+                "give exactly one of service, namespace, identity or ingressGateway (true, or "
+                "a gateway's name)"
             )
         return self
 
