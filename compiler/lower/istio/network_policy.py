@@ -50,8 +50,7 @@ def _pods(selector: Mapping[str, str], namespace: str) -> Obj:
 def peers(ctx: LowerContext, source: ResolvedSource) -> list[Obj]:
     """The pods a resolved rule source stands for (empty when it names no service)."""
     if source.peer == "ingress":
-        gateway = ctx.model.settings.ingress_gateway
-        return [_pods(gateway.selector, gateway.namespace)]
+        return [_pods(dict(g.selector), g.namespace) for g in source.gateways]
     if source.peer == "any":
         return [dict(ANY_POD)]
     if source.peer == "service":
