@@ -58,6 +58,15 @@ class Span:
 
 
 @dataclass(frozen=True, slots=True)
+class Related:
+    """Another place that explains a finding (the manifest whose pods a selector misses):
+    reported beside the finding, never instead of it."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One finding. Severity comes from the rule registry, not from the code that found it."""
 
@@ -67,6 +76,8 @@ class Diagnostic:
     hint: str = ""
     severity: Severity = Severity.ERROR
     suppressed_reason: str | None = field(default=None, compare=False)
+    related: tuple[Related, ...] = ()
+    """Further locations, in the order a reader should look at them."""
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.span.file, self.span.line, self.span.col, self.code, self.message)

@@ -9,6 +9,7 @@ between the two happens here, in `artifact_path`.
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,8 @@ def artifact_path(root: Path, file: str) -> str:
     an absolute root is made relative when it lies under the working directory and is
     otherwise kept absolute, since no relative path would name the file.
     """
+    if is_pseudo_file(file):
+        return file
     if root.is_absolute():
         try:
             root = Path(os.path.relpath(root))
@@ -58,7 +61,17 @@ def artifact_path(root: Path, file: str) -> str:
             return (root.resolve() / file).as_posix()
     joined = PurePosixPath(root.as_posix()) / file
     parts = [p for p in joined.parts if p != "."]
+    if ".." in parts:  # a manifest beside the policy root: `policies/../k8s/a.yaml`
+        normal = posixpath.normpath(PurePosixPath(*parts).as_posix())
+        if normal.split("/", 1)[0] == "..":
+            return Path(normal).resolve().as_posix()
+        return normal
     return PurePosixPath(*parts).as_posix() if parts else file
+
+
+def is_pseudo_file(file: str) -> bool:
+    """Whether `file` names no file on disk (`<stdin>`, `<meshc>`): kept as written."""
+    return file.startswith("<") and file.endswith(">")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Span
 from compiler.report.common import (
     region_of,
     rfc3339,
@@ -93,6 +93,30 @@ JSON_REPORT_SCHEMA: dict[str, Any] = {
                     "hint": {"type": "string", "description": "the remedy (may be empty)"},
                     "suppressed": {"type": "boolean"},
                     "suppressionReason": {"type": ["string", "null"]},
+                    "related": {
+                        "type": "array",
+                        "description": "other places that explain the finding (a manifest)",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": [
+                                "file",
+                                "line",
+                                "column",
+                                "endLine",
+                                "endColumn",
+                                "message",
+                            ],
+                            "properties": {
+                                "file": {"type": "string"},
+                                "line": _POSITION,
+                                "column": _POSITION,
+                                "endLine": _POSITION,
+                                "endColumn": _POSITION,
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
                 },
             },
         },
@@ -140,20 +164,29 @@ def render_json(
 
 
 def _json_finding(diag: Diagnostic) -> dict[str, Any]:
-    region = region_of(diag.span)
     return {
         "code": diag.code,
         "name": rule_name(diag.code),
         "severity": diag.severity.label,
-        "file": diag.span.file,
-        "line": region.line,
-        "column": region.column,
-        "endLine": region.end_line if region.end_line is not None else region.line,
-        "endColumn": region.end_column if region.end_column is not None else region.column,
+        **_json_place(diag.span),
         "message": diag.message,
         "hint": diag.hint,
         "suppressed": diag.suppressed_reason is not None,
         "suppressionReason": diag.suppressed_reason,
+        "related": [
+            {**_json_place(related.span), "message": related.message} for related in diag.related
+        ],
+    }
+
+
+def _json_place(span: Span) -> dict[str, Any]:
+    region = region_of(span)
+    return {
+        "file": span.file,
+        "line": region.line,
+        "column": region.column,
+        "endLine": region.end_line if region.end_line is not None else region.line,
+        "endColumn": region.end_column if region.end_column is not None else region.column,
     }
 
 

@@ -49,5 +49,10 @@ def annotation(diag: Diagnostic, root: Path) -> str:
     name = rule_name(diag.code)
     properties.append(("title", f"{diag.code} {name}" if name else diag.code))
     spec = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    message = diag.message if not diag.hint else f"{diag.message}\nhelp: {diag.hint}"
+    message = diag.message
+    for related in diag.related:
+        where = artifact_path(root, related.span.file)
+        message += f"\nsee {where}:{related.span.line}:{related.span.col}: {related.message}"
+    if diag.hint:
+        message += f"\nhelp: {diag.hint}"
     return f"::{_COMMAND[diag.severity]} {spec}::{escape_data(message)}"

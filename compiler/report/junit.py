@@ -50,7 +50,7 @@ def render_junit(
         },
     )
     for file in files:
-        _testcase(suite, artifact_path(root, file), by_file[file])
+        _testcase(suite, root, artifact_path(root, file), by_file[file])
     ET.indent(suites)
     body = ET.tostring(suites, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
@@ -60,7 +60,7 @@ def _fails(diag: Diagnostic) -> bool:
     return diag.suppressed_reason is None and diag.severity >= Severity.WARNING
 
 
-def _testcase(suite: ET.Element, path: str, diagnostics: list[Diagnostic]) -> None:
+def _testcase(suite: ET.Element, root: Path, path: str, diagnostics: list[Diagnostic]) -> None:
     case = ET.SubElement(suite, "testcase", {"classname": "meshc.lint", "name": xml_text(path)})
     notes = []
     for diag in diagnostics:
@@ -76,7 +76,11 @@ def _testcase(suite: ET.Element, path: str, diagnostics: list[Diagnostic]) -> No
                     "message": xml_text(f"{where}: {headline}"),
                 },
             )
-            detail = f"{where}: {headline}" + (f"\nhelp: {diag.hint}" if diag.hint else "")
+            detail = f"{where}: {headline}" + "".join(
+                f"\nsee {artifact_path(root, r.span.file)}:{r.span.line}:{r.span.col}: {r.message}"
+                for r in diag.related
+            )
+            detail += f"\nhelp: {diag.hint}" if diag.hint else ""
             failure.text = xml_text(detail)
         elif diag.suppressed_reason is not None:
             notes.append(f"{where}: {headline} (suppressed: {diag.suppressed_reason})")

@@ -22,7 +22,7 @@ CATEGORIES = {
     "4": "Security (MC4xx)",
     "5": "Traffic (MC5xx)",
     "6": "Resilience (MC6xx)",
-    "7": "Scale (MC7xx)",
+    "7": "Workloads (MC7xx)",
 }
 
 

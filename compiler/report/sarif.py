@@ -18,12 +18,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from compiler.diagnostics import Diagnostic, Severity
+from compiler.diagnostics import Diagnostic, Related, Severity, Span
 from compiler.lint.registry import Rule
 from compiler.report.common import (
     INFORMATION_URI,
     TOOL_NAME,
     artifact_path,
+    is_pseudo_file,
     region_of,
     registered_rules,
     rfc3339,
@@ -46,7 +47,7 @@ _CATEGORY = {
     "4": "security",
     "5": "traffic",
     "6": "resilience",
-    "7": "scale",
+    "7": "workloads",
 }
 _SUPPRESSION_COMMENT = re.compile(r"\s+#\s*meshc:.*$")
 
@@ -111,30 +112,43 @@ def _unknown_descriptor(code: str) -> dict[str, Any]:
 
 
 def _result(diag: Diagnostic, rule_index: int, root: Path, fingerprint: str) -> dict[str, Any]:
-    region = region_of(diag.span)
-    sarif_region: dict[str, int] = {"startLine": region.line, "startColumn": region.column}
-    if region.end_line is not None and region.end_column is not None:
-        sarif_region["endLine"] = region.end_line
-        sarif_region["endColumn"] = region.end_column
     text = diag.message if not diag.hint else f"{diag.message}\nhelp: {diag.hint}"
     result: dict[str, Any] = {
         "ruleId": diag.code,
         "ruleIndex": rule_index,
         "level": _LEVEL[diag.severity],
         "message": {"text": text},
-        "locations": [
-            {
-                "physicalLocation": {
-                    "artifactLocation": artifact_location(root, diag.span.file),
-                    "region": sarif_region,
-                }
-            }
-        ],
+        "locations": [{"physicalLocation": _physical_location(root, diag.span)}],
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint},
     }
+    if diag.related:
+        result["relatedLocations"] = [
+            _related_location(root, index, related) for index, related in enumerate(diag.related)
+        ]
     if diag.suppressed_reason is not None:
         result["suppressions"] = [{"kind": "inSource", "justification": diag.suppressed_reason}]
     return result
+
+
+def _physical_location(root: Path, span: Span) -> dict[str, Any]:
+    region = region_of(span)
+    sarif_region: dict[str, int] = {"startLine": region.line, "startColumn": region.column}
+    if region.end_line is not None and region.end_column is not None:
+        sarif_region["endLine"] = region.end_line
+        sarif_region["endColumn"] = region.end_column
+    return {"artifactLocation": artifact_location(root, span.file), "region": sarif_region}
+
+
+def _related_location(root: Path, index: int, related: Related) -> dict[str, Any]:
+    """A related location; one read from standard input has no artifact to point at, so
+    its message names the place instead."""
+    if is_pseudo_file(related.span.file):
+        return {"id": index, "message": {"text": f"{related.span}: {related.message}"}}
+    return {
+        "id": index,
+        "physicalLocation": _physical_location(root, related.span),
+        "message": {"text": related.message},
+    }
 
 
 def artifact_location(root: Path, file: str) -> dict[str, str]:

@@ -40,6 +40,8 @@ def render_text(
             excerpt, caret = source_excerpt(source[diag.span.line - 1].expandtabs(1), diag)
             out.line(f"  {diag.span.line:>5} | {excerpt}")
             out.parts((f"  {'':>5} | ", None), (caret, style))
+        for related in diag.related:
+            out.line(f"  {'':>5} = note: {related.span}: {related.message}")
         if diag.hint:
             out.line(f"  {'':>5} = help: {diag.hint}")
         if diag.suppressed_reason:

@@ -108,6 +108,7 @@ def test_json_report_has_the_documented_shape() -> None:
         "hint": "declare the Service, or fix the name (use ns/name for another namespace)",
         "suppressed": False,
         "suppressionReason": None,
+        "related": [],
     }
     assert [f["message"] for f in report["findings"]][1].endswith(
         "'ratingz', which no Service declares"
