@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from compiler.kinds.access_policy.model import AccessPolicyDocument
 from compiler.kinds.common import split_ref
+from compiler.kinds.external.model import ExternalDocument, ExternalSpec
 from compiler.kinds.mesh.model import MeshDocument, MeshSpec
 from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.kinds.rollout.model import RolloutDocument
@@ -104,6 +105,24 @@ class ServiceView(Attached):
         labels.update(self.spec.versions[version].labels)
         return labels
 
+    @property
+    def client_only(self) -> bool:
+        """A caller only (no ports): it has pods and an identity, but no host to call."""
+        return not self.spec.ports
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalView:
+    """A declared External: a destination outside the mesh that `calls:` may name.
+    Services and Externals share one space of names (lint rejects a clash)."""
+
+    key: ServiceKey
+    intent: Intent[ExternalDocument]
+
+    @property
+    def spec(self) -> ExternalSpec:
+        return self.intent.model.spec
+
 
 class MeshModel(Protocol):
     """What lint rules and backends may read of the resolved mesh."""
@@ -118,6 +137,14 @@ class MeshModel(Protocol):
     def services(self) -> Mapping[ServiceKey, ServiceView]: ...
     @property
     def duplicate_services(self) -> tuple[Intent[ServiceDocument], ...]: ...
+    @property
+    def externals(self) -> Mapping[ServiceKey, ExternalView]:
+        """The declared Externals by key (the first document of each key), in tree order."""
+        ...
+
+    @property
+    def duplicate_externals(self) -> tuple[Intent[ExternalDocument], ...]: ...
+
     @property
     def policies(self) -> tuple[Intent[AccessPolicyDocument], ...]: ...
     @property
@@ -160,6 +187,9 @@ class MeshSnapshot:
     """The namespaces with a declared service, sorted."""
     invalid_services: frozenset[ServiceKey] = frozenset()
     """Keys that only Service documents failing validation name."""
+    externals: Mapping[ServiceKey, ExternalView] = field(default_factory=dict)
+    """The declared Externals by key, in tree order."""
+    duplicate_externals: tuple[Intent[ExternalDocument], ...] = ()
 
     @property
     def name(self) -> str:

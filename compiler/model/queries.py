@@ -19,13 +19,15 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from compiler.engine import Engine
-from compiler.kinds import ATTACHED_KINDS
+from compiler.kinds import ATTACHED_KINDS, KEYED_KINDS
 from compiler.kinds.access_policy.model import AccessPolicyDocument
+from compiler.kinds.external.model import ExternalDocument
 from compiler.kinds.mesh.model import MeshDocument, MeshSpec
 from compiler.kinds.resilience.model import ResilienceDocument
 from compiler.kinds.rollout.model import RolloutDocument
 from compiler.kinds.service.model import ServiceDocument
 from compiler.model.mesh import (
+    ExternalView,
     MeshModel,
     MeshSnapshot,
     ServiceKey,
@@ -46,14 +48,19 @@ _NO_ATTACHMENTS: Mapping[str, tuple[Intent[Any], ...]] = {}
 
 
 Placed = tuple[str, ServiceKey | None, Intent[Any]]
-"""A document with its kind and the service it is written for (None: a Mesh)."""
+"""A document with its kind and the service it is written for (None: a Mesh or an
+External, which are written for no service)."""
 
 
 def file_documents(db: Engine, path: str) -> tuple[Placed, ...]:
     """One file's valid documents, each with its kind and service key (computed once per
     file version, so the mesh-wide indexes below never re-derive them)."""
     return tuple(
-        (intent.doc.kind, None if intent.doc.kind == "Mesh" else service_key_of(intent), intent)
+        (
+            intent.doc.kind,
+            service_key_of(intent) if intent.doc.kind in KEYED_KINDS else None,
+            intent,
+        )
         for intent in db.input("file", path).intents
     )
 
@@ -212,6 +219,37 @@ def declared_invalid(db: Engine, key: ServiceKey) -> bool:
     return key in db.query(invalid_services)
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalDeclarations:
+    """Each External key's first document (as a view), in tree order, and the later ones."""
+
+    first: Mapping[ServiceKey, ExternalView]
+    duplicates: tuple[Intent[ExternalDocument], ...]
+
+
+def external_declarations(db: Engine) -> ExternalDeclarations:
+    first: dict[ServiceKey, ExternalView] = {}
+    duplicates: list[Intent[ExternalDocument]] = []
+    for intent in db.query(documents_of_kind, "External"):
+        meta = intent.model.metadata
+        key = ServiceKey.parse(meta.name, meta.namespace)
+        if key in first:
+            duplicates.append(intent)
+        else:
+            first[key] = ExternalView(key, intent)
+    return ExternalDeclarations(first, tuple(duplicates))
+
+
+def externals(db: Engine) -> Mapping[ServiceKey, ExternalView]:
+    return db.query(external_declarations).first
+
+
+def external_view(db: Engine, key: ServiceKey) -> ExternalView | None:
+    """The declared External `key` (a query of its own: its readers are re-run only when
+    this External changes, not when another one does)."""
+    return db.query(externals).get(key)
+
+
 def namespaces(db: Engine) -> tuple[str, ...]:
     return tuple(sorted({key.namespace for key in db.query(service_keys)}))
 
@@ -229,6 +267,8 @@ def snapshot(db: Engine) -> MeshSnapshot:
         identities=db.query(identities),
         namespaces=db.query(namespaces),
         invalid_services=db.query(invalid_services),
+        externals=db.query(externals),
+        duplicate_externals=db.query(external_declarations).duplicates,
     )
 
 
@@ -283,15 +323,44 @@ class _Services(Mapping[ServiceKey, ServiceView]):
         return self._db.query(snapshot).services.items()
 
 
+class _Externals(Mapping[ServiceKey, ExternalView]):
+    """The declared Externals; a lookup records a read of that one External."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Engine) -> None:
+        self._db = db
+
+    def get(self, key: ServiceKey, default: Any = None) -> Any:
+        view = self._db.query(external_view, key)
+        return default if view is None else view
+
+    def __getitem__(self, key: ServiceKey) -> ExternalView:
+        view = self._db.query(external_view, key)
+        if view is None:
+            raise KeyError(key)
+        return view
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self._db.query(external_view, key) is not None
+
+    def __iter__(self) -> Iterator[ServiceKey]:
+        return iter(self._db.query(externals))
+
+    def __len__(self) -> int:
+        return len(self._db.query(externals))
+
+
 class MeshReader:
     """A `MeshModel` read through the engine: every read is recorded by the running query.
     Reading every service at once (`services.values()`) depends on all of them."""
 
-    __slots__ = ("_db", "services")
+    __slots__ = ("_db", "externals", "services")
 
     def __init__(self, db: Engine) -> None:
         self._db = db
         self.services: Mapping[ServiceKey, ServiceView] = _Services(db)
+        self.externals: Mapping[ServiceKey, ExternalView] = _Externals(db)
 
     @property
     def mesh(self) -> Intent[MeshDocument] | None:
@@ -308,6 +377,10 @@ class MeshReader:
     @property
     def duplicate_services(self) -> tuple[Intent[ServiceDocument], ...]:
         return self._db.query(duplicate_services)
+
+    @property
+    def duplicate_externals(self) -> tuple[Intent[ExternalDocument], ...]:
+        return self._db.query(external_declarations).duplicates
 
     @property
     def policies(self) -> tuple[Intent[AccessPolicyDocument], ...]:

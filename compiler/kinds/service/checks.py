@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from compiler.diagnostics import Severity
 from compiler.lint.registry import Finding, LintContext, rule, subject_rule
 from compiler.lint.subjects import Subject, SubjectContext, subject_views
 from compiler.model.mesh import ServiceKey
+from compiler.validate import Intent
 
 
 @subject_rule("MC201", "unknown-service", Severity.ERROR, istio="IST0101")
@@ -15,7 +17,7 @@ def unknown_called_service(ctx: SubjectContext, subject: Subject) -> Iterable[Fi
     """A `calls:` entry names a service that no Service document declares.
 
     **What it does.** Resolves every entry of a Service's `calls:` list (`name` in the same
-    namespace, `ns/name` elsewhere) against the declared services.
+    namespace, `ns/name` elsewhere) against the declared Services and Externals.
 
     **Why is this bad.** The client's proxy gets no route for an undeclared host, so the call
     fails at runtime; usually the name is misspelt or the namespace is missing. Istio reports
@@ -34,12 +36,16 @@ def unknown_called_service(ctx: SubjectContext, subject: Subject) -> Iterable[Fi
     for view in subject_views(subject):
         for index, ref in enumerate(view.spec.calls):
             namespace = view.key.namespace
-            if model.service(ref, namespace) is None and not model.declared_invalid(ref, namespace):
-                yield Finding(
-                    view.intent.span("calls", index),
-                    f"{view.key} calls {ref!r}, which no Service declares",
-                    "declare the Service, or fix the name (use ns/name for another namespace)",
-                )
+            if model.service(ref, namespace) is not None or model.declared_invalid(ref, namespace):
+                continue
+            if ServiceKey.parse(ref, namespace) in model.externals:
+                continue
+            yield Finding(
+                view.intent.span("calls", index),
+                f"{view.key} calls {ref!r}, which no Service or External declares",
+                "declare the Service (or an External for a host outside the mesh), or fix "
+                "the name (use ns/name for another namespace)",
+            )
 
 
 @subject_rule("MC206", "version-contradicts-selector", Severity.ERROR, istio="IST0127")
@@ -195,4 +201,109 @@ def duplicate_version_labels(ctx: SubjectContext, subject: Subject) -> Iterable[
                 f"version {version!r} of {view.key} has the same labels as {earlier!r} "
                 f"({{{shown}}}), so both select the same workloads",
                 f"give {version!r} its own label value (e.g. version: {version})",
+            )
+
+
+@subject_rule("MC240", "policy-for-client-only-service", Severity.ERROR)
+def policy_for_client_only_service(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """An AccessPolicy is written for a service that has no ports (a caller only).
+
+    **What it does.** Reports every AccessPolicy whose `spec.service` is a Service declared
+    without `ports`.
+
+    **Why is this bad.** A Service without ports is a client only (a load generator, a
+    cron job): nothing can call it, so there is no host, no port and no request for the
+    policy to allow or deny. Usually the ports were forgotten, or the policy was meant for
+    the service this one calls.
+
+    **Example.**
+    ```yaml
+    kind: Service
+    metadata: {name: loadgenerator, namespace: shop}
+    spec: {calls: [frontend]}
+    ---
+    kind: AccessPolicy
+    metadata: {name: loadgenerator, namespace: shop}
+    spec: {service: loadgenerator, rules: [{from: [{service: frontend}]}]}
+    ```
+
+    **Use instead.** Declare the ports the workload serves, or write the policy for the
+    server it calls: `spec: {service: frontend, rules: [{from: [{service: loadgenerator}]}]}`.
+    """
+    view = subject.view
+    if view is None or not view.client_only:
+        return
+    for policy in subject.policies:
+        yield Finding(
+            policy.span("service"),
+            f"AccessPolicy {policy.model.metadata.name!r} is written for {view.key}, which "
+            "has no ports (a caller only): nothing can call it",
+            "declare the ports it serves in its Service, or write the policy for the "
+            "service it calls",
+        )
+
+
+@subject_rule("MC241", "traffic-policy-for-client-only-service", Severity.ERROR)
+def traffic_policy_for_client_only_service(
+    ctx: SubjectContext, subject: Subject
+) -> Iterable[Finding]:
+    """A Rollout or Resilience is written for a service that has no ports (a caller only).
+
+    **What it does.** Reports every Rollout and Resilience whose `spec.service` is a
+    Service declared without `ports`.
+
+    **Why is this bad.** Rollouts split, and Resilience retries and limits, the traffic
+    *to* a service; a caller-only workload receives none, so the document would lower to
+    a VirtualService or DestinationRule for a host that does not exist. A Resilience for
+    the calls a client makes belongs to the service it calls.
+
+    **Example.**
+    ```yaml
+    kind: Resilience
+    metadata: {name: loadgenerator, namespace: shop}
+    spec: {service: loadgenerator, timeout: 2s}
+    ```
+
+    **Use instead.** `spec: {service: frontend, timeout: 2s}` (the service called), or
+    declare the ports if the workload does serve traffic.
+    """
+    view = subject.view
+    if view is None or not view.client_only:
+        return
+    documents: list[Intent[Any]] = [*subject.rollouts, *subject.resilience]
+    for intent in documents:
+        yield Finding(
+            intent.span("service"),
+            f"{intent.doc.kind} {intent.model.metadata.name!r} is written for {view.key}, "
+            "which has no ports (a caller only): no traffic reaches it",
+            "write it for the service it calls, or declare the ports it serves",
+        )
+
+
+@subject_rule("MC242", "call-to-client-only-service", Severity.ERROR)
+def call_to_client_only_service(ctx: SubjectContext, subject: Subject) -> Iterable[Finding]:
+    """A `calls:` entry names a service that has no ports (a caller only).
+
+    **What it does.** Reports every `calls:` entry that resolves to a Service declared
+    without `ports`.
+
+    **Why is this bad.** A caller-only workload has no Kubernetes Service and no host:
+    the caller's proxy has nowhere to send the request, and the call fails at runtime.
+
+    **Example.** `frontend` declares `calls: [loadgenerator]`, and `loadgenerator` is
+    declared with no `ports`.
+
+    **Use instead.** Remove the call, or declare the ports the called workload serves.
+    """
+    model = ctx.model
+    for view in subject_views(subject):
+        for index, target in enumerate(view.calls):
+            callee = model.services.get(target)
+            if callee is None or not callee.client_only:
+                continue
+            yield Finding(
+                view.intent.span("calls", index),
+                f"{view.key} calls {callee.key}, which has no ports (a caller only): there "
+                "is no host to call",
+                f"remove {callee.key.short(view.key.namespace)} from calls:, or declare its ports",
             )

@@ -38,9 +38,14 @@ class ServiceSpec(IntentModel):
         default=None, description="workload labels; default {app: <name>}"
     )
     identity: Name | None = Field(default=None, description="service account; default <name>")
-    ports: list[Port] = Field(min_length=1)
+    ports: list[Port] = Field(
+        default_factory=list,
+        description="the ports it serves; none: a caller only (a load generator, a job)",
+    )
     versions: dict[Name, Version] = Field(default_factory=dict)
-    calls: list[Ref] = Field(default_factory=list)
+    calls: list[Ref] = Field(
+        default_factory=list, description="the Services and Externals it calls (name or ns/name)"
+    )
 
 
 class ServiceDocument(IntentModel):

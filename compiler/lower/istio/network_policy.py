@@ -6,10 +6,17 @@ is allowed, and from the monitoring namespace on Envoy's metrics ports — so ac
 holds if a sidecar is bypassed. Deny rules and header/path conditions are L7 and stay
 with the AuthorizationPolicy. Shadow-only services get none: their live decision is
 "any authenticated caller", and a NetworkPolicy must not be stricter than that.
+
+Under network default deny (`networkPolicy.defaultDeny`, whose namespace-wide policy is
+`namespace_network_policy`), every service gets one, with egress too: to the pods of the
+services it calls and to its Externals' ports, so that a call the ingress side admits is
+not dropped on the caller's side. A shadow-only service (or one with no policy under a
+default allow) accepts any pod on its ports, as its AuthorizationPolicy does.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 
 from compiler.artifacts import canonical_json
@@ -21,7 +28,8 @@ from compiler.lower.istio.common import (
     new_object,
 )
 from compiler.model.access import ResolvedSource
-from compiler.model.mesh import ServiceView
+from compiler.model.egress import external_calls
+from compiler.model.mesh import ExternalView, ServiceView
 from compiler.model.records import ResolvedRule, ServiceRecord
 
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
@@ -29,11 +37,71 @@ ANY_POD: Obj = {"namespaceSelector": {}}
 
 
 def service_network_policy(ctx: LowerContext, record: ServiceRecord) -> Obj | None:
-    """The service's NetworkPolicy; None when disabled or no enforced policy restricts it."""
-    if not ctx.model.settings.network_policy.enabled:
+    """The service's NetworkPolicy; None when disabled, or when no enforced policy
+    restricts it and the namespace is not under network default deny."""
+    settings = ctx.model.settings.network_policy
+    if not settings.enabled:
         return None
     enforced = [rule for rule in record.rules if rule.mode == "enforce"]
-    return network_policy(ctx, record, enforced) if enforced else None
+    if not settings.default_deny:
+        return network_policy(ctx, record, enforced) if enforced else None
+    obj = network_policy(ctx, record, enforced)
+    spec = obj["spec"]
+    if not enforced and _open_to_all(ctx, record):
+        ports = sorted({int(p.container_port) for p in record.view.spec.ports})
+        spec["ingress"].insert(0, {"from": [dict(ANY_POD)], "ports": _tcp(ports)})
+    spec["policyTypes"] = ["Ingress", "Egress"]
+    spec["egress"] = call_egress(ctx, record.view)
+    return obj
+
+
+def _open_to_all(ctx: LowerContext, record: ServiceRecord) -> bool:
+    """Whether the live decision admits every caller: shadow-only policies, or no policy
+    under a default allow. Default deny at L3 must not be stricter than that."""
+    policies = record.view.policies
+    if policies:
+        return all(policy.model.spec.mode == "shadow" for policy in policies)
+    return ctx.model.settings.default_action == "allow"
+
+
+def call_egress(ctx: LowerContext, view: ServiceView) -> list[Obj]:
+    """Under default deny, what the service's pods may open: its declared calls (the
+    callee's pods on their container ports) and its Externals (see `external_egress`)."""
+    out: list[Obj] = []
+    for callee in sorted(set(view.calls)):
+        server = ctx.model.services.get(callee)
+        if server is None or server.client_only:
+            continue
+        ports = sorted({int(p.container_port) for p in server.spec.ports})
+        out.append({"to": [_pods(server.selector, callee.namespace)], "ports": _tcp(ports)})
+    for external in sorted(external_calls(ctx.model, view), key=lambda e: e.key):
+        out.append(external_egress(external))
+    return out
+
+
+def external_egress(external: ExternalView) -> Obj:
+    """An External's ports to its addresses. NetworkPolicy cannot select by host name:
+    without addresses the ports are opened to every IP (0.0.0.0/0 and ::/0), and the
+    Sidecar (with REGISTRY_ONLY) is what keeps other hosts out."""
+    spec = external.spec
+    blocks = list(spec.addresses) or list(ANY_ADDRESS)
+    ports = sorted({port.port for port in spec.ports})
+    return {
+        "to": [{"ipBlock": {"cidr": _cidr(block)}} for block in sorted(blocks)],
+        "ports": _tcp(ports),
+    }
+
+
+ANY_ADDRESS = ("0.0.0.0/0", "::/0")
+
+
+def _cidr(address: str) -> str:
+    """An address as the CIDR NetworkPolicy wants (a single IP gets its full prefix)."""
+    return str(ipaddress.ip_network(address, strict=False))
+
+
+def _tcp(ports: list[int]) -> list[Obj]:
+    return [{"port": port, "protocol": "TCP"} for port in ports]
 
 
 def _namespace(name: str) -> Obj:
@@ -137,7 +205,7 @@ def network_policy(ctx: LowerContext, record: ServiceRecord, enforced: list[Reso
         kind="NetworkPolicy",
         name=view.key.name,
         namespace=view.key.namespace,
-        source=min(rule.policy.ref for rule in enforced),
+        source=min(rule.policy.ref for rule in enforced) if enforced else view.intent.ref,
     )
     obj["spec"] = {
         "podSelector": {"matchLabels": dict(sorted(view.selector.items()))},

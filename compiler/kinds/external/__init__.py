@@ -1,0 +1,1 @@
+"""External: a destination outside the mesh (hosts and ports) that services may call."""

@@ -1,0 +1,97 @@
+"""Lint rules about External documents: clashes with Services, duplicates, unused ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from compiler.diagnostics import Severity
+from compiler.lint.registry import Finding, LintContext, rule
+from compiler.model.mesh import ServiceKey
+
+
+@rule("MC243", "external-shadows-service", Severity.ERROR)
+def external_shadows_service(ctx: LintContext) -> Iterable[Finding]:
+    """An External has the namespace and name of a declared Service.
+
+    **What it does.** Reports every External whose `metadata.namespace`/`metadata.name`
+    is also a Service's.
+
+    **Why is this bad.** `calls:` names Services and Externals the same way (`name` or
+    `ns/name`), so `calls: [payments]` could mean either the in-mesh service or the
+    outside host: meshc refuses to guess which one a caller's proxy should reach.
+
+    **Example.** A Service `shop/payments` and an External `shop/payments` for
+    `api.payments.example`.
+
+    **Use instead.** Name the External after the outside provider:
+    `metadata: {name: payments-api}`, and call it `calls: [payments-api]`.
+    """
+    model = ctx.model
+    for key, external in model.externals.items():
+        service = model.services.get(key)
+        if service is None:
+            continue
+        yield Finding(
+            external.intent.doc.span("metadata", "name"),
+            f"External {key} has the name of the Service declared at "
+            f"{service.intent.doc.span()}; a calls: entry naming it would be ambiguous",
+            "rename the External (e.g. after the provider: <name>-api)",
+        )
+
+
+@rule("MC244", "duplicate-external", Severity.ERROR)
+def duplicate_external(ctx: LintContext) -> Iterable[Finding]:
+    """The same External (namespace and name) is declared more than once.
+
+    **What it does.** Reports every External document after the first with the same
+    `metadata.namespace` and `metadata.name`.
+
+    **Why is this bad.** Only the first declaration is lowered; the hosts and ports of
+    the others are silently ignored, so callers may be blocked from a host the second
+    copy names.
+
+    **Example.** Two files both declaring `kind: External`,
+    `metadata: {name: stripe, namespace: shop}`.
+
+    **Use instead.** One External per destination; merge the hosts and ports.
+    """
+    model = ctx.model
+    for duplicate in model.duplicate_externals:
+        meta = duplicate.model.metadata
+        first = model.externals.get(ServiceKey(meta.namespace, meta.name))
+        where = f" (first declared at {first.intent.doc.span()})" if first else ""
+        yield Finding(
+            duplicate.doc.span("metadata", "name"),
+            f"External {meta.namespace}/{meta.name} is declared twice{where}; this "
+            "declaration is ignored",
+            "keep one External document per destination and merge the two",
+        )
+
+
+@rule("MC245", "unused-external", Severity.INFO)
+def unused_external(ctx: LintContext) -> Iterable[Finding]:
+    """An External that no service calls.
+
+    **What it does.** Reports every External that no Service lists in its `calls:`.
+
+    **Why is this bad.** It still lowers to a ServiceEntry, which makes the outside hosts
+    known to the mesh (and reachable under `REGISTRY_ONLY` by any workload in the
+    namespaces it is exported to) while no declared caller needs them. Often a leftover
+    after the last call was removed.
+
+    **Example.** `kind: External` `stripe` with no `calls: [stripe]` anywhere.
+
+    **Use instead.** Remove the External, or add it to the `calls:` of the services that
+    use it.
+    """
+    model = ctx.model
+    if not model.externals:
+        return
+    called = {target for view in model.services.values() for target in view.calls}
+    for key, external in model.externals.items():
+        if key not in called:
+            yield Finding(
+                external.intent.doc.span("metadata", "name"),
+                f"no service calls External {key}",
+                f"remove it, or add {key.name} to the calls: of the services that use it",
+            )
