@@ -1,6 +1,9 @@
 """Mesh + AccessPolicy → AuthorizationPolicy.
 
-- default action deny: an allow-nothing policy (`spec: {}`) in every namespace with services;
+- default action deny: an allow-nothing policy (`spec: {}`) in every namespace with services,
+  and beside it, for each ingress gateway that policy reaches, the gateway's own ALLOW on
+  its listener ports (from anywhere, or from its `sourceRanges`) so requests from outside
+  still enter;
 - each AccessPolicy: one object per Istio action it needs (ALLOW, DENY, and AUDIT for the
   rules marked `log: true`), selecting the service's workload;
 - shadow mode (the live decision is as if the service had no AccessPolicy): while no
@@ -19,6 +22,7 @@ from typing import Any
 
 from compiler.artifacts import canonical_json
 from compiler.kinds.access_policy.model import AccessPolicyDocument, Operation
+from compiler.kinds.mesh.model import ResolvedGateway
 from compiler.lower.istio.common import (
     DRY_RUN,
     SECURITY,
@@ -47,6 +51,39 @@ def allow_nothing(ctx: LowerContext, namespace: str) -> Obj:
     )
     obj["spec"] = {}
     return obj
+
+
+def gateway_allow(ctx: LowerContext, gateway: ResolvedGateway) -> Obj | None:
+    """The gateway pods accept requests on their listener ports: from anywhere, or from
+    the declared source ranges; None when it has no listener port (lint refuses that).
+
+    The ranges are `remoteIpBlocks`, the client address Envoy derives (the connection's
+    peer, or the X-Forwarded-For / PROXY-protocol address of trusted front proxies),
+    rather than `ipBlocks` (the connection's peer only, a load balancer's address once
+    one sits in front)."""
+    if not gateway.ports:
+        return None
+    obj = new_object(
+        ctx,
+        api_version=SECURITY,
+        kind="AuthorizationPolicy",
+        name=f"{GATEWAY_ALLOW_PREFIX}{gateway.name}",
+        namespace=gateway.namespace,
+        source=ctx.mesh_source,
+    )
+    rule: Obj = {}
+    if gateway.source_ranges:
+        rule["from"] = [{"source": {"remoteIpBlocks": list(gateway.source_ranges)}}]
+    rule["to"] = [{"operation": {"ports": [str(port) for port in gateway.ports]}}]
+    obj["spec"] = {
+        "selector": {"matchLabels": dict(gateway.selector)},
+        "action": "ALLOW",
+        "rules": [rule],
+    }
+    return obj
+
+
+GATEWAY_ALLOW_PREFIX = "meshc-gateway-"
 
 
 def for_service(ctx: LowerContext, record: ServiceRecord) -> list[Obj]:

@@ -6,6 +6,13 @@ step, the mirror, the timeout and the retries. A Resilience scoped to one port g
 own block of the same routes, restricted to that port and placed before the general one.
 Ports declared `tcp` get a `tcp` route with the weighted split only.
 Istio merges several VirtualServices for one host unpredictably, hence one per host.
+
+A Rollout of a service a classic ingress gateway may call also gets one VirtualService per
+such gateway, bound to the gateway's `Gateway` resource (`gateways: [ns/name]`) for the
+hosts it serves: a VirtualService bound to a gateway matches requests by the gateway's
+hosts, not the service's, and the mesh's routes (bound to `mesh` only) never see gateway
+traffic. It carries the traffic (A/B matches, split, mirror), not the Resilience settings,
+which stay with mesh callers.
 """
 
 from __future__ import annotations
@@ -20,6 +27,12 @@ from compiler.lower.istio.common import (
     host,
     istio_duration,
     new_object,
+)
+from compiler.model.gateways import (
+    gateway_http_ports,
+    gateway_route_name,
+    gateways_calling,
+    split_binding,
 )
 from compiler.model.mesh import ServiceView
 from compiler.model.records import RouteSettings, ServiceRecord, TrafficRecord
@@ -57,6 +70,44 @@ def virtual_service(ctx: LowerContext, record: ServiceRecord) -> Obj | None:
         body["tcp"] = [tcp_route(ctx, record, tcp_ports, only_ports=has_http)]
     obj["spec"] = body
     return obj
+
+
+def gateway_virtual_services(ctx: LowerContext, record: ServiceRecord) -> list[Obj]:
+    """The Rollout's routes for each classic gateway that may call the service and names
+    its `Gateway` resource and hosts (lint reports the gateways that do not)."""
+    if record.traffic.rollout is None:
+        return []
+    view = record.view
+    out = []
+    for gateway in gateways_calling(view, ctx.model):
+        ports = gateway_http_ports(view, gateway, ctx.model)
+        if split_binding(gateway) != "virtual-service" or not ports:
+            continue
+        obj = new_object(
+            ctx,
+            api_version=NETWORKING,
+            kind="VirtualService",
+            name=gateway_route_name(view, gateway),
+            namespace=view.key.namespace,
+            source=record.traffic.rollout.ref,
+        )
+        routes = route_block(ctx, record, RouteSettings(None, None), port=None)
+        obj["spec"] = {
+            "hosts": list(gateway.hosts),
+            "gateways": [gateway.gateway],
+            "http": [_to_port(route, ports[0]) for route in routes],
+        }
+        out.append(obj)
+    return out
+
+
+def _to_port(route: Obj, port: int) -> Obj:
+    """A gateway's route names the service port (a mesh route keeps the port called)."""
+    for target in route["route"]:
+        target["destination"]["port"] = {"number": port}
+    if "mirror" in route:
+        route["mirror"]["port"] = {"number": port}
+    return route
 
 
 def tcp_route(
