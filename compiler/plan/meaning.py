@@ -333,6 +333,8 @@ def resilience_of(view: ServiceView) -> dict[str, str]:
 def mesh_of(model: MeshModel) -> tuple[dict[str, str], dict[str, str], str | None]:
     """Mesh settings flattened; the CA's anchors (name -> fingerprint) and issuer apart."""
     data = model.settings.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data.pop("ingressGateway", None)
+    data.update(gateway_settings(model))
     ca = data.pop("ca", None)
     mtls = data.get("mtls", {})
     exceptions = mtls.pop("exceptions", [])
@@ -350,6 +352,25 @@ def mesh_of(model: MeshModel) -> tuple[dict[str, str], dict[str, str], str | Non
         for path, value in flatten(ca).items():
             flat[f"ca.{path}"] = value
     return flat, anchors, issuer
+
+
+def gateway_settings(model: MeshModel) -> dict[str, Any]:
+    """The ingress gateways as in force (defaults applied), by name: one gateway reads the
+    same whether written as a mapping or a one-item list."""
+    return {
+        f"ingressGateway[{gateway.name}]": {
+            "api": gateway.api,
+            "namespace": gateway.namespace,
+            "serviceAccount": gateway.service_account,
+            "selector": dict(gateway.selector),
+            "deployment": gateway.deployment,
+            "ports": list(gateway.ports),
+            "sourceRanges": list(gateway.source_ranges),
+            "hosts": list(gateway.hosts),
+            "gateway": gateway.gateway or "(none)",
+        }
+        for gateway in model.settings.ingress_gateways
+    }
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
