@@ -7,9 +7,13 @@ dicts, so a misunderstanding in the compiler cannot leak into the oracle that ju
 The rules follow Istio's reference page (istio.io/latest/docs/reference/config/security/
 authorization-policy/, the comments of ``security/v1beta1/authorization_policy.proto`` in
 istio/api) and the "Authorization" section of the security concepts page
-(istio.io/latest/docs/concepts/security/). What the oracle cannot judge faithfully (IP blocks,
+(istio.io/latest/docs/concepts/security/). What the oracle cannot judge faithfully (``ipBlocks``,
 hosts, path templates, conditions other than request headers, ``targetRef``) raises
 ``NotImplementedError`` rather than guessing; malformed input raises ``ValueError``.
+
+The one entry point of the oracle: Kubernetes NetworkPolicy evaluation (``connection_allowed``)
+lives in ``network_policy.py`` and Istio's registry, ServiceEntry visibility and Sidecar egress
+(``proxy_outcome``) in ``sidecar.py``, re-exported here.
 
 Every rule of every applicable, enforced ALLOW and DENY policy is evaluated in full (no
 short-circuit), so an unsupported or malformed field raises whether or not an earlier rule
@@ -18,12 +22,36 @@ already decided the request.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Request", "decide"]
+from tests.oracle.network_policy import Peer, connection_allowed, egress_allowed, ingress_allowed
+from tests.oracle.sidecar import (
+    Caller,
+    RegistryService,
+    external_services,
+    proxy_outcome,
+    registry,
+    visible_to,
+)
+
+__all__ = [
+    "Caller",
+    "Peer",
+    "RegistryService",
+    "Request",
+    "connection_allowed",
+    "decide",
+    "egress_allowed",
+    "external_services",
+    "ingress_allowed",
+    "proxy_outcome",
+    "registry",
+    "visible_to",
+]
 
 _API_VERSIONS = frozenset({"security.istio.io/v1", "security.istio.io/v1beta1"})
 _ACTIONS = frozenset({"ALLOW", "DENY", "AUDIT", "CUSTOM"})
@@ -41,9 +69,11 @@ _SOURCE_FIELDS = frozenset(
         "notRequestPrincipals",
         "namespaces",
         "notNamespaces",
+        "remoteIpBlocks",
+        "notRemoteIpBlocks",
     }
 )
-_SOURCE_UNSUPPORTED = frozenset({"ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"})
+_SOURCE_UNSUPPORTED = frozenset({"ipBlocks", "notIpBlocks"})
 _OPERATION_FIELDS = frozenset({"methods", "notMethods", "paths", "notPaths", "ports", "notPorts"})
 _OPERATION_UNSUPPORTED = frozenset({"hosts", "notHosts"})
 _CONDITION_FIELDS = frozenset({"key", "values", "notValues"})
@@ -57,7 +87,9 @@ class Request:
     ``spiffe://`` (``cluster.local/ns/shop/sa/web``); None means a plaintext, unauthenticated
     caller. ``namespace`` is the caller's namespace, which Istio also derives from that
     certificate. ``port`` is the destination (container) port; ``headers`` have lowercase names.
-    The request never carries a JWT, so it has no request principal.
+    The request never carries a JWT, so it has no request principal. ``remote_ip`` is the
+    original client's address (what ``remoteIpBlocks`` match: the connection's peer, or the
+    address trusted front proxies forward); None when the request names none.
     """
 
     principal: str | None
@@ -66,6 +98,7 @@ class Request:
     path: str
     port: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    remote_ip: str | None = None
 
 
 def decide(
@@ -196,7 +229,23 @@ def _source_matches(source: Mapping[str, Any], request: Request) -> bool:
         "namespaces": (request.namespace or "") if authenticated else "",
         "requestPrincipals": "",
     }
-    return all([_string_field(source, name, value) for name, value in actual.items()])
+    strings = [_string_field(source, name, value) for name, value in actual.items()]
+    return all(strings) and _remote_ip_field(source, request.remote_ip)
+
+
+def _remote_ip_field(source: Mapping[str, Any], remote_ip: str | None) -> bool:
+    """``remoteIpBlocks`` match when the client address lies in one of the CIDRs (or equals
+    a bare address); ``notRemoteIpBlocks`` when it lies in none. A request without an
+    address matches no block."""
+    address = ipaddress.ip_address(remote_ip) if remote_ip is not None else None
+
+    def inside(block: object) -> bool:
+        network = ipaddress.ip_network(str(block), strict=False)
+        return address is not None and address in network
+
+    positive = [inside(block) for block in source.get("remoteIpBlocks") or []]
+    negative = [inside(block) for block in source.get("notRemoteIpBlocks") or []]
+    return (not positive or any(positive)) and not any(negative)
 
 
 def _operation_matches(operation: Mapping[str, Any], request: Request) -> bool:
