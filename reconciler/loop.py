@@ -1,0 +1,308 @@
+"""The reconcile loop: read a revision, compile it, and make a target serve it.
+
+One pass reads top to bottom as named phases (Flux's `reconcile()`): read the source →
+compile → refuse a revision with error findings (the target keeps serving the last good
+one; nothing of a broken revision is pushed) → render the target's form → push → wait
+until the target accepted or rejected it → record status. Sources (a folder today, Git
+next) and targets (the xds control plane today; directory and Kubernetes next) plug in
+through the `Source` and `Target` protocols, so every mode of `meshd` runs this one loop.
+Each phase failure is classified in one place (`_fail`), and status is finalised once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from compiler.api import Compilation, Session, compile_tree
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.load.discover import PolicyTree
+from reconciler.backoff import backoff_delay
+from reconciler.errors import MeshdError
+from reconciler.state import HistoryEntry, ReconcilerState
+
+CONFIRM_TIMEOUT = 10.0
+"""How long a pass waits for the target to accept or reject what was pushed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One version of the policy tree, as a source read it."""
+
+    id: str
+    tree: PolicyTree
+
+
+class Source(Protocol):
+    """Where revisions come from (a folder, a Git repository)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def read(self) -> Revision:
+        """The current revision; raises `MeshdError` when it cannot be read."""
+
+    async def wait_for_change(self) -> None:
+        """Return when a new pass is due (a change, an interval, a webhook)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """What a push handed the target: a generation to wait for, and how much changed."""
+
+    generation: int
+    changed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """How the target took a push. `rejected` maps a part (a proxy, an object) to the
+    target's own message; a rejected part keeps what it had before."""
+
+    accepted: tuple[str, ...] = ()
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    pending: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.rejected and not self.pending
+
+
+class Target(Protocol):
+    """Where a compiled revision goes (the xds control plane, a folder, a cluster)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def render(self, compilation: Compilation) -> Any:
+        """The target's desired state for a compilation without errors (pure lowering);
+        raises `MeshdError` when this target cannot express it."""
+
+    async def push(self, desired: Any, *, revision: str) -> Pushed:
+        """Make the target serve `desired`."""
+
+    async def confirm(self, pushed: Pushed, *, timeout: float) -> Acceptance:
+        """Wait until every part accepted or rejected `pushed`, or `timeout`."""
+
+
+@dataclass(frozen=True, slots=True)
+class PassOutcome:
+    """What one pass did, for the caller to print."""
+
+    revision: str | None
+    applied: bool
+    reason: str
+    """Applied | Unchanged | CompileFailed | RenderFailed | SourceFailed | PushFailed |
+    Rejected | NotConfirmed."""
+    findings: tuple[str, ...] = ()
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    pending: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.applied and not self.rejected and not self.pending
+
+
+class PassFailed(Exception):
+    """A phase failed; carries the outcome that `_fail` records."""
+
+    def __init__(self, outcome: PassOutcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+def finding_line(diagnostic: Diagnostic) -> str:
+    span = diagnostic.span
+    return (
+        f"{span.file}:{span.line}:{span.col}: {diagnostic.severity.name.lower()} "
+        f"{diagnostic.code} {diagnostic.message}"
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    """Runs passes of one source into one target and keeps their status."""
+
+    def __init__(
+        self,
+        source: Source,
+        target: Target,
+        *,
+        rollout_state: Mapping[str, int] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        confirm_timeout: float = CONFIRM_TIMEOUT,
+        fail_on: Severity = Severity.ERROR,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.rollout_state = dict(rollout_state or {})
+        self.clock = clock
+        self.confirm_timeout = confirm_timeout
+        self.fail_on = fail_on
+        self.session = Session()
+        self.state = ReconcilerState(source=source.name, target=target.name)
+        self.last_good: Compilation | None = None
+
+    def __repr__(self) -> str:
+        return f"Reconciler({self.source!r} -> {self.target!r})"
+
+    async def reconcile(self) -> PassOutcome:
+        """One pass. Never raises for a bad revision or a target failure: the outcome
+        says what happened, and the target still serves the last good revision."""
+        started = time.monotonic()
+        self.state.last_attempt_at = self._timestamp()
+        try:
+            # Read the source: the revision to build.
+            revision = self._read_source()
+            self.state.last_attempted_revision = revision.id
+            # Compile it, with the rollout steps the reconciler holds.
+            compilation = self._compile(revision)
+            # Guard: a revision with blocking findings is never pushed.
+            self._refuse_if_broken(revision, compilation)
+            # Render the target's desired state (pure lowering).
+            desired = self._render(revision, compilation)
+            # Push it to the target.
+            pushed = await self._push(revision, desired)
+            # Wait until the target accepted or rejected it.
+            acceptance = await self.target.confirm(pushed, timeout=self.confirm_timeout)
+        except PassFailed as failed:
+            return self._fail(failed.outcome, started)
+        # Record status once.
+        self.last_good = compilation
+        return self._record(revision, pushed, acceptance, started)
+
+    def _read_source(self) -> Revision:
+        try:
+            return self.source.read()
+        except MeshdError as exc:
+            raise PassFailed(PassOutcome(None, False, "SourceFailed", (exc.message,))) from None
+
+    def _compile(self, revision: Revision) -> Compilation:
+        return compile_tree(
+            revision.tree,
+            now=self.clock(),
+            rollout_state=self.rollout_state,
+            session=self.session,
+        )
+
+    def _refuse_if_broken(self, revision: Revision, compilation: Compilation) -> None:
+        blocking = compilation.blocking(self.fail_on)
+        if blocking:
+            findings = tuple(finding_line(d) for d in blocking)
+            raise PassFailed(PassOutcome(revision.id, False, "CompileFailed", findings))
+
+    def _render(self, revision: Revision, compilation: Compilation) -> Any:
+        try:
+            return self.target.render(compilation)
+        except MeshdError as exc:
+            raise PassFailed(
+                PassOutcome(revision.id, False, "RenderFailed", (exc.message,))
+            ) from None
+
+    async def _push(self, revision: Revision, desired: Any) -> Pushed:
+        try:
+            return await self.target.push(desired, revision=revision.id)
+        except MeshdError as exc:
+            raise PassFailed(
+                PassOutcome(revision.id, False, "PushFailed", (exc.message,))
+            ) from None
+
+    def _fail(self, outcome: PassOutcome, started: float) -> PassOutcome:
+        """The one place a failed pass is recorded: conditions, counters, backoff."""
+        outcome = _timed(outcome, started)
+        now = self._timestamp()
+        self.state.failures += 1
+        self.state.count("refused" if outcome.reason == "CompileFailed" else "failed")
+        self.state.findings = list(outcome.findings)
+        self.state.last_error = f"{outcome.reason}: {outcome.revision or 'no revision'}"
+        kept = self.state.last_applied_revision or "nothing"
+        self.state.set_condition(
+            "Ready",
+            self.state.last_applied_revision is not None,
+            outcome.reason,
+            f"serving {kept}; {outcome.revision or 'the source'} failed: {outcome.reason}",
+            now,
+        )
+        self.state.set_condition("Stalled", True, outcome.reason, "; ".join(outcome.findings), now)
+        return outcome
+
+    def _record(
+        self, revision: Revision, pushed: Pushed, acceptance: Acceptance, started: float
+    ) -> PassOutcome:
+        now = self._timestamp()
+        if acceptance.rejected:
+            reason = "Rejected"
+        elif acceptance.pending:
+            reason = "NotConfirmed"
+        else:
+            reason = "Applied" if pushed.changed else "Unchanged"
+        outcome = _timed(
+            PassOutcome(
+                revision.id,
+                True,
+                reason,
+                rejected=dict(acceptance.rejected),
+                pending=acceptance.pending,
+            ),
+            started,
+        )
+        self.state.last_applied_revision = revision.id
+        self.state.findings = []
+        self.state.last_error = None if outcome.ok else reason
+        self.state.failures = 0 if outcome.ok else self.state.failures + 1
+        self.state.count("applied")
+        if pushed.changed:
+            self.state.record_applied(
+                HistoryEntry(revision.id, now, round(outcome.seconds, 4), pushed.changed)
+            )
+        detail = "; ".join(f"{part}: {message}" for part, message in acceptance.rejected.items())
+        self.state.set_condition("Ready", outcome.ok, reason, detail or revision.id, now)
+        self.state.set_condition("Stalled", False, reason, "", now)
+        return outcome
+
+    def _timestamp(self) -> str:
+        return self.clock().isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    async def run(
+        self,
+        *,
+        stop: asyncio.Event,
+        on_pass: Callable[[PassOutcome], None],
+        backoff_base: float = 1.0,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        """Pass, then wait for a change (or, after a failure that a retry may fix, a
+        backoff), until `stop` is set."""
+        while not stop.is_set():
+            outcome = await self.reconcile()
+            on_pass(outcome)
+            waits: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(self.source.wait_for_change()),
+                asyncio.ensure_future(stop.wait()),
+            ]
+            if outcome.reason in ("SourceFailed", "PushFailed", "NotConfirmed"):
+                delay = backoff_delay(self.state.failures, base=backoff_base, cap=backoff_cap)
+                waits.append(asyncio.ensure_future(asyncio.sleep(delay)))
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+
+
+def _timed(outcome: PassOutcome, started: float) -> PassOutcome:
+    return PassOutcome(
+        outcome.revision,
+        outcome.applied,
+        outcome.reason,
+        outcome.findings,
+        outcome.rejected,
+        outcome.pending,
+        time.monotonic() - started,
+    )
