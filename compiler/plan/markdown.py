@@ -23,6 +23,10 @@ _MAX_FLAGS_SHOWN = 50
 """Most comments one plan posts; a bigger plan lists resources without their diffs."""
 
 
+_NO_EDGES: dict[str, list[dict[str, str]]] = {"added": [], "removed": []}
+"""A document written before the egress section existed has none."""
+
+
 def marker(index: int, total: int) -> str:
     return f"{MARKER_PREFIX} {index}/{total} -->"
 
@@ -193,6 +197,7 @@ def _meaning_blocks(meaning: dict[str, Any]) -> list[str]:
     for title, edges in (
         ("Allowed access (what servers permit)", meaning["allowed"]),
         ("Effective access (declared calls that are allowed)", meaning["effective"]),
+        ("Egress (calls outside the mesh, through Externals)", meaning.get("egress", _NO_EDGES)),
     ):
         items = [f"+ {e['text']}" for e in edges["added"]] + [
             f"- {e['text']}" for e in edges["removed"]

@@ -15,6 +15,7 @@ from compiler.api import Compilation
 from compiler.engine import Engine
 from compiler.kinds.mesh.anchors import anchor_fingerprints
 from compiler.model.access import GATEWAY_LABEL, gateway_spiffe
+from compiler.model.egress import external_calls
 from compiler.model.graph import decide_call, server_edges
 from compiler.model.mesh import MeshModel, ServiceKey, ServiceView
 from compiler.model.methods import non_idempotent_methods
@@ -55,6 +56,22 @@ class CallEdge:
         return (
             f"{service_label(self.client, qualify=qualify)} → "
             f"{service_label(self.server, qualify=qualify)} {self.operation}"
+        )
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class ExternalCall:
+    """One destination outside the mesh a service declares it calls: an External's host
+    and port (`api.stripe.com:443/https`)."""
+
+    client: str
+    external: str
+    destination: str
+
+    def text(self, *, qualify: bool) -> str:
+        return (
+            f"{service_label(self.client, qualify=qualify)} → "
+            f"{service_label(self.external, qualify=qualify)} {self.destination} (outside the mesh)"
         )
 
 
@@ -110,6 +127,8 @@ class Meaning:
     """Per service, the requests its live policies allow."""
     declared: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Per service, the services it declares it calls."""
+    egress: Mapping[str, frozenset[ExternalCall]] = field(default_factory=dict)
+    """Per service that calls an External, the outside hosts and ports it may reach."""
     callers: Mapping[str, str] = field(default_factory=dict)
     """SPIFFE ID → how a reviewer knows the caller (its services, the ingress gateway)."""
     parts: _Aggregate = field(default_factory=lambda: _Aggregate({}, {}), repr=False)
@@ -147,6 +166,7 @@ class Meaning:
             self.non_idempotent,
             self.access,
             self.declared,
+            self.egress,
         )
 
 
@@ -194,6 +214,7 @@ def side_meaning(db: Engine) -> _Summary:
     non_idempotent: dict[str, tuple[str, ...]] = {}
     access: dict[str, AccessShape] = {}
     declared: dict[str, frozenset[str]] = {}
+    egress: dict[str, frozenset[ExternalCall]] = {}
     for key in db.query(ordered_keys):
         piece = db.query(meaning_piece, key)
         name = f"{key.namespace}/{key.name}"
@@ -207,6 +228,8 @@ def side_meaning(db: Engine) -> _Summary:
         access[name] = piece.access
         if piece.calls:
             declared[name] = frozenset(piece.calls)
+        if piece.egress:
+            egress[name] = piece.egress
     mesh, anchors, issuer = db.query(mesh_meaning)
     meaning = Meaning(
         traffic=traffic,
@@ -218,6 +241,7 @@ def side_meaning(db: Engine) -> _Summary:
         non_idempotent=non_idempotent,
         access=access,
         declared=declared,
+        egress=egress,
         callers=db.query(caller_labels),
         parts=_Aggregate(allowed, effective),
     )
@@ -238,6 +262,8 @@ class Piece:
     """The requests the service's live policies allow (for the exact access diff)."""
     calls: tuple[str, ...]
     """The services it declares it calls."""
+    egress: frozenset[ExternalCall] = frozenset()
+    """The outside hosts and ports it calls through Externals."""
 
 
 def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
@@ -271,6 +297,17 @@ def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
             trust_domain=model.settings.trust_domain,
         ),
         tuple(str(callee) for callee in view.calls),
+        egress_of(model, view),
+    )
+
+
+def egress_of(model: MeshModel, view: ServiceView) -> frozenset[ExternalCall]:
+    """Each host × port of each External `view` calls."""
+    return frozenset(
+        ExternalCall(str(view.key), str(external.key), f"{host}:{port.port}/{port.protocol}")
+        for external in external_calls(model, view)
+        for host in external.spec.hosts
+        for port in external.spec.ports
     )
 
 
@@ -454,6 +491,9 @@ class MeaningDiff:
     and direction."""
     declared: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Head's declared calls (a lost call a caller declares will break)."""
+    egress_added: tuple[ExternalCall, ...] = ()
+    """Hosts and ports outside the mesh a service calls now and did not before."""
+    egress_removed: tuple[ExternalCall, ...] = ()
     """Whether service names need their namespace (the mesh spans several namespaces)."""
 
     @property
@@ -464,6 +504,8 @@ class MeaningDiff:
                 self.allowed_removed,
                 self.effective_added,
                 self.effective_removed,
+                self.egress_added,
+                self.egress_removed,
                 self.traffic,
                 self.resilience,
                 self.mesh,
@@ -504,6 +546,7 @@ def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
         allowed_added, allowed_removed = head.allowed - base.allowed, base.allowed - head.allowed
         effective_added = head.effective - base.effective
         effective_removed = base.effective - head.effective
+    egress_added, egress_removed = _egress_changes(base, head)
     return MeaningDiff(
         allowed_added=tuple(sorted(allowed_added)),
         allowed_removed=tuple(sorted(allowed_removed)),
@@ -517,7 +560,17 @@ def diff_meaning(base: Meaning, head: Meaning) -> MeaningDiff:
         non_idempotent=head.non_idempotent,
         access=tuple(_access_changes(base, head)),
         declared=head.declared,
+        egress_added=tuple(sorted(egress_added)),
+        egress_removed=tuple(sorted(egress_removed)),
     )
+
+
+def _egress_changes(base: Meaning, head: Meaning) -> tuple[set[ExternalCall], set[ExternalCall]]:
+    """(gained, lost) outside destinations, over the services whose egress differs."""
+    names = _differing(base.egress, head.egress)
+    before = {call for name in names for call in base.egress.get(name, ())}
+    after = {call for name in names for call in head.egress.get(name, ())}
+    return after - before, before - after
 
 
 def _access_changes(base: Meaning, head: Meaning) -> list[AccessChange]:

@@ -11,7 +11,7 @@ from typing import Any
 from compiler.diagnostics import Diagnostic
 from compiler.plan.engine import Plan, Side
 from compiler.plan.mask import mask_text
-from compiler.plan.meaning import AccessEdge, CallEdge, FieldChange, Traffic
+from compiler.plan.meaning import AccessEdge, CallEdge, ExternalCall, FieldChange, Traffic
 from compiler.plan.risk import RiskFlag
 
 SCHEMA_VERSION = 1
@@ -58,6 +58,10 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "effective": {
                 "added": [_call(e, qualify) for e in meaning.effective_added],
                 "removed": [_call(e, qualify) for e in meaning.effective_removed],
+            },
+            "egress": {
+                "added": [_egress(e, qualify) for e in meaning.egress_added],
+                "removed": [_egress(e, qualify) for e in meaning.egress_removed],
             },
             "traffic": [
                 {
@@ -142,6 +146,15 @@ def _call(edge: CallEdge, qualify: bool) -> dict[str, str]:
         "server": edge.server,
         "operation": edge.operation,
         "text": edge.text(qualify=qualify),
+    }
+
+
+def _egress(call: ExternalCall, qualify: bool) -> dict[str, str]:
+    return {
+        "client": call.client,
+        "external": call.external,
+        "destination": call.destination,
+        "text": call.text(qualify=qualify),
     }
 
 

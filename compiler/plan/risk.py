@@ -23,6 +23,7 @@ TRUST_ANCHOR_REMOVED = "trust-anchor-removed"
 TRAFFIC_SHIFTED = "traffic-shifted"
 RETRIES_WIDENED = "retries-widened"
 RESILIENCE_LOOSENED = "resilience-loosened"
+EGRESS_ADDED = "egress-added"
 
 TRAFFIC_STEP = 25
 """Percentage points of traffic one change may move to a version before it is flagged:
@@ -40,6 +41,7 @@ RISK_CODES = (
     TRAFFIC_SHIFTED,
     RETRIES_WIDENED,
     RESILIENCE_LOOSENED,
+    EGRESS_ADDED,
 )
 
 
@@ -62,6 +64,7 @@ def risk_flags(diff: MeaningDiff) -> list[RiskFlag]:
     flags.extend(_access_flags(diff))
     flags.extend(_opened_namespaces(diff))
     flags.extend(_traffic_flags(diff))
+    flags.extend(_egress_flags(diff))
     for change in diff.resilience:
         flags.extend(_resilience_flags(change, diff))
     for change in diff.mesh:
@@ -201,6 +204,23 @@ def _access_flags(diff: MeaningDiff) -> list[RiskFlag]:
         severity = "warning" if breaks else "info"
         flags.append(RiskFlag(ACCESS_NARROWED, change.server, message, severity))
     return flags
+
+
+def _egress_flags(diff: MeaningDiff) -> list[RiskFlag]:
+    """New traffic leaving the mesh: one flag per caller and External it gained a host or
+    port of (an External newly called, or a new host or port on one it calls)."""
+    gained: dict[tuple[str, str], list[str]] = {}
+    for call in diff.egress_added:
+        gained.setdefault((call.client, call.external), []).append(call.destination)
+    return [
+        RiskFlag(
+            EGRESS_ADDED,
+            client,
+            f"{service_label(client, qualify=diff.qualify)} may now call outside the mesh: "
+            f"{service_label(external, qualify=diff.qualify)} {', '.join(sorted(destinations))}",
+        )
+        for (client, external), destinations in sorted(gained.items())
+    ]
 
 
 def _traffic_flags(diff: MeaningDiff) -> list[RiskFlag]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+_NO_EDGES: dict[str, list[dict[str, str]]] = {"added": [], "removed": []}
+"""A document written before the egress section existed has none."""
+
 
 def render_text(doc: dict[str, Any]) -> str:
     out: list[str] = [_title(doc), f"evaluated at {doc['now']}", ""]
@@ -36,6 +39,11 @@ def render_text(doc: dict[str, Any]) -> str:
     out.extend(_edges("Access (allowed graph)", meaning["allowed"]))
     out.extend(
         _edges("Access (effective graph: declared calls that are allowed)", meaning["effective"])
+    )
+    out.extend(
+        _edges(
+            "Egress (calls outside the mesh, through Externals)", meaning.get("egress", _NO_EDGES)
+        )
     )
     out.extend(_changes("Traffic", [c["text"] for c in meaning["traffic"]]))
     out.extend(_changes("Resilience", [c["text"] for c in meaning["resilience"]]))
