@@ -1,8 +1,8 @@
 """The Istio backend: the resolved model → Kubernetes objects of Istio's v1 APIs.
 
 One module per emitted object kind; this one groups their output into engine queries:
-the mesh-wide objects (PeerAuthentications, the per-namespace allow-nothing policies and
-default-deny NetworkPolicies), one group per service (its AuthorizationPolicies,
+the mesh-wide objects (PeerAuthentications, the per-namespace allow-nothing policies), the
+network default deny's NetworkPolicies, one group per service (its AuthorizationPolicies,
 DestinationRule, Sidecar, VirtualService and NetworkPolicy) and one per External (its
 ServiceEntry). The engine records what each group's emitters read, so
 a one-file change re-lowers exactly the groups that read something it changed.
@@ -15,6 +15,7 @@ from compiler.engine import Engine
 from compiler.lower.istio.authorization_policy import allow_nothing, for_service, gateway_allow
 from compiler.lower.istio.common import LowerContext, Obj
 from compiler.lower.istio.destination_rule import destination_rule
+from compiler.lower.istio.gateway_network_policy import gateway_network_policies
 from compiler.lower.istio.http_route import http_routes
 from compiler.lower.istio.namespace_network_policy import namespace_default_deny
 from compiler.lower.istio.network_policy import service_network_policy
@@ -44,8 +45,18 @@ def mesh_group(db: Engine) -> Group:
     if ctx.model.settings.default_action == "deny":
         out.extend(allow_nothing(ctx, namespace) for namespace in ctx.model.namespaces)
         out.extend(gateway_allows(ctx))
-    if ctx.model.settings.network_policy.default_deny:
-        out.extend(namespace_default_deny(ctx, namespace) for namespace in ctx.model.namespaces)
+    return _keyed(out)
+
+
+def network_group(db: Engine) -> Group:
+    """Network default deny: each namespace's `meshc-default-deny`, and the NetworkPolicy
+    of each ingress gateway it reaches (which reads every service it may route to, hence
+    a group apart from the mesh-wide one)."""
+    ctx = context(db)
+    if not ctx.model.settings.network_policy.default_deny:
+        return ()
+    out = [namespace_default_deny(ctx, namespace) for namespace in ctx.model.namespaces]
+    out.extend(gateway_network_policies(ctx))
     return _keyed(out)
 
 
@@ -99,9 +110,9 @@ def external_group(db: Engine, key: ServiceKey) -> Group:
 
 
 def istio_artifacts(db: Engine) -> Artifacts:
-    """Every emitted object: the mesh-wide group, one group per service in key order,
+    """Every emitted object: the mesh-wide groups, one group per service in key order,
     then one per External in key order."""
-    groups = [db.query(mesh_group)]
+    groups = [db.query(mesh_group), db.query(network_group)]
     groups.extend(db.query(service_group, key) for key in db.query(ordered_keys))
     groups.extend(db.query(external_group, key) for key in sorted(db.query(externals)))
     return Artifacts.of_groups(groups)
