@@ -1,0 +1,386 @@
+"""One ADS stream's state of the world: what the node asked for, what it was sent, what it
+accepted. Transport-free (requests in, responses out) so the protocol is testable without
+gRPC; the server feeds it requests, snapshots and secret changes.
+
+The rules, as Envoy 1.40 behaves:
+- LDS and CDS responses carry every resource of the node; RDS, EDS and SDS only the names
+  the node subscribes to, and the subscription changes over time.
+- A response is sent only when its content (version, names) differs from the last one sent
+  on this stream: an unchanged resource gets no response, hence no ACK to wait for.
+- A NACK (a request echoing the last nonce with `error_detail`) is recorded with Envoy's
+  message; the rejected content is not sent again until the snapshot changes.
+- A request with an older nonce is stale: Envoy will send a fresh one, so it is ignored.
+- After a CDS response that changed a cluster, the node's ClusterLoadAssignments are sent
+  again: the replaced EDS cluster warms until it gets one, and Envoy does not re-request
+  names it was already subscribed to (without this push it waits the ~15 s initial fetch
+  timeout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.base_pb2 import ControlPlane
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.message import Message
+
+from compiler.lower.envoy.snapshot import (
+    CLUSTER,
+    ENDPOINTS,
+    LISTENER,
+    RESOURCE_TYPES,
+    ROUTE,
+    SECRET,
+    TRUST_BUNDLE,
+    SecretRef,
+    Snapshot,
+)
+from reconciler.xds.secrets import (
+    IssuedCertificate,
+    TrustBundle,
+    bundle_secret,
+    certificate_secret,
+)
+
+log = logging.getLogger("meshd.xds")
+
+SERVED_TYPES = (*RESOURCE_TYPES, SECRET)
+WILDCARD_TYPES = frozenset({LISTENER, CLUSTER})
+"""Types whose response carries every resource, whatever names the request lists."""
+SHORT_NAMES = {LISTENER: "LDS", ROUTE: "RDS", CLUSTER: "CDS", ENDPOINTS: "EDS", SECRET: "SDS"}
+CONTROL_PLANE = ControlPlane(identifier="meshd")
+
+_nonces = itertools.count(1)
+
+
+def next_nonce() -> str:
+    """Nonces are unique per server, so a reply can never be mistaken for another stream's."""
+    return f"{next(_nonces)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    version: str
+    """The version Envoy rejected."""
+    accepted_version: str
+    """The version it still runs (`version_info` of the NACK; empty: none yet)."""
+    message: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class Counters:
+    """Totals over all streams, for the metrics (a closed stream's counts stay)."""
+
+    pushes: dict[str, int] = field(default_factory=dict)
+    acks: dict[str, int] = field(default_factory=dict)
+    nacks: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    """By reason: identity, secret, type."""
+
+    @staticmethod
+    def bump(table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+
+@dataclass(slots=True)
+class TypeState:
+    """One resource type on one stream."""
+
+    requested: frozenset[str] = frozenset()
+    subscribed: bool = False
+    sent_version: str | None = None
+    sent_names: frozenset[str] | None = None
+    sent_nonce: str | None = None
+    sent_digests: dict[str, str] = field(default_factory=dict)
+    sent_roots: frozenset[str] = frozenset()
+    """SDS: the roots of the bundle in the last response (the rotation consumer's report)."""
+    pushed_at: datetime | None = None
+    pending: bool = False
+    """The last response has not been ACKed or NACKed yet."""
+    acked_version: str | None = None
+    acked_at: datetime | None = None
+    acked_roots: frozenset[str] = frozenset()
+    nack: Nack | None = None
+
+
+class SecretSource(Protocol):
+    """What a session reads secrets from (the server's SecretCache fits)."""
+
+    @property
+    def certificates(self) -> Mapping[str, IssuedCertificate]: ...
+
+    @property
+    def bundle(self) -> TrustBundle | None: ...
+
+
+@dataclass(slots=True)
+class Session:
+    """One node's ADS stream. `peer_identity` is what its client certificate proves."""
+
+    stream_id: int
+    node_id: str
+    node_cluster: str
+    peer_identity: str
+    connected_since: datetime
+    secrets: SecretSource
+    clock: Callable[[], datetime]
+    counters: Counters = field(default_factory=Counters)
+    snapshot: Snapshot | None = None
+    generation: int = 0
+    """The generation of the last snapshot this session was given."""
+    types: dict[str, TypeState] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)
+    refused_secrets: set[str] = field(default_factory=set)
+
+    def state(self, type_url: str) -> TypeState:
+        return self.types.setdefault(type_url, TypeState())
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def on_request(self, request: DiscoveryRequest) -> list[DiscoveryResponse]:
+        type_url = request.type_url
+        if type_url not in SERVED_TYPES:
+            self.refuse("type", f"type {type_url!r} is not served (LDS, RDS, CDS, EDS, SDS are)")
+            return []
+        state = self.state(type_url)
+        if request.response_nonce:
+            if request.response_nonce != state.sent_nonce:
+                return []  # stale: answers an older response; a fresh request follows
+            self._record_reply(state, request)
+        state.subscribed = True
+        state.requested = frozenset(request.resource_names)
+        if type_url == SECRET:
+            self._check_secret_names(state.requested)
+        return self._respond(type_url)
+
+    def set_snapshot(self, snapshot: Snapshot, generation: int) -> list[DiscoveryResponse]:
+        """Push every subscribed type whose content changed, CDS and EDS first."""
+        self.snapshot = snapshot
+        self.generation = generation
+        self._check_secret_names(self.state(SECRET).requested)
+        return [response for t in SERVED_TYPES for response in self._respond(t)]
+
+    def refresh_secrets(self) -> list[DiscoveryResponse]:
+        """A certificate was renewed or the bundle changed: push SDS if its content moved."""
+        return self._respond(SECRET)
+
+    def refuse(self, reason: str, why: str) -> None:
+        log.warning("xds: refused node %s (%s): %s", self.node_id, self.peer_identity, why)
+        self.refusals.append(why)
+        self.counters.bump(self.counters.refused, reason)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def settled(self, generation: int) -> bool:
+        """Has this node answered everything it was sent up to `generation` (and been sent
+        every secret it asked for)?"""
+        return (
+            self.generation >= generation
+            and not any(state.pending for state in self.types.values())
+            and not self._missing_secrets()
+        )
+
+    # -- replies -------------------------------------------------------------------------
+
+    def _record_reply(self, state: TypeState, request: DiscoveryRequest) -> None:
+        state.pending = False
+        now = self.clock()
+        type_name = SHORT_NAMES[request.type_url]
+        if request.HasField("error_detail") and (
+            request.error_detail.code or request.error_detail.message
+        ):
+            state.nack = Nack(
+                version=state.sent_version or "",
+                accepted_version=request.version_info,
+                message=request.error_detail.message,
+                at=now,
+            )
+            self.counters.bump(self.counters.nacks, type_name)
+            log.warning(
+                "xds: node %s rejected %s version %s (still runs %s): %s",
+                self.node_id,
+                type_name,
+                state.sent_version,
+                request.version_info or "nothing",
+                request.error_detail.message,
+            )
+            return
+        state.acked_version = request.version_info
+        state.acked_at = now
+        state.acked_roots = state.sent_roots
+        state.nack = None
+        self.counters.bump(self.counters.acks, type_name)
+
+    def _respond(self, type_url: str) -> list[DiscoveryResponse]:
+        state = self.state(type_url)
+        snapshot = self.snapshot
+        if snapshot is None or not state.subscribed:
+            return []
+        if type_url == SECRET:
+            served = self._secrets(state)
+            if served is None:
+                return []  # an allowed certificate is being issued; pushed once it is here
+            resources = {name: secret for name, (secret, _) in served.items()}
+            version = _secret_version({name: tag for name, (_, tag) in served.items()})
+        else:
+            available = snapshot.resources.get(type_url, {})
+            if type_url in WILDCARD_TYPES:
+                resources = dict(available)
+            else:
+                resources = {n: available[n] for n in sorted(state.requested) if n in available}
+            version = snapshot.version(type_url)
+        names = frozenset(resources)
+        if state.sent_version == version and state.sent_names == names:
+            return []
+        if not names and type_url not in WILDCARD_TYPES:
+            state.sent_version, state.sent_names = version, names
+            return []  # nothing subscribed that exists: an empty answer would say nothing
+        response = self._response(type_url, state, version, resources)
+        if type_url == CLUSTER and _replaces_eds_cluster(state, resources):
+            state.sent_digests = _digests(resources)
+            return [response, *self._resend(ENDPOINTS)]
+        state.sent_digests = _digests(resources)
+        return [response]
+
+    def _resend(self, type_url: str) -> list[DiscoveryResponse]:
+        state = self.state(type_url)
+        if not state.subscribed:
+            return []
+        state.sent_version = None
+        return self._respond(type_url)
+
+    def _response(
+        self, type_url: str, state: TypeState, version: str, resources: Mapping[str, Message]
+    ) -> DiscoveryResponse:
+        nonce = next_nonce()
+        state.sent_version = version
+        state.sent_names = frozenset(resources)
+        state.sent_nonce = nonce
+        state.pushed_at = self.clock()
+        state.pending = True
+        self.counters.bump(self.counters.pushes, SHORT_NAMES[type_url])
+        if type_url == SECRET:
+            bundle = self.secrets.bundle
+            included = TRUST_BUNDLE in resources and bundle is not None
+            state.sent_roots = bundle.fingerprints if included and bundle else frozenset()
+        log.debug(
+            "xds: push %s version %s (%d resources) to %s, nonce %s",
+            SHORT_NAMES[type_url],
+            version,
+            len(resources),
+            self.node_id,
+            nonce,
+        )
+        return DiscoveryResponse(
+            version_info=version,
+            resources=[_pack(resources[name]) for name in sorted(resources)],
+            type_url=type_url,
+            nonce=nonce,
+            control_plane=CONTROL_PLANE,
+        )
+
+    # -- SDS -----------------------------------------------------------------------------
+
+    def _check_secret_names(self, requested: frozenset[str]) -> None:
+        """Refuse (once per name) secrets the node's snapshot does not give it."""
+        if self.snapshot is None:
+            return
+        for name in sorted(requested - self.refused_secrets):
+            ref = self.snapshot.secrets.get(name)
+            if ref is None:
+                self.refuse("secret", f"secret {name!r} is not in its snapshot")
+            elif ref.kind == "certificate" and ref.identity != self.peer_identity:
+                self.refuse("secret", f"secret {name!r} is for {ref.identity}, not the node's")
+            else:
+                continue
+            self.refused_secrets.add(name)
+
+    def _secrets(self, state: TypeState) -> dict[str, tuple[Message, str]] | None:
+        """The requested secrets this node may have, each with a version tag made of public
+        facts (serial, bundle digest); None while one of them is still being issued."""
+        if self._missing_secrets():
+            return None
+        served: dict[str, tuple[Message, str]] = {}
+        for name in sorted(state.requested & set(self._allowed_secrets())):
+            served[name] = self._secret(name)
+        return served
+
+    def _allowed_secrets(self) -> dict[str, SecretRef]:
+        assert self.snapshot is not None
+        return {
+            name: ref
+            for name, ref in self.snapshot.secrets.items()
+            if ref.kind == "trust-bundle" or ref.identity == self.peer_identity
+        }
+
+    def _secret(self, name: str) -> tuple[Message, str]:
+        ref = self._allowed_secrets()[name]
+        if ref.kind == "trust-bundle":
+            bundle = self.secrets.bundle
+            assert bundle is not None
+            return bundle_secret(name, bundle), bundle.digest
+        issued = self.secrets.certificates[ref.identity]
+        return certificate_secret(name, issued), issued.serial
+
+    def _missing_secrets(self) -> list[str]:
+        if self.snapshot is None:
+            return []
+        allowed = self._allowed_secrets()
+        missing = []
+        for name in sorted(self.state(SECRET).requested & set(allowed)):
+            ref = allowed[name]
+            if ref.kind == "trust-bundle":
+                present = self.secrets.bundle is not None
+            else:
+                present = ref.identity in self.secrets.certificates
+            if not present:
+                missing.append(name)
+        return missing
+
+
+def _replaces_eds_cluster(state: TypeState, clusters: Mapping[str, Message]) -> bool:
+    """Whether this CDS response changes an EDS cluster the node already had (Envoy warms
+    the replacement until it gets endpoints, and does not ask for them again)."""
+    before = state.sent_digests
+    return any(
+        isinstance(cluster, Cluster)
+        and cluster.type == Cluster.EDS
+        and name in before
+        and before[name] != _resource_digest(cluster)
+        for name, cluster in clusters.items()
+    )
+
+
+def _digests(resources: Mapping[str, Message]) -> dict[str, str]:
+    return {name: _resource_digest(resource) for name, resource in resources.items()}
+
+
+def _pack(message: Message) -> AnyMessage:
+    packed = AnyMessage()
+    packed.Pack(message)
+    return packed
+
+
+def _resource_digest(message: Message) -> str:
+    return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _secret_version(tags: Mapping[str, str]) -> str:
+    """SDS version from public facts only: a key never feeds a digest that is logged."""
+    text = "\n".join(f"{name}={tags[name]}" for name in sorted(tags))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def iter_types(session: Session) -> Iterator[tuple[str, TypeState]]:
+    for type_url in SERVED_TYPES:
+        if type_url in session.types:
+            yield type_url, session.types[type_url]
