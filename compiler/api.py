@@ -25,6 +25,8 @@ from compiler.load.discover import PolicyTree, discover_tree, read_config
 from compiler.model.mesh import MeshSnapshot
 from compiler.model.queries import snapshot
 from compiler.treefiles import FileCache, FileResult, build_file, content_key, read_files
+from compiler.workloads.queries import set_workload_inputs, workload_findings, workload_notes
+from compiler.workloads.sources import NO_WORKLOADS, WorkloadSources
 
 __all__ = [
     "Compilation",
@@ -75,6 +77,8 @@ class Compilation:
     revision: int = field(default=0, repr=False)
     """The engine revision holding this compilation's inputs (the revision only moves
     when an input changes, so an equal one means the inputs are still these)."""
+    workloads: WorkloadSources = field(default=NO_WORKLOADS, repr=False)
+    """The application's manifests the intents were checked against (`--workloads`)."""
 
     def blocking(self, threshold: Severity = Severity.WARNING) -> list[Diagnostic]:
         return [
@@ -98,6 +102,7 @@ class Compilation:
                 rollout_state=self.rollout_state,
                 problems=self.tree_problems,
                 lint=self.config.lint,
+                workloads=self.workloads,
             )
             self.revision = engine.mark()
         return engine
@@ -120,6 +125,7 @@ def set_inputs(
     rollout_state: Mapping[str, int],
     problems: tuple[Diagnostic, ...],
     lint: LintConfig,
+    workloads: WorkloadSources = NO_WORKLOADS,
 ) -> None:
     """Make `files` (in name order), `now` and `rollout_state` the engine's inputs."""
     paths = tuple(files)
@@ -133,6 +139,7 @@ def set_inputs(
     engine.set_input("config", "lint", lint)
     engine.set_input("now", None, now)
     engine.set_input("rollout", None, MappingProxyType(dict(rollout_state)))
+    set_workload_inputs(engine, workloads)
 
 
 def compile_tree(
@@ -141,13 +148,21 @@ def compile_tree(
     now: datetime,
     rollout_state: Mapping[str, int] | None = None,
     session: Session | None = None,
+    workloads: WorkloadSources = NO_WORKLOADS,
 ) -> Compilation:
-    """Compile `tree`; the result depends on the files, `now` and `rollout_state` only.
+    """Compile `tree`; the result depends on the files, `now` and `rollout_state` only
+    (and the workload findings on the `workloads` manifests).
 
     `session` makes repeated compiles of similar trees cheap; pass the same one to every
     compile of a run. It never changes the result."""
     with paused_gc():
-        return _compile_tree(tree, now=now, rollout_state=rollout_state, session=session)
+        return _compile_tree(
+            tree,
+            now=now,
+            rollout_state=rollout_state,
+            session=session,
+            workloads=workloads,
+        )
 
 
 def _compile_tree(
@@ -156,6 +171,7 @@ def _compile_tree(
     now: datetime,
     rollout_state: Mapping[str, int] | None,
     session: Session | None,
+    workloads: WorkloadSources = NO_WORKLOADS,
 ) -> Compilation:
     load_checks()
     session = session if session is not None else Session()
@@ -166,19 +182,26 @@ def _compile_tree(
     session.trim()
     engine = session.engine
     set_inputs(
-        engine, files.results, now=now, rollout_state=state, problems=problems, lint=config.lint
+        engine,
+        files.results,
+        now=now,
+        rollout_state=state,
+        problems=problems,
+        lint=config.lint,
+        workloads=workloads,
     )
     return Compilation(
         files=files.results,
         model=engine.query(snapshot),
         diagnostics=list(engine.query(diagnostics)),
-        notes=files.all_notes(),
+        notes=[*files.all_notes(), *workloads.skipped, *engine.query(workload_notes)],
         now=now,
         rollout_state=state,
         config=config,
         session=session,
         tree_problems=problems,
         revision=engine.mark(),
+        workloads=workloads,
     )
 
 
@@ -193,4 +216,5 @@ def diagnostics(db: Engine) -> tuple[Diagnostic, ...]:
         if found := result.suppressions():
             suppressions[path] = found
     raw.extend(db.query(rule_findings))
+    raw.extend(db.query(workload_findings))
     return tuple(finalize(raw, config=db.input("config", "lint"), suppressions=suppressions))

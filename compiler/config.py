@@ -4,6 +4,7 @@
 exclude: [vendor/, "*.generated.yaml"]
 disable: [MC405]
 severity: {MC604: error}
+workloads: [../k8s/]   # manifests to check the intents against (meshc lint)
 ```
 
 Every problem in it is a located finding (MC103), and the parts that are valid still apply:
@@ -22,14 +23,24 @@ from compiler.lint.registry import REGISTRY
 from compiler.load.discover import CONFIG_FILE
 from compiler.load.yamlnodes import Positions, parse_source
 
-_KEYS = ("exclude", "disable", "severity")
+_KEYS = ("exclude", "disable", "severity", "workloads")
 _HINT = "see the README section on meshc.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadPath:
+    """A `workloads:` entry: a path relative to meshc.yaml, and where it is written (a path
+    that cannot be read is reported there)."""
+
+    path: str
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class ProjectConfig:
     excludes: list[str] = field(default_factory=list)
     lint: LintConfig = field(default_factory=LintConfig)
+    workloads: tuple[WorkloadPath, ...] = ()
 
 
 def parse_config(raw: bytes | None) -> tuple[ProjectConfig, list[Diagnostic]]:
@@ -49,7 +60,7 @@ def parse_config(raw: bytes | None) -> tuple[ProjectConfig, list[Diagnostic]]:
     pos = doc.positions
     if not isinstance(data, dict):
         problems.append(
-            _bad(pos.value(()), "meshc.yaml: must be a mapping (exclude, disable, severity)")
+            _bad(pos.value(()), "meshc.yaml: must be a mapping (" + ", ".join(_KEYS) + ")")
         )
         return ProjectConfig(), problems
     for key in data:
@@ -59,7 +70,12 @@ def parse_config(raw: bytes | None) -> tuple[ProjectConfig, list[Diagnostic]]:
     disable = _string_list(data, "disable", pos, problems)
     known = [c for i, c in disable if _known_rule(c, ("disable", i), pos, problems)]
     severities = _severities(data.get("severity"), pos, problems)
-    return ProjectConfig(excludes, LintConfig(frozenset(known), severities)), problems
+    workloads = tuple(
+        WorkloadPath(text, pos.value(("workloads", i)))
+        for i, text in _string_list(data, "workloads", pos, problems)
+    )
+    lint = LintConfig(frozenset(known), severities)
+    return ProjectConfig(excludes, lint, workloads), problems
 
 
 def _unknown_key(key: str, pos: Positions) -> Diagnostic:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from compiler.gcpause import paused_gc
 if TYPE_CHECKING:
     from compiler.api import Compilation
     from compiler.load.discover import PolicyTree
+    from compiler.workloads.sources import WorkloadSources
 
 FORMATS = ("text", "json", "sarif", "github", "junit")
 
@@ -60,6 +62,22 @@ FORMATS = ("text", "json", "sarif", "github", "junit")
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also lower to Istio and validate the objects against these CRD files (repeatable).",
 )
+@click.option(
+    "--workloads",
+    "workload_paths",
+    multiple=True,
+    metavar="DIR|FILE|-",
+    help="Also check the intents against these Kubernetes manifests: a directory, a file, or "
+    "- for `helm template`/`kustomize build` output on stdin (repeatable; replaces "
+    "meshc.yaml's workloads:).",
+)
+@click.option(
+    "--workloads-namespace",
+    default="default",
+    show_default=True,
+    metavar="NAMESPACE",
+    help="The namespace of manifest objects that name none (as kubectl -n would place them).",
+)
 @allow_empty_option
 @now_option
 def lint_command(
@@ -70,6 +88,8 @@ def lint_command(
     no_cache: bool,
     cache_dir: Path | None,
     crds: tuple[Path, ...],
+    workload_paths: tuple[str, ...],
+    workloads_namespace: str,
     allow_empty: bool,
     now: datetime | None,
 ) -> None:
@@ -85,8 +105,12 @@ def lint_command(
     crd_set = load_crds(crds) if crds else None
     when = resolve_now(now)
     cache_at = None if no_cache else (cache_dir or default_cache_dir(root))
+    tree = load_tree(root)
+    workloads = read_workload_sources(
+        root, tree.config, workload_paths, namespace=workloads_namespace
+    )
     with paused_gc():
-        compilation = compile_with_cache(load_tree(root), now=when, cache_dir=cache_at)
+        compilation = compile_with_cache(tree, now=when, cache_dir=cache_at, workloads=workloads)
         # The compilation lives until the process ends. Left in the youngest generation,
         # the first collection after GC resumes would walk all ~10^6 of its objects
         # (~0.1 s on 1,000 services); frozen, collections skip them.
@@ -147,22 +171,72 @@ def default_cache_dir(root: Path) -> Path:
     return (root if root.is_dir() else root.parent) / CACHE_DIR_NAME
 
 
-def compile_with_cache(tree: PolicyTree, *, now: datetime, cache_dir: Path | None) -> Compilation:
+def compile_with_cache(
+    tree: PolicyTree,
+    *,
+    now: datetime,
+    cache_dir: Path | None,
+    workloads: WorkloadSources | None = None,
+) -> Compilation:
     """Compile with the on-disk cache unless it is off (None, MESHC_NO_CACHE) or unusable.
 
     The cache pre-fills the per-file stage by content, so findings are identical either way.
     """
     from compiler.api import Session, compile_tree
+    from compiler.workloads.sources import NO_WORKLOADS
 
+    manifests = workloads if workloads is not None else NO_WORKLOADS
     if cache_dir is None:
-        return compile_tree(tree, now=now)
+        return compile_tree(tree, now=now, workloads=manifests)
     from compiler import cache
 
     disk = None if cache.cache_disabled(False) else cache.open_cache(cache_dir)
     if disk is None:
-        return compile_tree(tree, now=now)
+        return compile_tree(tree, now=now, workloads=manifests)
     stored = cache.read_stored(disk)
     file_cache = cache.restore_file_cache(stored.entries, tree.files)
-    compilation = compile_tree(tree, now=now, session=Session(files=file_cache))
+    compilation = compile_tree(
+        tree, now=now, session=Session(files=file_cache), workloads=manifests
+    )
     cache.save_file_cache(disk, tree.files, file_cache, stored=stored)
     return compilation
+
+
+def read_workload_sources(
+    root: Path, config: bytes | None, given: tuple[str, ...], *, namespace: str
+) -> WorkloadSources:
+    """The manifests to check against: `--workloads` (relative to the working directory),
+    else meshc.yaml's `workloads:` (relative to meshc.yaml). A path that cannot be read
+    ends the run with exit 2, naming it (and, from meshc.yaml, where it is written)."""
+    from compiler.config import parse_config
+    from compiler.kinds.common import DNS_LABEL
+    from compiler.workloads.sources import WorkloadPathError, read_workloads
+
+    if not re.match(DNS_LABEL, namespace) or len(namespace) > 63:
+        raise click.BadParameter(
+            f"{namespace!r} is not a namespace name (lower-case letters, digits and '-')",
+            param_hint="--workloads-namespace",
+        )
+    base = root if root.is_dir() else root.parent
+    paths = list(given)
+    if not given:
+        for entry in parse_config(config)[0].workloads:
+            full = base / entry.path
+            if not full.exists():
+                _usage_error(
+                    f"{base / entry.span.file}:{entry.span.line}:{entry.span.col}: workloads: "
+                    f"{entry.path}: no such file or directory (paths in meshc.yaml are "
+                    "relative to it)"
+                )
+            paths.append(str(full))
+    try:
+        return read_workloads(
+            paths, root=root, stdin=sys.stdin.buffer.read, default_namespace=namespace
+        )
+    except WorkloadPathError as exc:
+        _usage_error(f"--workloads: {exc}" if given else f"meshc.yaml workloads: {exc}")
+
+
+def _usage_error(message: str) -> NoReturn:
+    click.echo(f"meshc lint: {message}", err=True)
+    sys.exit(2)

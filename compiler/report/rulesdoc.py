@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 
 from compiler.lint.registry import Rule
+from compiler.workloads.manifests import CODE as MANIFEST_CODE
+from compiler.workloads.registry import WORKLOAD_CHECKS
 
 REGENERATE = "meshc rules --format markdown > docs/rules.md"
 
@@ -80,7 +82,9 @@ def rule_markdown(rule: Rule, *, level: int = 2) -> str:
     facts = [f"**Severity:** {rule.severity.label}"]
     if rule.istio_code:
         facts.append(f"**Istio:** `{rule.istio_code}`")
-    if rule.check is None:
+    if rule.code in WORKLOAD_CHECKS or rule.code == MANIFEST_CODE:
+        facts.append("checked against the workload manifests (`meshc lint --workloads`)")
+    elif rule.check is None:
         facts.append("reported by the loader/validator")
     heading = "#" * level
     return f"{heading} {rule.code} {rule.name}\n\n{' · '.join(facts)}\n\n{rule.doc.strip()}\n"

@@ -67,7 +67,10 @@ def test_severity_override_applies() -> None:
         ("severity: {MC201: 3}\n", (1, 19, "meshc.yaml: severity of MC201 must be a level name")),
         ("severity: {MC999: error}\n", (1, 12, "meshc.yaml: unknown rule 'MC999'")),
         ("disabled: [MC201]\n", (1, 1, "unknown key 'disabled'; did you mean 'disable'?")),
-        ("- exclude\n", (1, 1, "meshc.yaml: must be a mapping (exclude, disable, severity)")),
+        (
+            "- exclude\n",
+            (1, 1, "meshc.yaml: must be a mapping (exclude, disable, severity, workloads)"),
+        ),
         ("disable: [MC201\n", (1, 10, "YAML syntax error: this flow sequence is never closed")),
         ("disable: []\ndisable: [MC201]\n", (2, 1, "duplicate key 'disable' (first defined at")),
         ("exclude: !!python/name:os.system\n", (1, 10, "is not allowed")),
