@@ -80,8 +80,10 @@ def allowed_edges(model: MeshModel) -> list[Edge]:
 
 def server_edges(view: ServiceView, model: MeshModel) -> set[Edge]:
     """The edges into one server: its rules per source, or what shadow mode or the mesh
-    default opens."""
+    default opens. A caller-only service (no ports) has none: nothing can call it."""
     edges: set[Edge] = set()
+    if view.client_only:
+        return edges
     enforced = [p for p in view.policies if p.model.spec.mode == "enforce"]
     if not enforced and (view.policies or model.settings.default_action == "allow"):
         mode: Literal["shadow", "default"] = "shadow" if view.policies else "default"

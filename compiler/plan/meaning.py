@@ -220,7 +220,8 @@ def side_meaning(db: Engine) -> _Summary:
         name = f"{key.namespace}/{key.name}"
         allowed[name] = piece.allowed
         effective[name] = piece.effective
-        traffic[name] = piece.traffic
+        if piece.traffic is not None:
+            traffic[name] = piece.traffic
         if piece.resilience:
             resilience[name] = piece.resilience
         if piece.non_idempotent:
@@ -255,7 +256,8 @@ class Piece:
 
     allowed: frozenset[AccessEdge]
     effective: frozenset[CallEdge]
-    traffic: Traffic
+    traffic: Traffic | None
+    """None for a caller-only service: no traffic reaches it."""
     resilience: Mapping[str, str]
     non_idempotent: tuple[str, ...]
     access: AccessShape
@@ -288,7 +290,7 @@ def meaning_piece(db: Engine, key: ServiceKey) -> Piece:
     return Piece(
         allowed,
         frozenset(effective),
-        traffic_of(record),
+        None if view.client_only else traffic_of(record),
         resilience_of(view),
         tuple(sorted(non_idempotent_methods(view, model))),
         access_shape(
