@@ -23,6 +23,7 @@ from compiler.kinds import load_checks
 from compiler.lint.engine import LintConfig, finalize, rule_findings
 from compiler.load.discover import PolicyTree, discover_tree, read_config
 from compiler.model.mesh import MeshSnapshot
+from compiler.model.placement import Placement
 from compiler.model.queries import snapshot
 from compiler.treefiles import FileCache, FileResult, build_file, content_key, read_files
 from compiler.workloads.queries import set_workload_inputs, workload_findings, workload_notes
@@ -77,6 +78,9 @@ class Compilation:
     revision: int = field(default=0, repr=False)
     """The engine revision holding this compilation's inputs (the revision only moves
     when an input changes, so an equal one means the inputs are still these)."""
+    placement: Placement | None = field(default=None, repr=False)
+    """Where workload instances listen (the Envoy backend's input); None: derived from
+    the intents' `versions.*.endpoints`."""
     workloads: WorkloadSources = field(default=NO_WORKLOADS, repr=False)
     """The application's manifests the intents were checked against (`--workloads`)."""
 
@@ -102,6 +106,7 @@ class Compilation:
                 rollout_state=self.rollout_state,
                 problems=self.tree_problems,
                 lint=self.config.lint,
+                placement=self.placement,
                 workloads=self.workloads,
             )
             self.revision = engine.mark()
@@ -125,9 +130,11 @@ def set_inputs(
     rollout_state: Mapping[str, int],
     problems: tuple[Diagnostic, ...],
     lint: LintConfig,
+    placement: Placement | None = None,
     workloads: WorkloadSources = NO_WORKLOADS,
 ) -> None:
-    """Make `files` (in name order), `now` and `rollout_state` the engine's inputs."""
+    """Make `files` (in name order), `now`, `rollout_state` and `placement` the engine's
+    inputs."""
     paths = tuple(files)
     known: tuple[str, ...] = engine.input_or("tree", "files", ())
     for gone in set(known).difference(paths):
@@ -139,6 +146,7 @@ def set_inputs(
     engine.set_input("config", "lint", lint)
     engine.set_input("now", None, now)
     engine.set_input("rollout", None, MappingProxyType(dict(rollout_state)))
+    engine.set_input("placement", None, placement)
     set_workload_inputs(engine, workloads)
 
 
@@ -148,10 +156,12 @@ def compile_tree(
     now: datetime,
     rollout_state: Mapping[str, int] | None = None,
     session: Session | None = None,
+    placement: Placement | None = None,
     workloads: WorkloadSources = NO_WORKLOADS,
 ) -> Compilation:
     """Compile `tree`; the result depends on the files, `now` and `rollout_state` only
-    (and the workload findings on the `workloads` manifests).
+    (and the Envoy backend's output on `placement`: None derives it from the intents;
+    the workload findings on the `workloads` manifests).
 
     `session` makes repeated compiles of similar trees cheap; pass the same one to every
     compile of a run. It never changes the result."""
@@ -161,6 +171,7 @@ def compile_tree(
             now=now,
             rollout_state=rollout_state,
             session=session,
+            placement=placement,
             workloads=workloads,
         )
 
@@ -171,6 +182,7 @@ def _compile_tree(
     now: datetime,
     rollout_state: Mapping[str, int] | None,
     session: Session | None,
+    placement: Placement | None = None,
     workloads: WorkloadSources = NO_WORKLOADS,
 ) -> Compilation:
     load_checks()
@@ -188,6 +200,7 @@ def _compile_tree(
         rollout_state=state,
         problems=problems,
         lint=config.lint,
+        placement=placement,
         workloads=workloads,
     )
     return Compilation(
@@ -201,6 +214,7 @@ def _compile_tree(
         session=session,
         tree_problems=problems,
         revision=engine.mark(),
+        placement=placement,
         workloads=workloads,
     )
 

@@ -13,7 +13,7 @@ from compiler.artifacts import Artifacts
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.gcpause import paused_gc
 
-TARGETS = ("istio",)
+TARGETS = ("istio", "envoy")
 
 __all__ = ["TARGETS", "LoweringRefused", "lower"]
 
@@ -31,12 +31,17 @@ class LoweringRefused(Exception):
 
 
 def lower(compilation: Compilation, *, target: str = "istio") -> Artifacts:
-    """The artifacts of an `ok` compilation for `target` (only "istio" so far)."""
+    """The artifacts of an `ok` compilation for `target`: Kubernetes objects ("istio"),
+    or every node's xDS resources keyed (type, node id, name) ("envoy")."""
     if target not in TARGETS:
         raise ValueError(f"target {target!r}: unknown; choose one of {', '.join(TARGETS)}")
     if not compilation.ok:
         raise LoweringRefused(compilation.blocking(Severity.ERROR))
-    from compiler.lower.istio import istio_artifacts
-
     with paused_gc():
+        if target == "envoy":
+            from compiler.lower.envoy import envoy_artifacts
+
+            return compilation.engine().query(envoy_artifacts)
+        from compiler.lower.istio import istio_artifacts
+
         return compilation.engine().query(istio_artifacts)
