@@ -152,3 +152,46 @@ def test_source_ranges_must_be_cidrs() -> None:
 def test_a_gateway_api_gateway_takes_no_classic_gateway_ref() -> None:
     [finding] = findings(lint(SHOP_GATEWAY + "    gateway: shop/public\n"), "MC103")
     assert "classic Istio Gateway" in finding.message
+
+
+SECOND = """\
+---
+apiVersion: meshc/v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, protocol: http}]
+  versions:
+    v1: {labels: {version: v1}}
+    v2: {labels: {version: v2}}
+---
+apiVersion: meshc/v1
+kind: AccessPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  service: api
+  rules:
+  - from: [{ingressGateway: SOURCE}]
+---
+apiVersion: meshc/v1
+kind: Rollout
+metadata: {name: api, namespace: shop}
+spec: {service: api, stable: v1, split: {v1: 50, v2: 50}}
+"""
+
+
+def test_mc234_two_rollouts_bound_to_one_gateway() -> None:
+    compilation = lint(BOUND_CLASSIC, extra=ROLLOUT + SECOND.replace("SOURCE", "true"))
+    [finding] = findings(compilation, "MC234")
+    assert finding.message.startswith("shop/web: its split and that of shop/api")
+    assert "shop.example.com" in finding.message
+
+
+def test_mc234_silent_when_each_gateway_calls_one_service() -> None:
+    gateways = (
+        "  - {name: a, gateway: istio-system/a, hosts: [a.example.com]}\n"
+        "  - {name: b, gateway: istio-system/b, hosts: [b.example.com]}\n"
+    )
+    compilation = lint(gateways, source="a", extra=ROLLOUT + SECOND.replace("SOURCE", "b"))
+    assert not findings(compilation, "MC234")
+    assert not findings(lint(BOUND_CLASSIC, extra=ROLLOUT), "MC234")

@@ -19,6 +19,7 @@ from compiler.model.gateways import (
     under_default_deny,
 )
 from compiler.model.mesh import MeshModel
+from compiler.model.traffic import current_rollout
 
 
 def gateway_path(settings: MeshSpec, index: int) -> tuple[str | int, ...]:
@@ -195,4 +196,45 @@ def gateway_route_split_only(ctx: SubjectContext, subject: Subject) -> Iterable[
                 f"{view.key}: the HTTPRoute for {_describe(gateway)} carries the split only; "
                 f"its requests are not routed by {' or '.join(features)}",
                 "test A/B routes from inside the mesh, or route by header in your own HTTPRoute",
+            )
+
+
+@rule("MC234", "gateway-split-routes-collide", Severity.WARNING)
+def gateway_split_routes_collide(ctx: LintContext) -> Iterable[Finding]:
+    """Rollouts of two services would each bind a catch-all route to the same gateway hosts.
+
+    **What it does.** For each ingress gateway, finds the Rollouts whose split meshc binds
+    to it (a VirtualService for the gateway's `hosts`, or an HTTPRoute attached to the
+    Gateway API `Gateway`), and reports every one after the first.
+
+    **Why is this bad.** Each route matches every request for the gateway's hosts. Istio
+    merges the VirtualServices of one gateway host and the first catch-all wins; Gateway
+    API gives a tie to the oldest route. Either way one service receives all the gateway's
+    traffic and the other's split never applies to it.
+
+    **Example.** `from: [{ingressGateway: true}]` on both `frontend` and `api`, each with
+    a Rollout, and one gateway serving `shop.example.com`.
+
+    **Use instead.** Let the gateway call one service (`ingressGateway: <name>` names a
+    single gateway), or give each service its own gateway with its own hosts.
+    """
+    model = ctx.model
+    for gateway in model.settings.ingress_gateways:
+        if split_binding(gateway) is None:
+            continue
+        bound = [
+            (view, rollout)
+            for view in sorted(model.services.values(), key=lambda v: v.key)
+            if (rollout := current_rollout(view)) is not None
+            and gateway in gateways_calling(view, model)
+            and gateway_http_ports(view, gateway, model)
+        ]
+        hosts = f" for {', '.join(gateway.hosts)}" if gateway.hosts else ""
+        for view, rollout in bound[1:]:
+            yield Finding(
+                rollout.span("service"),
+                f"{view.key}: its split and that of {bound[0][0].key} both bind a catch-all "
+                f"route to {_describe(gateway)}{hosts}; the gateway sends all its traffic "
+                "to one of them",
+                "let the gateway call one of the two services, or give each its own gateway",
             )

@@ -187,8 +187,9 @@ def mesh_non_idempotent_methods(view: ServiceView, model: MeshModel) -> frozense
     """The non-idempotent methods callers inside the mesh may send to `view`.
 
     Allow rules whose only source is the ingress gateway do not count: the gateway's
-    routes (and their retries) come from the VirtualService bound to the gateway, which
-    meshc does not write, so a Resilience here could not change them."""
+    routes (and their retries) come from the routes bound to the gateway, which carry no
+    Resilience settings (meshc writes them only for a Rollout's split), so a Resilience
+    here could not change them."""
     methods = non_idempotent_methods(view, model)
     if is_unrestricted(view):
         return methods
@@ -211,8 +212,8 @@ def default_retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Itera
     gives `retries`, when callers inside the mesh may send it POST, PATCH or CONNECT per
     its AccessPolicies (or no enforced AccessPolicy restricts its methods). PUT and DELETE
     are idempotent by definition (RFC 9110) and do not count; neither do methods only the
-    ingress gateway may send, since the gateway's retries come from its own VirtualService,
-    which meshc does not write. MC601 is the same check for retries a Resilience declares.
+    ingress gateway may send, since the gateway's retries come from the routes bound to it,
+    which carry no Resilience settings (meshc binds one only for a Rollout's split). MC601 is the same check for retries a Resilience declares.
 
     **Why is this bad.** A route without a retry policy is not a route without retries:
     Istio gives it 2 retries on `connect-failure, refused-stream, unavailable, cancelled,
