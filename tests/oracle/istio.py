@@ -13,7 +13,8 @@ hosts, path templates, conditions other than request headers, ``targetRef``) rai
 
 The one entry point of the oracle: Kubernetes NetworkPolicy evaluation (``connection_allowed``)
 lives in ``network_policy.py`` and Istio's registry, ServiceEntry visibility and Sidecar egress
-(``proxy_outcome``) in ``sidecar.py``, re-exported here.
+(``proxy_outcome``) in ``sidecar.py``, where VirtualServices and Gateway API HTTPRoutes send a
+request in ``traffic.py``, all re-exported here.
 
 Every rule of every applicable, enforced ALLOW and DENY policy is evaluated in full (no
 short-circuit), so an unsupported or malformed field raises whether or not an earlier rule
@@ -37,9 +38,16 @@ from tests.oracle.sidecar import (
     registry,
     visible_to,
 )
+from tests.oracle.traffic import (
+    HttpRequest,
+    gateway_api_backends,
+    subset_labels,
+    virtual_service_destinations,
+)
 
 __all__ = [
     "Caller",
+    "HttpRequest",
     "Peer",
     "RegistryService",
     "Request",
@@ -47,9 +55,12 @@ __all__ = [
     "decide",
     "egress_allowed",
     "external_services",
+    "gateway_api_backends",
     "ingress_allowed",
     "proxy_outcome",
     "registry",
+    "subset_labels",
+    "virtual_service_destinations",
     "visible_to",
 ]
 

@@ -1,0 +1,1 @@
+"""Realistic applications with their own Kubernetes manifests, held against what meshc renders."""
