@@ -16,6 +16,7 @@ import click
 
 from reconciler.ca.cli import ca_command
 from reconciler.errors import MeshdError
+from reconciler.up.cli import call_command, status_command, up_command
 
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a command whose reader went away (`| head`)."""
@@ -72,3 +73,6 @@ def main() -> None:
 
 
 main.add_command(ca_command)
+main.add_command(up_command)
+main.add_command(call_command)
+main.add_command(status_command)

