@@ -213,7 +213,8 @@ def default_retry_non_idempotent(ctx: SubjectContext, subject: Subject) -> Itera
     its AccessPolicies (or no enforced AccessPolicy restricts its methods). PUT and DELETE
     are idempotent by definition (RFC 9110) and do not count; neither do methods only the
     ingress gateway may send, since the gateway's retries come from the routes bound to it,
-    which carry no Resilience settings (meshc binds one only for a Rollout's split). MC601 is the same check for retries a Resilience declares.
+    which carry no Resilience settings (meshc binds one only for a Rollout's split). MC601
+    is the same check for retries a Resilience declares.
 
     **Why is this bad.** A route without a retry policy is not a route without retries:
     Istio gives it 2 retries on `connect-failure, refused-stream, unavailable, cancelled,
