@@ -155,7 +155,8 @@ class Session:
         if request.response_nonce:
             if request.response_nonce != state.sent_nonce:
                 return []  # stale: answers an older response; a fresh request follows
-            self._record_reply(state, request)
+            if state.pending:  # the first answer counts; later ones only resubscribe
+                self._record_reply(state, request)
         state.subscribed = True
         state.requested = frozenset(request.resource_names)
         if type_url == SECRET:
@@ -166,7 +167,7 @@ class Session:
         """Push every subscribed type whose content changed, CDS and EDS first."""
         self.snapshot = snapshot
         self.generation = generation
-        self._check_secret_names(self.state(SECRET).requested)
+        self._check_secret_names(self._requested(SECRET))
         return [response for t in SERVED_TYPES for response in self._respond(t)]
 
     def refresh_secrets(self) -> list[DiscoveryResponse]:
@@ -198,12 +199,15 @@ class Session:
         if request.HasField("error_detail") and (
             request.error_detail.code or request.error_detail.message
         ):
+            message = " ".join(request.error_detail.message.split())  # one line in logs
             state.nack = Nack(
                 version=state.sent_version or "",
                 accepted_version=request.version_info,
-                message=request.error_detail.message,
+                message=message,
                 at=now,
             )
+            if request.version_info:
+                state.acked_version = request.version_info
             self.counters.bump(self.counters.nacks, type_name)
             log.warning(
                 "xds: node %s rejected %s version %s (still runs %s): %s",
@@ -211,7 +215,7 @@ class Session:
                 type_name,
                 state.sent_version,
                 request.version_info or "nothing",
-                request.error_detail.message,
+                message,
             )
             return
         state.acked_version = request.version_info
@@ -220,10 +224,14 @@ class Session:
         state.nack = None
         self.counters.bump(self.counters.acks, type_name)
 
+    def _requested(self, type_url: str) -> frozenset[str]:
+        state = self.types.get(type_url)
+        return state.requested if state is not None else frozenset()
+
     def _respond(self, type_url: str) -> list[DiscoveryResponse]:
-        state = self.state(type_url)
+        state = self.types.get(type_url)
         snapshot = self.snapshot
-        if snapshot is None or not state.subscribed:
+        if snapshot is None or state is None or not state.subscribed:
             return []
         if type_url == SECRET:
             served = self._secrets(state)
@@ -252,8 +260,8 @@ class Session:
         return [response]
 
     def _resend(self, type_url: str) -> list[DiscoveryResponse]:
-        state = self.state(type_url)
-        if not state.subscribed:
+        state = self.types.get(type_url)
+        if state is None:
             return []
         state.sent_version = None
         return self._respond(type_url)
@@ -336,7 +344,7 @@ class Session:
             return []
         allowed = self._allowed_secrets()
         missing = []
-        for name in sorted(self.state(SECRET).requested & set(allowed)):
+        for name in sorted(self._requested(SECRET) & set(allowed)):
             ref = allowed[name]
             if ref.kind == "trust-bundle":
                 present = self.secrets.bundle is not None
