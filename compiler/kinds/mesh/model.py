@@ -60,7 +60,7 @@ class CertificateAuthority(IntentModel):
 CLASSIC_GATEWAY_DEPLOYMENT = "istio-ingressgateway"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 _CIDR = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F:]+)(/[0-9]{1,3})?$"
-_HOST = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_HOST = r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$"
 _GATEWAY_REF = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
@@ -104,7 +104,7 @@ class IngressGateway(IntentModel):
         description="CIDRs allowed to reach the listeners; empty: anywhere",
     )
     hosts: list[Annotated[str, Field(pattern=_HOST)]] = Field(
-        default_factory=list, description="the hostnames the gateway serves"
+        default_factory=list, description="the hostnames the gateway serves ('*': any)"
     )
     gateway: str | None = Field(
         default=None,

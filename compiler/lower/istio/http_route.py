@@ -3,8 +3,8 @@ ingress gateway.
 
 A Gateway of class `istio` routes by HTTPRoutes attached to it, never by the mesh's
 VirtualServices, so a Rollout of a service such a gateway may call gets one HTTPRoute per
-gateway, attached to the `Gateway` (`parentRefs`), for its `hosts` (none: every hostname
-of the listeners). Its weighted `backendRefs` name Kubernetes Services, not DestinationRule
+gateway, attached to the `Gateway` (`parentRefs`), for its `hosts` (none or `*`: every
+hostname of the listeners). Its weighted `backendRefs` name Kubernetes Services, not DestinationRule
 subsets: each version is reached through the per-version Service meshc emits beside it
 (`version_service`). The route carries the weights at the rollout's current step only; A/B
 matches and the mirror apply to mesh callers (lint says so where a Rollout has them).
@@ -47,7 +47,7 @@ def http_routes(ctx: LowerContext, record: ServiceRecord) -> list[Obj]:
             source=rollout.ref,
         )
         spec: Obj = {"parentRefs": [parent_ref(gateway)]}
-        if gateway.hosts:
+        if gateway.hosts and "*" not in gateway.hosts:
             spec["hostnames"] = list(gateway.hosts)
         backends = [
             {"name": version_service_name(view, version), "port": ports[0], "weight": weight}
