@@ -67,6 +67,12 @@ from compiler.provenance import source_of
     default=None,
     help="YAML/JSON mapping '<namespace>/<rollout>: <step index>', from 0 (missing = 0).",
 )
+@click.option(
+    "--workload",
+    default=None,
+    help="--target envoy: only this node id (<service>.<namespace>~<version>~<index>) or "
+    "the instances of this service (name or namespace/name).",
+)
 @allow_empty_option
 def render_command(
     path: Path | None,
@@ -76,6 +82,7 @@ def render_command(
     crds: tuple[Path, ...],
     now: datetime | None,
     rollout_state: Path | None,
+    workload: str | None,
     allow_empty: bool,
 ) -> None:
     """Render the policy root at PATH (default: .) to the target's objects.
@@ -85,6 +92,7 @@ def render_command(
     """
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     root, narrow = policy_root((path,) if path is not None else ())
+    check_envoy_options(target, workload=workload, out=out, crds=crds)
     if out is not None:
         check_out_dir(out, root)
     state, raw_state = read_state(rollout_state)
@@ -116,6 +124,12 @@ def render_command(
             report_findings(compilation, refused.diagnostics, err)
             err.print(f"meshc render: {refused}")
             sys.exit(1)
+        if target == "envoy":
+            from compiler.cli.render_envoy import render_envoy
+
+            render_envoy(compilation, workload, err)
+            mark_output_complete()
+            return
         if narrow:
             artifacts = only_from(artifacts, narrow)
         if crds and not validate_crds(compilation, artifacts, crds, err):
@@ -137,6 +151,21 @@ def render_command(
             sys.stdout.write(render_stream(artifacts, fmt=fmt))
 
     mark_output_complete()
+
+
+def check_envoy_options(
+    target: str, *, workload: str | None, out: Path | None, crds: tuple[Path, ...]
+) -> None:
+    """`--workload` is the envoy target's; `--out` and `--crds` are Kubernetes-only."""
+    if workload is not None and target != "envoy":
+        raise click.BadParameter(
+            "selects a workload's snapshot; add --target envoy", param_hint="--workload"
+        )
+    if target == "envoy" and (out is not None or crds):
+        raise click.BadParameter(
+            "--target envoy prints snapshots as JSON on stdout; drop --out/--crds",
+            param_hint="--out" if out is not None else "--crds",
+        )
 
 
 def depends_on_time(compilation: Compilation) -> bool:
