@@ -13,7 +13,7 @@ external APIs — are checked one by one.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ from tests.oracle.istio import (
     Request,
     connection_allowed,
     decide,
+    egress_allowed,
     external_services,
+    ingress_allowed,
     proxy_outcome,
 )
 from tests.oracle.traffic import (
@@ -135,12 +137,14 @@ def l4_allows(caller: Workload, service: KubeService, port: int, server: Workloa
     )
 
 
-def proxy_knows(caller: Workload, host: str, port: int) -> bool:
-    """Sidecars configure sidecar proxies only; a gateway's proxy knows every service."""
+def proxy(caller: Workload, host: str, port: int) -> str:
+    """What the caller's proxy does with a connection: ``known``, ``passthrough`` or
+    ``blocked``. Sidecars configure sidecar proxies only; a gateway's proxy knows every
+    service."""
     if caller.is_gateway:
-        return True
+        return "known"
     registry = [*of_kind(application().documents, "Service"), *rendered()]
-    return proxy_outcome(registry, Caller(caller.namespace, caller.labels), host, port) == "known"
+    return proxy_outcome(registry, Caller(caller.namespace, caller.labels), host, port)
 
 
 def gateway() -> Workload:
@@ -204,19 +208,15 @@ def test_the_application_is_realistic() -> None:
     assert len(mesh_calls()) >= 15
 
 
-def test_lints_clean() -> None:
-    result = run_cli("meshc", "lint", str(POLICIES))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 error(s), 0 warning(s), 0 info" in result.stdout
-
-
 def test_lints_clean_against_its_manifests() -> None:
-    """The workloads the intents assume exist: selectors, versions, identities, target ports
-    and the gateway (MC7xx), with only the Namespace skipped."""
-    result = run_cli("meshc", "lint", str(POLICIES), "--workloads", str(MANIFESTS))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 error(s), 0 warning(s), 0 info" in result.stdout
-    assert "skipped Namespace/storefront" in result.stderr
+    """meshc.yaml's ``workloads:`` points lint at the manifests: the selectors, versions,
+    identities, target ports and the gateway the intents assume all exist (MC7xx), with only
+    the Namespace skipped; ``--workloads`` given explicitly reads the same."""
+    for extra in ((), ("--workloads", str(MANIFESTS))):
+        result = run_cli("meshc", "lint", str(POLICIES), *extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "0 error(s), 0 warning(s), 0 info" in result.stdout
+        assert "skipped Namespace/storefront" in result.stderr
 
 
 def test_lint_against_manifests_finds_broken_wiring(tmp_path: Path) -> None:
@@ -250,7 +250,7 @@ def test_every_mesh_call_is_allowed_at_l7_l4_and_known_to_the_caller() -> None:
             layers = {
                 "AuthorizationPolicy": l7_allows(call.caller, call.service, call.port, server),
                 "NetworkPolicy": l4_allows(call.caller, call.service, call.port, server),
-                "Sidecar": proxy_knows(call.caller, call.service.host, call.port),
+                "Sidecar": proxy(call.caller, call.service.host, call.port) == "known",
             }
             failures += [
                 f"{call.caller.name} → {server.name}:{call.port} denied by {layer}"
@@ -282,7 +282,7 @@ def test_every_external_call_is_allowed_and_known() -> None:
         destination = Peer(None, ip=PROVIDER_ADDRESSES[call.host])
         policies = of_kind(rendered(), "NetworkPolicy")
         assert connection_allowed(policies, peer(call.caller), destination, call.port), call
-        assert proxy_knows(call.caller, call.host, call.port), call
+        assert proxy(call.caller, call.host, call.port) == "known", call
 
 
 def test_every_pod_reaches_dns_and_istiod() -> None:
@@ -322,25 +322,29 @@ def test_every_other_pair_is_denied_by_some_layer() -> None:
         for caller, service, port, server in pairs
         if l7_allows(caller, service, port, server)
         and l4_allows(caller, service, port, server)
-        and proxy_knows(caller, service.host, port)
+        and proxy(caller, service.host, port) != "blocked"
     ]
     assert not open_pairs
 
 
-def test_every_other_pair_is_denied_at_l7_and_at_l4_alone() -> None:
-    """Zero trust at both layers: neither the AuthorizationPolicies nor the NetworkPolicies
-    rely on the other to stop a pair the application does not use."""
-    pairs = undeclared_pairs()
-    l7_open = [f"{c.name} → {s.name}:{p}" for c, _, p, s in _filter(pairs, l7_allows)]
-    l4_open = [f"{c.name} → {s.name}:{p}" for c, _, p, s in _filter(pairs, l4_allows)]
+def test_every_other_pair_is_denied_at_l7_and_at_each_end_of_l4() -> None:
+    """Zero trust at every layer: neither the AuthorizationPolicies nor either side of the
+    NetworkPolicies relies on another to stop a pair the application does not use (the
+    issue's widened ingress would hide behind the caller's egress otherwise)."""
+    policies = of_kind(rendered(), "NetworkPolicy")
+    l7_open, ingress_open, egress_open = [], [], []
+    for caller, service, port, server in undeclared_pairs():
+        pair = f"{caller.name} → {server.name}:{port}"
+        container_port = service.container_port(port, server)
+        if l7_allows(caller, service, port, server):
+            l7_open.append(pair)
+        if ingress_allowed(policies, peer(caller), peer(server), container_port):
+            ingress_open.append(pair)
+        if egress_allowed(policies, peer(caller), peer(server), container_port):
+            egress_open.append(pair)
     assert not l7_open
-    assert not l4_open
-
-
-def _filter(
-    pairs: Sequence[tuple[Workload, KubeService, int, Workload]], layer: Any
-) -> list[tuple[Workload, KubeService, int, Workload]]:
-    return [(c, service, p, s) for c, service, p, s in pairs if layer(c, service, p, s)]
+    assert not ingress_open
+    assert not egress_open
 
 
 def test_a_pod_meshc_does_not_know_is_closed_both_ways() -> None:
@@ -423,8 +427,8 @@ def test_the_load_generator_gets_no_host() -> None:
         names = [spec.get("host"), *spec.get("hosts", []), obj["metadata"]["name"]]
         assert not any(name in ("loadgen", host) for name in names), obj["metadata"]["name"]
     loadgen = application().workload("loadgen")
-    assert proxy_knows(loadgen, application().service("web").host, 80)
-    assert not proxy_knows(loadgen, application().service("cart").host, 7070)
+    assert proxy(loadgen, application().service("web").host, 80) == "known"
+    assert proxy(loadgen, application().service("cart").host, 7070) == "blocked"
 
 
 def test_each_external_api_is_reachable_only_from_its_caller() -> None:
@@ -441,7 +445,7 @@ def test_each_external_api_is_reachable_only_from_its_caller() -> None:
                 host,
             )
             if not workload.is_gateway:
-                assert not proxy_knows(workload, host, 443), (workload.name, host)
+                assert proxy(workload, host, 443) == "blocked", (workload.name, host)
 
 
 def test_external_apis_are_declared_to_the_application_namespace_only() -> None:

@@ -97,12 +97,20 @@ def test_bound_gateways_and_mesh() -> None:
 
 
 def test_route_level_gateway_match() -> None:
-    only_from_gateway = {"match": [{"gateways": ["prod/public"]}], "route": [to("v2")]}
+    only_from_gateway = {"match": [{"gateways": ["public"]}], "route": [to("v2")]}
     objects = [virtual_service([only_from_gateway, SPLIT], gateways=["mesh", "public"])]
     assert virtual_service_destinations(objects, TO_REVIEWS, gateway="prod/public") == {
         (REVIEWS, "v2"): 100
     }
     assert virtual_service_destinations(objects, TO_REVIEWS)[(REVIEWS, "v1")] == 75
+
+
+def test_wildcard_hosts() -> None:
+    for pattern in ("*", "*.prod.svc.cluster.local", "*.svc.cluster.local"):
+        objects = [virtual_service([SPLIT], hosts=[pattern])]
+        assert virtual_service_destinations(objects, TO_REVIEWS)[(REVIEWS, "v2")] == 25
+    elsewhere = [virtual_service([SPLIT], hosts=["*.staging.svc.cluster.local"])]
+    assert virtual_service_destinations(elsewhere, TO_REVIEWS) == {(REVIEWS, None): 100}
 
 
 def test_two_mesh_virtual_services_for_a_host_are_ambiguous() -> None:

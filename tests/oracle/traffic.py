@@ -53,14 +53,14 @@ def virtual_service_destinations(
         for vs in objects
         if vs.get("kind") == "VirtualService"
         and _binds(vs, gateway)
-        and any(_fqdn(h, _namespace(vs), cluster_domain) == request.host for h in _hosts(vs))
+        and any(_host_matches(h, _namespace(vs), cluster_domain, request.host) for h in _hosts(vs))
     ]
     if len(services) > 1 and gateway == "mesh":
         names = sorted(_name(vs) for vs in services)
         raise ValueError(f"several VirtualServices for {request.host} apply to sidecars: {names}")
     for vs in services:
         for route in (vs.get("spec") or {}).get("http") or []:
-            if _http_route_matches(route, request, gateway):
+            if _http_route_matches(route, request, gateway, _namespace(vs)):
                 return _weights(route, _namespace(vs), cluster_domain)
     return {(request.host, None): 100}
 
@@ -134,14 +134,18 @@ def _gateway_ref(ref: str, namespace: str) -> str:
     return ref if ref == "mesh" or "/" in ref else f"{namespace}/{ref}"
 
 
-def _http_route_matches(route: Mapping[str, Any], request: HttpRequest, gateway: str) -> bool:
+def _http_route_matches(
+    route: Mapping[str, Any], request: HttpRequest, gateway: str, namespace: str
+) -> bool:
     """No ``match`` matches every request; otherwise any one match block, whose conditions
     are ANDed."""
     matches: Sequence[Mapping[str, Any]] = route.get("match") or []
-    return not matches or any(_match_block(m, request, gateway) for m in matches)
+    return not matches or any(_match_block(m, request, gateway, namespace) for m in matches)
 
 
-def _match_block(block: Mapping[str, Any], request: HttpRequest, gateway: str) -> bool:
+def _match_block(
+    block: Mapping[str, Any], request: HttpRequest, gateway: str, namespace: str
+) -> bool:
     unknown = set(block) - _MATCH_FIELDS
     if unknown:
         raise NotImplementedError(f"VirtualService match fields {sorted(unknown)}")
@@ -150,7 +154,8 @@ def _match_block(block: Mapping[str, Any], request: HttpRequest, gateway: str) -
         "uri" not in block or _string_match(block["uri"], request.path),
         "method" not in block or _string_match(block["method"], request.method),
         "port" not in block or int(block["port"]) == request.port,
-        "gateways" not in block or gateway in block["gateways"],
+        "gateways" not in block
+        or gateway in {_gateway_ref(g, namespace) for g in block["gateways"]},
         all(
             name.lower() in request.headers
             and _string_match(condition, request.headers[name.lower()])
@@ -290,6 +295,16 @@ def _backend_weights(
 def _hosts(vs: Mapping[str, Any]) -> Sequence[str]:
     hosts: Sequence[str] = (vs.get("spec") or {}).get("hosts") or []
     return hosts
+
+
+def _host_matches(pattern: str, namespace: str, cluster_domain: str, host: str) -> bool:
+    """A VirtualService host: ``*`` any host, ``*.suffix`` hosts under the suffix, a short
+    name a service of the VirtualService's namespace, else the exact name."""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return _fqdn(pattern, namespace, cluster_domain) == host
 
 
 def _fqdn(host: str, namespace: str, cluster_domain: str) -> str:
