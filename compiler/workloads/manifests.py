@@ -195,6 +195,10 @@ class _Reader:
     def span(self, *path: str | int) -> Span:
         return self.positions.value((*self.at, *path))
 
+    def key_span(self, *path: str | int) -> Span:
+        """The key naming `path` (a block mapping's value starts at its first key)."""
+        return self.positions.key((*self.at, *path))
+
     def problem(self, path: Path, message: str, hint: str = "") -> None:
         hint = hint or "fix the manifest: the API server would reject it"
         self.problems.append(Diagnostic(CODE, self.span(*path), message, hint))
@@ -324,7 +328,7 @@ def _workload(
         ports=ports,
         span=reader.span("metadata", "name"),
         labels_span=reader.span(*template, "metadata", "labels"),
-        account_span=reader.span(*account_path) if account else reader.span(*pod),
+        account_span=reader.span(*account_path) if account else reader.key_span(*pod),
         ports_span=reader.span(*pod, "containers"),
         account_given=account is not None,
     )
