@@ -24,7 +24,14 @@ from compiler.lower.envoy.node import Callee, NodeOutput, build_node
 from compiler.lower.envoy.snapshot import RESOURCE_TYPES, Snapshot
 from compiler.model.mesh import ServiceKey
 from compiler.model.placement import InstancePlacement, Placement, placement_from_endpoints
-from compiler.model.queries import MeshReader, external_view, service_view, settings
+from compiler.model.queries import (
+    MeshReader,
+    external_view,
+    mesh_document,
+    now,
+    service_view,
+    settings,
+)
 from compiler.model.records import service_record
 
 __all__ = [
@@ -80,7 +87,31 @@ def node_output(db: Engine, node_id: str) -> NodeOutput | None:
         db.query(mesh_settings),
         callees,
         lambda callee: db.query(service_instances, callee),
+        permissive=db.query(permissive_mtls, instance.service),
     )
+
+
+def permissive_mtls(db: Engine, key: ServiceKey) -> bool:
+    """Whether a live permissive-mTLS window (mesh-wide, or an exception naming `key`)
+    covers the service at the compilation's `now`; an expired one is not lowered."""
+    mtls = db.query(settings).mtls
+    windows = [mtls.until] if mtls.mode == "permissive" else []
+    mesh_namespace = db.query(mesh_namespace_of)
+    windows.extend(
+        exception.until
+        for exception in mtls.exceptions
+        if ServiceKey.parse(exception.service, mesh_namespace) == key
+    )
+    if not any(until is not None for until in windows):
+        return False
+    moment = db.query(now)
+    return any(until is not None and until > moment for until in windows)
+
+
+def mesh_namespace_of(db: Engine) -> str:
+    """The namespace a bare service name in the Mesh document refers to."""
+    mesh = db.query(mesh_document)
+    return mesh.model.metadata.namespace if mesh is not None else "default"
 
 
 def envoy_snapshots(db: Engine) -> Mapping[str, Snapshot]:

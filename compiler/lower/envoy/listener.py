@@ -11,12 +11,14 @@ from __future__ import annotations
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from compiler.lower.envoy.common import MeshSettings, ads, pack, socket_address
+from compiler.lower.envoy.rate_limit import http_filter as rate_limit_filter
 from compiler.lower.envoy.rbac import PortAccess, http_filters, network_filters
 from compiler.lower.envoy.secrets import downstream_mtls
 from compiler.model.placement import Address
@@ -25,6 +27,7 @@ from compiler.model.records import PortRecord
 HCM = "envoy.filters.network.http_connection_manager"
 TCP_PROXY = "envoy.filters.network.tcp_proxy"
 ROUTER = "envoy.filters.http.router"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 
 def inbound_listener(
@@ -34,9 +37,15 @@ def inbound_listener(
     settings: MeshSettings,
     access: PortAccess,
     app_cluster: str,
+    *,
+    permissive: bool = False,
 ) -> listener_pb2.Listener:
-    """Mutual TLS (a mesh certificate required), then HTTP with RDS and RBAC, or for a
-    TCP port the network RBAC filters and a TCP proxy to the application."""
+    """Mutual TLS (a mesh certificate required), then HTTP with RDS, RBAC and the local
+    rate limit, or for a TCP port the network RBAC filters and a TCP proxy to the
+    application. `permissive` (a live permissive-mTLS window) adds a plaintext filter
+    chain beside the mTLS one, told apart by the TLS inspector; a plaintext caller has no
+    identity, so only rules admitting anyone without one could let it through (none
+    do: RBAC here always asks for an authenticated peer)."""
     if port.protocol == "tcp":
         filters = network_filters(access, stat_prefix=f"inbound_{port.port}")
         filters.append(_tcp_proxy(f"inbound_{port.port}", app_cluster))
@@ -46,7 +55,7 @@ def inbound_listener(
             stat_prefix=f"inbound_{port.port}",
             codec_type=hcm.HttpConnectionManager.AUTO,
             rds=hcm.Rds(route_config_name=name, config_source=ads()),
-            http_filters=[*http_filters(), _router()],
+            http_filters=[*http_filters(), rate_limit_filter(), _router()],
             forward_client_cert_details=hcm.HttpConnectionManager.SANITIZE_SET,
             set_current_client_cert_details=hcm.HttpConnectionManager.SetCurrentClientCertDetails(
                 uri=True
@@ -57,12 +66,28 @@ def inbound_listener(
     chain = listener_components_pb2.FilterChain(
         filters=filters, transport_socket=downstream_mtls(settings, alpn=alpn)
     )
-    return listener_pb2.Listener(
+    listener = listener_pb2.Listener(
         name=name,
         address=socket_address(address),
         filter_chains=[chain],
         traffic_direction=base_pb2.INBOUND,
     )
+    if permissive:
+        chain.filter_chain_match.transport_protocol = "tls"
+        plaintext = listener_components_pb2.FilterChain(
+            name="plaintext",
+            filter_chain_match=listener_components_pb2.FilterChainMatch(
+                transport_protocol="raw_buffer"
+            ),
+        )
+        plaintext.filters.extend(filters)
+        listener.filter_chains.append(plaintext)
+        listener.listener_filters.append(
+            listener_components_pb2.ListenerFilter(
+                name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())
+            )
+        )
+    return listener
 
 
 def outbound_http_listener(name: str, address: Address) -> listener_pb2.Listener:

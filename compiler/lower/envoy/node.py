@@ -31,6 +31,8 @@ from compiler.lower.envoy.listener import (
     outbound_http_listener,
     tcp_outbound_listener,
 )
+from compiler.lower.envoy.rate_limit import LOCAL_RATE_LIMIT, port_limit
+from compiler.lower.envoy.rate_limit import per_route as rate_limit_route
 from compiler.lower.envoy.rbac import per_route, port_access
 from compiler.lower.envoy.route import (
     domains,
@@ -101,9 +103,13 @@ def build_node(
     settings: MeshSettings,
     callees: Sequence[Callee],
     instances_of: InstancesOf,
+    *,
+    permissive: bool = False,
 ) -> NodeOutput:
+    """`permissive`: a live permissive-mTLS window covers the node's service (its inbound
+    listeners also accept plaintext)."""
     builder = _Builder(instance, settings)
-    _inbound(builder, record)
+    _inbound(builder, record, permissive=permissive)
     for callee in callees:
         if isinstance(callee, ServiceRecord):
             _mesh_callee(builder, record, callee, instances_of)
@@ -131,7 +137,7 @@ def build_node(
     return NodeOutput(snapshot, tuple(builder.findings))
 
 
-def _inbound(builder: _Builder, record: ServiceRecord) -> None:
+def _inbound(builder: _Builder, record: ServiceRecord, *, permissive: bool) -> None:
     """A listener, an application cluster and (HTTP) a route per service port."""
     instance = builder.instance
     for port in record.ports:
@@ -147,12 +153,23 @@ def _inbound(builder: _Builder, record: ServiceRecord) -> None:
         name = inbound_listener_name(port.port)
         cluster = inbound_cluster_name(port.port)
         access = port_access(record, builder.settings, port)
-        builder.add(
-            LISTENER, name, inbound_listener(name, port, address, builder.settings, access, cluster)
+        listener = inbound_listener(
+            name, port, address, builder.settings, access, cluster, permissive=permissive
         )
+        builder.add(LISTENER, name, listener)
         builder.add(CLUSTER, cluster, app_cluster(cluster, port, app))
         if port.protocol != "tcp":
-            builder.add(ROUTE, name, inbound_route_config(name, cluster, per_route(access)))
+            overrides = per_route(access)
+            limit = port_limit(record, port.port)
+            if limit is not None:
+                overrides[LOCAL_RATE_LIMIT] = rate_limit_route(limit)
+            builder.add(ROUTE, name, inbound_route_config(name, cluster, overrides))
+        elif port_limit(record, port.port) is not None:
+            builder.report(
+                record.view.intent,
+                f"localRateLimit on TCP port {port.port}: the local rate limit counts HTTP "
+                "requests; not applied to this port",
+            )
 
 
 def _mesh_callee(
