@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -241,9 +242,16 @@ class MeshSpec(IntentModel):
             )
         return self
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose resolved gateways follow its own fields (the cached ones would not)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("ingress_gateways", None)
+        return copy
+
     @functools.cached_property
     def ingress_gateways(self) -> tuple[ResolvedGateway, ...]:
-        """Every ingress gateway, defaults applied, in the order written."""
+        """Every ingress gateway, defaults applied, in the order written (cached: rule
+        sources resolve against it thousands of times per compile)."""
         given = self.ingress_gateway
         gateways = given if isinstance(given, list) else [given]
         return tuple(gateway.resolved() for gateway in gateways)
