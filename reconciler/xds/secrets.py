@@ -145,6 +145,13 @@ class SecretCache:
             self._wanted |= new
             self._wake.set()
 
+    def retain(self, identities: set[str]) -> None:
+        """Forget identities no snapshot names any more: no renewals for departed nodes."""
+        self._wanted &= identities
+        for gone in set(self.certificates) - identities:
+            del self.certificates[gone]
+            self.errors.pop(gone, None)
+
     async def refresh(self) -> None:
         """Issue what is missing or due, re-read the bundle, report what changed."""
         now = self.clock()

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NoReturn, Protocol
@@ -35,6 +35,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 from compiler.lower.envoy.snapshot import SECRET, Snapshot
 from reconciler.xds.auth import ServerTls, peer_identity
 from reconciler.xds.consumer import XdsConsumer, trusted_by_all
+from reconciler.xds.errors import XdsError
 from reconciler.xds.secrets import CertificateAuthority, Clock, SecretCache, utc_now
 from reconciler.xds.session import Counters, Session
 from reconciler.xds.status import ProxyStatus, metrics_text, proxy_status
@@ -109,6 +110,8 @@ class XdsServer:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _grpc: grpc.aio.Server | None = None
+    _own_identity: str | None = None
+    _served_tls: ServerTls | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -118,9 +121,16 @@ class XdsServer:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def start(self, host: str, port: int, tls: ServerTls) -> int:
+    async def start(self, host: str, port: int, tls: ServerTls | str) -> int:
         """Listen with mutual TLS (a client certificate from the mesh CA is required) and
-        start renewing certificates; returns the port (useful with port 0)."""
+        start renewing certificates; returns the port (useful with port 0).
+
+        `tls` is fixed material, or the control plane's own SPIFFE ID: then its certificate
+        is issued and renewed like a workload's, and the client CA follows the trust bundle
+        (a root rotation needs both), picked up at the next TLS handshake."""
+        if isinstance(tls, str):
+            tls = await self._issue_own(tls)
+        self._served_tls = tls
         server = grpc.aio.server(
             options=[
                 ("grpc.keepalive_time_ms", 30_000),
@@ -129,10 +139,10 @@ class XdsServer:
             ]
         )
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
-        credentials = grpc.ssl_server_credentials(
-            [(tls.private_key, tls.certificate_chain)],
-            root_certificates=tls.client_ca,
-            require_client_auth=True,
+        credentials = grpc.dynamic_ssl_server_credentials(
+            _certificate_configuration(tls),
+            self._current_tls,
+            require_client_authentication=True,
         )
         bound = int(server.add_secure_port(f"{host}:{port}", credentials))
         if bound == 0:
@@ -142,6 +152,32 @@ class XdsServer:
         self.start_secret_refresh()
         log.info("xds: listening on %s:%d (mutual TLS)", host, bound)
         return bound
+
+    async def _issue_own(self, identity: str) -> ServerTls:
+        self._own_identity = identity
+        self.secrets.want([identity])
+        await self.secrets.refresh()
+        material = self._own_tls()
+        if material is None:
+            problems = "; ".join(self.secrets.errors.values()) or "no certificate"
+            raise XdsError(f"xds: the control plane's certificate: {problems}")
+        return material
+
+    def _own_tls(self) -> ServerTls | None:
+        issued = self.secrets.certificates.get(self._own_identity or "")
+        bundle = self.secrets.bundle
+        if issued is None or bundle is None:
+            return None
+        return ServerTls(issued.chain_pem, issued.key_pem, bundle.pem)
+
+    def _current_tls(self) -> object | None:
+        """Called by gRPC before each handshake: new material after a renewal, else None."""
+        material = self._own_tls()
+        if material is None or material == self._served_tls:
+            return None
+        self._served_tls = material
+        log.info("xds: control plane certificate or client CA renewed")
+        return _certificate_configuration(material)
 
     def start_secret_refresh(self) -> None:
         """Issue and renew certificates in the background (`start` does this)."""
@@ -164,6 +200,7 @@ class XdsServer:
         """Swap in a whole generation and push each connected node what changed for it."""
         self.generation += 1
         self._snapshots = dict(snapshots)
+        self.secrets.retain(_certificate_identities(self._snapshots.values()) | self._own())
         for stream in list(self._streams.values()):
             self._apply(stream)
         self._notify()
@@ -322,6 +359,9 @@ class XdsServer:
         stream.send(session.set_snapshot(snapshot, self.generation))
         self._want_certificate(session)
 
+    def _own(self) -> set[str]:
+        return {self._own_identity} if self._own_identity else set()
+
     def _want_certificate(self, session: Session) -> None:
         snapshot = session.snapshot
         if snapshot is None:
@@ -355,6 +395,22 @@ class XdsServer:
         """Wake `wait_acked` callers: something they wait on may have changed."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def _certificate_configuration(tls: ServerTls) -> object:
+    return grpc.ssl_server_certificate_configuration(
+        [(tls.private_key, tls.certificate_chain)], root_certificates=tls.client_ca
+    )
+
+
+def _certificate_identities(snapshots: Iterable[Snapshot]) -> set[str]:
+    """The identities whose certificates some node may fetch (each only its own)."""
+    return {
+        ref.identity
+        for snapshot in snapshots
+        for ref in snapshot.secrets.values()
+        if ref.kind == "certificate" and ref.identity == snapshot.identity
+    }
 
 
 def _mismatch(snapshot: Snapshot, identity: str) -> str:

@@ -175,9 +175,13 @@ class Session:
         return self._respond(SECRET)
 
     def refuse(self, reason: str, why: str) -> None:
+        """Record and log a refusal, once per distinct reason on this stream (Envoy repeats
+        its requests)."""
+        self.counters.bump(self.counters.refused, reason)
+        if why in self.refusals:
+            return
         log.warning("xds: refused node %s (%s): %s", self.node_id, self.peer_identity, why)
         self.refusals.append(why)
-        self.counters.bump(self.counters.refused, reason)
 
     # -- queries -------------------------------------------------------------------------
 

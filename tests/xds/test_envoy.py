@@ -17,9 +17,12 @@ from typing import TypeVar
 
 from cryptography import x509
 
+from reconciler.ca.consumers import read_file_consumers
+from reconciler.ca.rotation import start_rotation
 from reconciler.ca.service import CAService
 from reconciler.xds import XdsServer, bootstrap, server_tls_from_ca, write_client_files
 from reconciler.xds.status import status_table
+from tests.ca.support import ack_all, git_trusting, new_store, reopen
 from tests.xds.fakes import run
 from tests.xds.support import (
     CONTROL_PLANE,
@@ -64,16 +67,18 @@ async def eventually(check: Callable[[], T], what: str, timeout: float = 10.0) -
 class Mesh:
     """A CA, a running server and the files one proxy needs, under `tmp_path`."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, ca: CAService | None = None) -> None:
         self.dir = tmp_path
-        self.ca: CAService = new_ca(tmp_path / "ca")
+        self.ca: CAService = ca or new_ca(tmp_path / "ca")
         self.server = XdsServer(self.ca)
         self.port = 0
         self.ports = Ports(http=free_port(), mtls=free_port(), backend=free_port())
 
-    async def start(self) -> None:
+    async def start(self, *, fixed_tls: bool = False) -> None:
+        """The control plane's certificate from the CA, renewed with the bundle (or, with
+        `fixed_tls`, issued once)."""
         tls = server_tls_from_ca(self.ca, datetime.now(UTC), CONTROL_PLANE)
-        self.port = await self.server.start("127.0.0.1", 0, tls)
+        self.port = await self.server.start("127.0.0.1", 0, tls if fixed_tls else CONTROL_PLANE)
 
     def bootstrap(self, node_id: str, identity: str) -> dict[str, object]:
         files = write_client_files(self.ca, datetime.now(UTC), identity, self.dir / node_id)
@@ -92,11 +97,15 @@ class Mesh:
 
 
 def with_envoy(
-    tmp_path: Path, body: Callable[[Mesh, EnvoyProcess], Awaitable[None]], identity: str = A
+    tmp_path: Path,
+    body: Callable[[Mesh, EnvoyProcess], Awaitable[None]],
+    identity: str = A,
+    *,
+    fixed_tls: bool = False,
 ) -> None:
     async def scenario() -> None:
         mesh = Mesh(tmp_path)
-        await mesh.start()
+        await mesh.start(fixed_tls=fixed_tls)
         try:
             envoy_dir = tmp_path / "envoy"
             with run_envoy(mesh.bootstrap("a", identity), envoy_dir) as envoy:
@@ -154,7 +163,7 @@ def test_envoy_acks_every_type_serves_it_and_applies_a_change(tmp_path: Path) ->
         await eventually(lambda: get(mesh.url()) == "v2", "the changed route")
         assert "SYNCED" in status_table(mesh.server.status())
 
-    with_envoy(tmp_path, body)
+    with_envoy(tmp_path, body, fixed_tls=True)
 
 
 def test_a_rejected_config_is_reported_and_the_previous_one_keeps_serving(
@@ -230,3 +239,37 @@ def test_an_eds_cluster_changed_through_cds_is_not_left_warming(tmp_path: Path) 
         assert time.monotonic() - started < 5
 
     with_envoy(tmp_path, body)
+
+
+def test_a_proxy_with_a_certificate_from_a_new_root_connects_after_the_bundle_grows(
+    tmp_path: Path,
+) -> None:
+    """Root rotation: once the bundle trusts the new root, the control plane accepts proxies
+    whose xDS certificate chains to it (its client CA follows the bundle), and their ACK of
+    the new validation context is what the fleet reports to gate 1."""
+    now = datetime.now(UTC)
+    store = new_store(tmp_path / "ca", now=now, consumers=("edge-proxies",))
+    ca = CAService(store.path)
+
+    async def scenario() -> None:
+        mesh = Mesh(tmp_path, ca)
+        await mesh.start()
+        try:
+            start_rotation(reopen(store), now=now, new_name="root-2")
+            ack_all(reopen(store), "edge-proxies")
+            [step] = ca.reconcile(
+                now, read_file_consumers(store.acks_dir), git_trusting(reopen(store))
+            )
+            assert "issue-from-new" in step  # leaves now chain to root-2
+            await mesh.server.secrets.refresh()
+            mesh.server.set_snapshots({"a": snapshot("a", A, mesh.ports)})
+            with run_envoy(mesh.bootstrap("a", A), tmp_path / "envoy"):
+                await eventually(lambda: get(mesh.url()) == "v1", "a proxy on the new root")
+                result = await mesh.server.wait_acked(mesh.server.generation, timeout=10)
+                assert result.acked == ("a",)
+                report = mesh.server.trust_consumer("edge-proxies").trusted_fingerprints()
+                assert report == git_trusting(reopen(store))  # both roots, ACKed
+        finally:
+            await mesh.server.stop()
+
+    run(scenario, timeout=60)

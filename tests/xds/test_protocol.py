@@ -351,3 +351,23 @@ def test_delta_xds_answers_unimplemented(tmp_path: Path) -> None:
         assert raised.value.code is grpc.StatusCode.UNIMPLEMENTED
 
     run(scenario)
+
+
+def test_a_node_that_leaves_the_mesh_is_disconnected_and_its_certificate_forgotten(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        world = World(tmp_path)
+        world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        stream = world.stream(A)
+        stream.send(SECRET, ["default"])
+        await world.server.secrets.refresh()
+        stream.ack(await stream.recv(), ["default"])
+        assert A in world.server.secrets.certificates
+        world.server.set_snapshots({})
+        await asyncio.wait_for(stream.ended.wait(), 2)
+        assert stream.error is not None and stream.error.code is grpc.StatusCode.NOT_FOUND
+        assert world.server.status() == [] and world.server.secrets.certificates == {}
+        assert "meshd_xds_connected_proxies 0" in world.server.metrics_text()
+
+    run(scenario)
