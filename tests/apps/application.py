@@ -125,7 +125,7 @@ def load_application(manifests: Path) -> Application:
             workloads.append(_pod_workload(doc, ip))
         elif doc["kind"] == "Gateway" and doc["spec"].get("gatewayClassName") == "istio":
             workloads.append(_istio_gateway_workload(doc, ip))
-    services = tuple(_service(doc) for doc in documents if doc["kind"] == "Service")
+    services = tuple(kube_service(doc) for doc in documents if doc["kind"] == "Service")
     return Application(documents, tuple(workloads), services)
 
 
@@ -166,7 +166,8 @@ def _istio_gateway_workload(doc: Mapping[str, Any], ip: str) -> Workload:
     )
 
 
-def _service(doc: Mapping[str, Any]) -> KubeService:
+def kube_service(doc: Mapping[str, Any]) -> KubeService:
+    """A Kubernetes Service document (the application's or one meshc renders)."""
     ports = doc["spec"].get("ports") or []
     return KubeService(
         name=doc["metadata"]["name"],

@@ -26,6 +26,7 @@ from tests.apps.application import (
     KubeService,
     MeshCall,
     Workload,
+    kube_service,
     load_application,
 )
 from tests.helpers import NOW, run_cli
@@ -50,9 +51,6 @@ from tests.oracle.traffic import (
 APP = Path(__file__).resolve().parent / "storefront"
 POLICIES = APP / "policies"
 MANIFESTS = APP / "manifests"
-
-PUBLIC_HOST = "shop.example.com"
-"""The storefront's public site, served by the Gateway in manifests/gateway.yaml."""
 
 SHOPPER = Peer(None, ip="192.0.2.50")
 """A shopper's browser, outside the cluster."""
@@ -152,32 +150,34 @@ def gateway() -> Workload:
     return found
 
 
-def gateway_calls() -> list[MeshCall]:
-    """The gateway's calls are where its routes send the public site: each backend Service
-    of the HTTPRoutes attached to it, reached through the Service that selects those pods."""
-    app = application()
-    backends = gateway_api_backends(
-        [*app.documents, *rendered()],
+def public_site() -> HttpRequest:
+    """A shopper's request for the home page, at the Gateway's HTTP listener."""
+    (gateway_doc,) = [d for d in application().documents if d["kind"] == "Gateway"]
+    (listener,) = gateway_doc["spec"]["listeners"]
+    return HttpRequest(host=listener["hostname"], path="/", port=int(listener["port"]))
+
+
+def gateway_backends() -> dict[tuple[str, str, int | None], int]:
+    """Where the routes attached to the gateway send the public site, with weights."""
+    return gateway_api_backends(
+        [*application().documents, *rendered()],
         gateway().namespace,
         gateway().labels["gateway.networking.k8s.io/gateway-name"],
-        HttpRequest(host=PUBLIC_HOST, port=80),
+        public_site(),
     )
-    rendered_services = {
-        (obj["metadata"]["namespace"], obj["metadata"]["name"]): obj
-        for obj in of_kind(rendered(), "Service")
+
+
+def gateway_calls() -> list[MeshCall]:
+    """The gateway's calls: each backend Service of its routes (the application's or one
+    meshc renders), on the backend's port."""
+    services = {
+        (doc["metadata"]["namespace"], doc["metadata"]["name"]): kube_service(doc)
+        for doc in of_kind([*application().documents, *rendered()], "Service")
     }
-    calls = []
-    for namespace, name, port in backends:
-        spec = rendered_services[(namespace, name)]["spec"]
-        backend = KubeService(
-            name,
-            namespace,
-            spec["selector"],
-            {int(p["port"]): p["targetPort"] for p in spec["ports"]},
-            {int(p["port"]): p.get("appProtocol", "tcp") for p in spec["ports"]},
-        )
-        calls.append(MeshCall(gateway(), backend, port or 80))
-    return calls
+    return [
+        MeshCall(gateway(), services[(namespace, name)], port or public_site().port)
+        for namespace, name, port in gateway_backends()
+    ]
 
 
 def mesh_calls() -> list[MeshCall]:
@@ -220,11 +220,13 @@ def test_lints_clean_against_its_manifests() -> None:
 
 
 def test_lint_against_manifests_finds_broken_wiring(tmp_path: Path) -> None:
-    """The same check notices the issue's empty subset and a pod running as another
-    identity, so the clean result above means something."""
+    """The same check notices the issue's empty subset, a pod running as another identity
+    and a missing gateway, so the clean result above means something."""
     broken = tmp_path / "manifests"
     broken.mkdir()
     for path in MANIFESTS.glob("*.yaml"):
+        if path.name == "gateway.yaml":
+            continue
         text = path.read_text(encoding="utf-8")
         if path.name == "web.yaml":
             text = text.replace("version: v2", "track: v2")
@@ -235,6 +237,7 @@ def test_lint_against_manifests_finds_broken_wiring(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "version 'v2' of storefront/web" in result.stdout
     assert "storefront/cart has identity cart" in result.stdout
+    assert "ingress gateway storefront-gateway selects pods" in result.stdout
 
 
 # --- every call the application makes passes every layer -------------------------------------
@@ -366,7 +369,7 @@ def test_shoppers_reach_the_gateway_listener() -> None:
     """The issue's 403: the namespace's allow-nothing policy also covers the gateway's pods;
     the gateway's own ALLOW and NetworkPolicy open its listener to the outside."""
     gw = gateway()
-    listener = gw.container_ports["http"]
+    listener = public_site().port
     shopper = Request(None, None, "GET", "/", listener)
     policies = of_kind(rendered(), "AuthorizationPolicy")
     assert decide(policies, shopper, workload_labels=gw.labels, workload_namespace=gw.namespace)
@@ -381,15 +384,19 @@ def test_shoppers_reach_the_gateway_listener() -> None:
 def test_gateway_traffic_follows_the_canary_split_like_mesh_traffic() -> None:
     """The share of requests each web Deployment serves, through the gateway (HTTPRoute
     backends → the Services' pods) and from a mesh caller (VirtualService → DestinationRule
-    subsets of the web Service's pods), is the same non-trivial split."""
+    subsets of the web Service's pods), is the same non-trivial split; every backend and
+    subset selects exactly one Deployment (no empty subset)."""
     app = application()
     through_gateway: dict[str, float] = {}
     for call in gateway_calls():
         (pod,) = [w for w in app.workloads if call.service.selects(w)]
-        through_gateway[pod.name] = through_gateway.get(pod.name, 0) + _gateway_weight(call)
+        weight = gateway_backends()[(call.service.namespace, call.service.name, call.port)]
+        through_gateway[pod.name] = through_gateway.get(pod.name, 0) + weight
     web = app.service("web")
     from_mesh: dict[str, float] = {}
-    weights = virtual_service_destinations(rendered(), HttpRequest(host=web.host, port=80))
+    weights = virtual_service_destinations(
+        rendered(), HttpRequest(host=web.host, port=next(iter(web.ports)))
+    )
     for (host, subset), weight in weights.items():
         assert host == web.host and subset is not None
         labels = subset_labels(rendered(), host, subset)
@@ -398,16 +405,6 @@ def test_gateway_traffic_follows_the_canary_split_like_mesh_traffic() -> None:
         ]
         from_mesh[pod.name] = from_mesh.get(pod.name, 0) + weight
     assert _shares(through_gateway) == _shares(from_mesh) == {"web-v1": 0.9, "web-v2": 0.1}
-
-
-def _gateway_weight(call: MeshCall) -> int:
-    backends = gateway_api_backends(
-        [*application().documents, *rendered()],
-        gateway().namespace,
-        gateway().labels["gateway.networking.k8s.io/gateway-name"],
-        HttpRequest(host=PUBLIC_HOST, port=80),
-    )
-    return sum(w for (_, name, _), w in backends.items() if name == call.service.name)
 
 
 def _shares(weights: Mapping[str, float]) -> dict[str, float]:
