@@ -114,7 +114,7 @@ def counts(*, zero: bool) -> st.SearchStrategy[int]:
 
 @st.composite
 def service_specs(draw: st.DrawFn, name: str) -> Doc:
-    count = draw(st.integers(1, 3))
+    count = draw(st.sampled_from([0, 1, 1, 2, 3]))  # 0: a caller only
     numbers = draw(st.lists(st.sampled_from(PORTS), min_size=count, max_size=count, unique=True))
     protocols = st.sampled_from(["http", "http2", "grpc", "tcp"])
     ports = [
@@ -157,7 +157,7 @@ def service_specs(draw: st.DrawFn, name: str) -> Doc:
         {
             "selector": selector,
             "identity": maybe(draw, st.sampled_from(["sa", "i" * 63, name])),
-            "ports": ports,
+            "ports": ports or None,
             "versions": version_docs or None,
         }
     )
@@ -407,7 +407,13 @@ def mesh_specs(draw: st.DrawFn, services: list[tuple[str, str]]) -> Doc:
             "rootNamespace": maybe(draw, st.sampled_from(["istio-system", "mesh-root"])),
             "mtls": mtls or None,
             "defaultAction": maybe(draw, st.sampled_from(["deny", "allow"])),
-            "networkPolicy": maybe(draw, st.fixed_dictionaries({"enabled": st.booleans()})),
+            "networkPolicy": maybe(
+                draw,
+                st.sampled_from(
+                    [{"enabled": True}, {"enabled": False}, {"enabled": True, "defaultDeny": True}]
+                ),
+            ),
+            "outboundTrafficPolicy": maybe(draw, st.sampled_from(["REGISTRY_ONLY", "ALLOW_ANY"])),
             "monitoringNamespace": maybe(draw, st.sampled_from(["monitoring", LONG_NS])),
             "ingressGateway": gateway or None,
             "istioVersion": maybe(draw, st.sampled_from(["1.22", "1.24", "1.99"])),
@@ -428,11 +434,16 @@ def intent_trees(draw: st.DrawFn) -> tuple[list[Doc], dict[str, int]]:
     docs: list[Doc] = [document("Mesh", "fuzz", "default", draw(mesh_specs(services)))]
     state: dict[str, int] = {}
     specs = {(ns, name): draw(service_specs(name)) for ns, name in services}
+    externals = [(ns, f"ext-{i}") for i, ns in enumerate(subset(draw, namespaces)[:2])]
+    docs.extend(document("External", name, ns, draw(external_specs())) for ns, name in externals)
+    servers = [key for key, spec in specs.items() if spec.get("ports")]
     for (ns, name), spec in specs.items():
-        callees = subset(draw, [s for s in services if s != (ns, name)])
+        callees = subset(draw, [s for s in servers + externals if s != (ns, name)])
         if callees:
             spec["calls"] = [f"{c_ns}/{c}" if c_ns != ns else c for c_ns, c in callees]
         docs.append(document("Service", name, ns, spec))
+        if not spec.get("ports"):
+            continue  # a caller only: nothing may target it
         for index in range(draw(st.integers(0, 2))):
             policy = {
                 "service": draw(st.sampled_from([name, f"{ns}/{name}"])),
@@ -450,6 +461,29 @@ def intent_trees(draw: st.DrawFn) -> tuple[list[Doc], dict[str, int]]:
             resilience = draw(resilience_specs(name, port))
             docs.append(document("Resilience", f"{name[:57]}{suffix}", ns, resilience))
     return docs, state
+
+
+@st.composite
+def external_specs(draw: st.DrawFn) -> Doc:
+    """An External: plain or wildcard hosts, every protocol, each resolution it allows."""
+    wildcard = draw(st.booleans())
+    hosts = (
+        ["*.api.example"]
+        if wildcard
+        else subset(draw, ["api.example", "a.b-c.example", "x" * 63 + ".example"], min_size=1)
+    )
+    numbers = draw(st.lists(st.sampled_from(PORTS), min_size=1, max_size=3, unique=True))
+    protocols = st.sampled_from(["http", "https", "tls", "tcp", "grpc"])
+    ports = [
+        {"name": f"p-{i}", "port": n, "protocol": draw(protocols)} for i, n in enumerate(numbers)
+    ]
+    resolution = "none" if wildcard else draw(st.sampled_from([None, "dns", "static", "none"]))
+    addresses = draw(st.sampled_from([[], ["203.0.113.7"], ["198.51.100.0/24", "2001:db8::1"]]))
+    if resolution == "static":
+        addresses = ["203.0.113.7", "2001:db8::1"]
+    return drop_none(
+        {"hosts": hosts, "ports": ports, "resolution": resolution, "addresses": addresses or None}
+    )
 
 
 def files_of(docs: list[Doc]) -> dict[str, str]:
@@ -549,7 +583,10 @@ def test_every_valid_tree_lowers_to_objects_istio_and_kubernetes_accept(
     docs, state = generated
     artifacts = check_tree(docs, state)
     kinds = {key.kind for key, _ in artifacts}
-    assert {"PeerAuthentication", "DestinationRule", "Sidecar"} <= kinds
+    assert {"PeerAuthentication", "Sidecar"} <= kinds
+    servers = [d for d in docs if d["kind"] == "Service" and d["spec"].get("ports")]
+    assert ("DestinationRule" in kinds) == bool(servers)  # callers only have no host
+    assert ("ServiceEntry" in kinds) == any(d["kind"] == "External" for d in docs)
 
 
 def render_cli(root: Path, state: dict[str, int]) -> str:
