@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from compiler.api import compile_tree, load_tree
 from compiler.lower import lower
 from tests.apps.application import (
@@ -30,6 +32,7 @@ from tests.apps.application import (
     load_application,
 )
 from tests.helpers import NOW, run_cli
+from tests.lower.support import REFERENCE_CRDS
 from tests.oracle.istio import (
     Caller,
     Peer,
@@ -217,6 +220,14 @@ def test_lints_clean_against_its_manifests() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "0 error(s), 0 warning(s), 0 info" in result.stdout
         assert "skipped Namespace/storefront" in result.stderr
+
+
+def test_renders_objects_istio_accepts() -> None:
+    if not REFERENCE_CRDS.is_file():
+        pytest.skip(f"Istio's CRD file is not at {REFERENCE_CRDS} (a fresh clone)")
+    result = run_cli("meshc", "render", str(POLICIES), "--crds", str(REFERENCE_CRDS))
+    assert result.returncode == 0, result.stderr
+    assert "kind: HTTPRoute" in result.stdout and "kind: ServiceEntry" in result.stdout
 
 
 def test_lint_against_manifests_finds_broken_wiring(tmp_path: Path) -> None:
