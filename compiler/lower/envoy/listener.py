@@ -73,7 +73,7 @@ def inbound_listener(
         traffic_direction=base_pb2.INBOUND,
     )
     if permissive:
-        chain.filter_chain_match.transport_protocol = "tls"
+        listener.filter_chains[0].filter_chain_match.transport_protocol = "tls"
         plaintext = listener_components_pb2.FilterChain(
             name="plaintext",
             filter_chain_match=listener_components_pb2.FilterChainMatch(
