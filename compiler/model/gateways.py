@@ -7,14 +7,13 @@ Facts only; lint rules report what these find, backends emit from them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Literal
 
-from compiler.kinds.access_policy.model import AccessPolicyDocument, Source
+from compiler.kinds.access_policy.model import Rule
 from compiler.kinds.mesh.model import ResolvedGateway
 from compiler.model.access import gateways_named
 from compiler.model.mesh import MeshModel, ServiceView
-from compiler.validate import Intent
 
 SplitBinding = Literal["virtual-service", "http-route"]
 
@@ -36,22 +35,8 @@ def under_default_deny(gateway: ResolvedGateway, model: MeshModel) -> bool:
 
 def gateways_calling(view: ServiceView, model: MeshModel) -> tuple[ResolvedGateway, ...]:
     """The gateways an enforced allow rule of the service names, in the Mesh's order."""
-    named = {gateway.name for gateway in _named_by(view.policies, model)}
+    named = {gateway.name for _, found in _gateway_allows(view, model) for gateway in found}
     return tuple(g for g in model.settings.ingress_gateways if g.name in named)
-
-
-def _named_by(
-    policies: Iterable[Intent[AccessPolicyDocument]], model: MeshModel
-) -> Iterable[ResolvedGateway]:
-    for policy in policies:
-        if policy.model.spec.mode != "enforce":
-            continue
-        for rule in policy.model.spec.rules:
-            if rule.action != "allow":
-                continue
-            for source in rule.from_:
-                if source.ingress_gateway:
-                    yield from gateways_named(source.ingress_gateway, model.settings)
 
 
 def gateway_http_ports(view: ServiceView, gateway: ResolvedGateway, model: MeshModel) -> list[int]:
@@ -60,29 +45,38 @@ def gateway_http_ports(view: ServiceView, gateway: ResolvedGateway, model: MeshM
     by_name = {p.name: int(p.port) for p in view.spec.ports if p.protocol != "tcp"}
     http = set(by_name.values())
     found: set[int] = set()
+    for rule, gateways in _gateway_allows(view, model):
+        if gateway in gateways:
+            written = rule.to.ports
+            found.update(http & {_number(p, by_name) for p in written} if written else http)
+    return sorted(found)
+
+
+def _gateway_allows(
+    view: ServiceView, model: MeshModel
+) -> Iterator[tuple[Rule, tuple[ResolvedGateway, ...]]]:
+    """Each enforced allow rule of the service naming gateways, with the gateways named."""
     for policy in view.policies:
         if policy.model.spec.mode != "enforce":
             continue
         for rule in policy.model.spec.rules:
-            if rule.action == "allow" and _names_gateway(rule.from_, gateway, model):
-                written = rule.to.ports
-                numbers = {_number(p, by_name) for p in written}
-                found.update(http & numbers if written else http)
-    return sorted(found)
+            if rule.action != "allow":
+                continue
+            named = tuple(
+                gateway
+                for source in rule.from_
+                if source.ingress_gateway
+                for gateway in gateways_named(source.ingress_gateway, model.settings)
+            )
+            if named:
+                yield rule, named
 
 
 def _number(port: int | str, by_name: dict[str, int]) -> int:
+    """A `to.ports` entry as a service port number (0: names no port)."""
     if isinstance(port, int):
         return port
     return int(port) if port.isdigit() else by_name.get(port, 0)
-
-
-def _names_gateway(sources: list[Source], gateway: ResolvedGateway, model: MeshModel) -> bool:
-    return any(
-        gateway in gateways_named(source.ingress_gateway, model.settings)
-        for source in sources
-        if source.ingress_gateway
-    )
 
 
 def split_binding(gateway: ResolvedGateway) -> SplitBinding | None:
