@@ -377,9 +377,8 @@ def test_per_version_services_validate_against_kubernetes() -> None:
 
 def test_any_host_binds_the_split_for_every_hostname() -> None:
     objects = render(mesh(CLASSIC.replace("[edge.example.com]", "['*']")))
-    bound = by_name(objects, "VirtualService")["shop/frontend-via-edge"]
-    assert bound["spec"]["hosts"] == ["*"]  # the routing oracle does not model wildcards
     anywhere = HttpRequest(host="anything.example.org", port=80)
+    assert via_classic(objects, anywhere) == {(FRONTEND, "v1"): 80, (FRONTEND, "v2"): 20}
     routes = render(mesh(GATEWAY_API.replace("[shop.example.com]", "['*']")))
     [route] = by_name(routes, "HTTPRoute").values()
     assert "hostnames" not in route["spec"]
@@ -387,3 +386,26 @@ def test_any_host_binds_the_split_for_every_hostname() -> None:
         ("shop", "frontend-v1", 80): 80,
         ("shop", "frontend-v2", 80): 20,
     }
+
+
+def test_the_gateway_route_targets_the_port_the_gateway_may_call() -> None:
+    two_ports = SHOP.replace(
+        "  ports: [{name: http, port: 80, targetPort: 8080, protocol: http}]\n",
+        "  ports: [{name: http, port: 80, protocol: http}, {name: admin, port: 9000,"
+        " protocol: http}, {name: raw, port: 7000, protocol: tcp}]\n",
+    )
+    admin_only = two_ports.replace(
+        "  - from: [{ingressGateway: true}]\n",
+        "  - from: [{ingressGateway: true}]\n    to: {ports: [admin]}\n",
+    )
+    objects = render(mesh(CLASSIC), admin_only)
+    bound = by_name(objects, "VirtualService")["shop/frontend-via-edge"]
+    ports = {t["destination"]["port"]["number"] for r in bound["spec"]["http"] for t in r["route"]}
+    assert ports == {9000}
+    tcp_only = two_ports.replace(
+        "  - from: [{ingressGateway: true}]\n",
+        "  - from: [{ingressGateway: true}]\n    to: {ports: [raw]}\n",
+    )
+    assert "shop/frontend-via-edge" not in by_name(
+        render(mesh(CLASSIC), tcp_only), "VirtualService"
+    )
