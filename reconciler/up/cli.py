@@ -9,8 +9,6 @@ from pathlib import Path
 
 import click
 
-from reconciler.up.runstate import read_running
-
 
 @click.command("up")
 @click.argument(
@@ -114,6 +112,7 @@ def call_command(
     answered: the version that served each, or which kind of denial it was. Exit 0 when
     every response was 2xx, 1 when any was refused or failed, 2 when no mesh is running."""
     from reconciler.up.call import CallUsageError, plan_call, report_lines, results_json, send
+    from reconciler.up.runstate import read_running
 
     if path and path_option and path != path_option:
         raise CallUsageError(f"PATH {path!r} and --path {path_option!r} differ; give one")
@@ -142,6 +141,7 @@ def status_command(as_json: bool) -> None:
     """One line per proxy of the running `meshd up`: service and version, pid and restarts,
     each xDS type's state (SYNCED, STALE, NACKED), the pushed and ACKed route versions, and
     Envoy's message for every NACK."""
+    from reconciler.up.runstate import read_running
     from reconciler.up.status import fetch_status, status_lines
 
     running = read_running()

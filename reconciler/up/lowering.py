@@ -16,7 +16,8 @@ def lower_snapshots(
 ) -> tuple[Mapping[str, Snapshot], tuple[str, ...]]:
     """Pure given its inputs; through the compilation's session, so an edit re-lowers only
     the nodes whose recorded reads changed."""
+    compilation.placement = dict(placement)  # what `engine()` re-sets if the session moved
     engine = compilation.engine()
-    engine.set_input("placement", None, dict(placement))
+    engine.set_input("placement", None, compilation.placement)
     compilation.revision = engine.mark()
     return engine.query(envoy_snapshots), engine.query(envoy_findings)

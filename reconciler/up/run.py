@@ -222,7 +222,7 @@ async def _serve(
     running.ready = True
     assert running.published is not None
     publish(running.run_file, running.published)
-    for line in workload_table(running.published, xds_port=xds_port):
+    for line in workload_table(running.published, xds_port=xds_port, hint=tour is None):
         echo(line)
     if tour is not None:
         return 0 if await tour(running, echo) else 1
@@ -257,7 +257,7 @@ def _report_pass(outcome: PassOutcome, *, echo: Echo, warn: Echo) -> None:
         echo(f"meshd up: revision {outcome.revision} changes no proxy")
 
 
-def workload_table(state: RunState, *, xds_port: int) -> list[str]:
+def workload_table(state: RunState, *, xds_port: int, hint: bool = True) -> list[str]:
     header = ("NODE", "SERVICE", "VERSION", "CALL THROUGH", "APP", "ADMIN")
     rows: list[tuple[str, ...]] = [header]
     for node_id, instance in sorted(state.mesh.placement.items()):
@@ -279,7 +279,7 @@ def workload_table(state: RunState, *, xds_port: int) -> list[str]:
     lines += [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
-    example = _example_call(state)
+    example = _example_call(state) if hint else None
     if example:
         lines.append(f"Try: {example}   (and `meshd status`)")
     return lines
