@@ -412,12 +412,15 @@ def _gateway(data: dict[str, Any], namespace: str, name: str, reader: _Reader) -
     ports: list[int] = []
     for index, _ in enumerate(reader.items(data, ("spec", "listeners"), f"{what}: listeners")):
         ports.append(reader.port_number(data, ("spec", "listeners", index, "port"), what))
+    overrides = dict(reader.labels(data, ("metadata", "annotations"), f"{what}: annotations"))
     return Gateway(
         namespace,
         name,
         class_name or "",
         tuple(sorted(set(ports))),
         reader.span("metadata", "name"),
+        name_override=overrides.get("gateway.istio.io/name-override", ""),
+        account_override=overrides.get("gateway.istio.io/service-account", ""),
     )
 
 

@@ -154,13 +154,17 @@ class ServiceAccount:
 
 @dataclass(frozen=True, slots=True)
 class Gateway:
-    """A Gateway API `Gateway`; one of class istio is deployed by Istio as `<name>-istio`."""
+    """A Gateway API `Gateway`; one of class istio is deployed by Istio as `<name>-istio`
+    running as the account `<name>-istio` (unless its annotations
+    `gateway.istio.io/name-override` and `gateway.istio.io/service-account` say otherwise)."""
 
     namespace: str
     name: str
     class_name: str
     ports: tuple[int, ...]
     span: Span
+    name_override: str = ""
+    account_override: str = ""
 
     @property
     def deployed_by_istio(self) -> bool:
@@ -168,7 +172,11 @@ class Gateway:
 
     @property
     def deployment(self) -> str:
-        return f"{self.name}-istio"
+        return self.name_override or f"{self.name}-{ISTIO_GATEWAY_CLASS}"
+
+    @property
+    def service_account(self) -> str:
+        return self.account_override or self.deployment
 
     def workload(self) -> Workload:
         """The deployment Istio makes for this Gateway: pods labelled with the gateway's
@@ -178,7 +186,7 @@ class Gateway:
             namespace=self.namespace,
             name=self.deployment,
             pod_labels=((GATEWAY_NAME_LABEL, self.name),),
-            service_account=self.deployment,
+            service_account=self.service_account,
             ports=tuple(ContainerPort(self.name, port) for port in self.ports),
             span=self.span,
             labels_span=self.span,
@@ -223,7 +231,7 @@ class Inventory:
             if account.namespace == namespace and account.name == name:
                 return account
         for gateway in self.gateways:
-            if (gateway.namespace, gateway.deployment) == (namespace, name) and (
+            if (gateway.namespace, gateway.service_account) == (namespace, name) and (
                 gateway.deployed_by_istio
             ):
                 return ServiceAccount(namespace, name, gateway.span)

@@ -114,6 +114,26 @@ def test_gateway_api_gateway_of_class_istio_brings_its_deployment_and_account() 
     assert inventory.account("shop", "edge") is None
 
 
+def test_gateway_annotations_override_the_deployment_and_account_names() -> None:
+    manifest = _read(
+        """\
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata:
+          name: edge
+          namespace: shop
+          annotations:
+            gateway.istio.io/name-override: shop-edge
+            gateway.istio.io/service-account: edge-proxy
+        spec: {gatewayClassName: istio, listeners: [{name: http, port: 80}]}
+        """
+    )
+    [pod] = manifest.inventory.pods("shop")
+    assert (pod.name, pod.service_account) == ("shop-edge", "edge-proxy")
+    assert manifest.inventory.account("shop", "edge-proxy") is not None
+    assert manifest.inventory.account("shop", "edge-istio") is None
+
+
 def test_label_selector_semantics() -> None:
     selector = LabelSelector(
         (("app", "cart"),),
