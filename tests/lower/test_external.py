@@ -215,3 +215,23 @@ def test_service_entries_and_sidecars_validate_against_istios_crds() -> None:
         report = check_artifacts(artifacts, crds)
         assert {k.kind for k, _ in artifacts} >= {"ServiceEntry", "Sidecar"}
         assert report.problems == [], "\n".join(str(p) for p in report.problems)
+
+
+def test_a_tcp_port_without_addresses_is_warned_and_single_ips_are_matched() -> None:
+    tcp = FRAUD.replace(
+        "{name: https, port: 443, protocol: https}", "{name: pg, port: 5432, protocol: tcp}"
+    )
+    [warning] = findings(compile_files(files(**{"fraud.yaml": tcp})), "MC246")
+    assert warning.message == (
+        "External payments/fraud-api: tcp port 5432 has no addresses to match, so every "
+        "connection to port 5432 is sent to it, whatever the host"
+    )
+    with_ips = tcp.replace("  ports:", "  addresses: [203.0.113.7, 203.0.113.8]\n  ports:")
+    compilation = compile_files(files(**{"fraud.yaml": with_ips}))
+    assert findings(compilation, "MC246") == []
+    spec = objects(render_files(files(**{"fraud.yaml": with_ips})), "ServiceEntry")[
+        "payments/fraud-api"
+    ]["spec"]
+    assert (spec["resolution"], spec["addresses"]) == ("DNS", ["203.0.113.7", "203.0.113.8"])
+    ranged = tcp.replace("  ports:", "  addresses: [203.0.113.0/24]\n  ports:")
+    assert len(findings(compile_files(files(**{"fraud.yaml": ranged})), "MC246")) == 1

@@ -95,3 +95,42 @@ def unused_external(ctx: LintContext) -> Iterable[Finding]:
                 f"no service calls External {key}",
                 f"remove it, or add {key.name} to the calls: of the services that use it",
             )
+
+
+@rule("MC246", "external-tcp-port-without-addresses", Severity.WARNING, istio="IST0134")
+def external_tcp_port_without_addresses(ctx: LintContext) -> Iterable[Finding]:
+    """An External has a `tcp` port but no addresses proxies can match it by.
+
+    **What it does.** Reports each `tcp` port of an External whose ServiceEntry gets no
+    `addresses`: none are given, or (with `resolution: dns`) they include a CIDR, or the
+    resolution is `static` (the addresses are then its endpoints).
+
+    **Why is this bad.** Plain TCP carries no host name (no HTTP `Host`, no TLS SNI), so
+    without addresses Istio matches *every* connection to that port, whatever its
+    destination, and sends it to this External: a second External or an undeclared host
+    on the same port is silently routed here. Istio reports the same as IST0134
+    (ServiceEntryAddressesRequired).
+
+    **Example.**
+    ```yaml
+    kind: External
+    spec: {hosts: [db.example.com], ports: [{name: pg, port: 5432, protocol: tcp}]}
+    ```
+
+    **Use instead.** Give the destination's IPs: `addresses: [203.0.113.10]`, or use
+    `protocol: tls` when the connection is TLS (matched by SNI).
+    """
+    for key, external in ctx.model.externals.items():
+        spec = external.spec
+        if spec.matched_addresses:
+            continue
+        for index, port in enumerate(spec.ports):
+            if port.protocol != "tcp":
+                continue
+            yield Finding(
+                external.intent.span("ports", index),
+                f"External {key}: tcp port {port.port} has no addresses to match, so every "
+                f"connection to port {port.port} is sent to it, whatever the host",
+                "add addresses (single IPs with resolution dns), or use protocol: tls when "
+                "the connection carries SNI",
+            )

@@ -79,6 +79,17 @@ class ExternalSpec(IntentModel):
             return self.resolution
         return "none" if any(h.startswith("*.") for h in self.hosts) else "dns"
 
+    @property
+    def matched_addresses(self) -> tuple[str, ...]:
+        """The addresses proxies match connections to this External by: all of them with
+        resolution none; with dns only when every one is a single IP (Istio takes no CIDR
+        there); none with static (the addresses are its endpoints). Without any, a TCP
+        port is matched by port alone, whatever the host (Istio's IST0134)."""
+        resolution = self.effective_resolution
+        if resolution == "none" or (resolution == "dns" and all(map(_single, self.addresses))):
+            return tuple(self.addresses)
+        return ()
+
 
 def _single(address: str) -> bool:
     network = ipaddress.ip_network(address, strict=False)

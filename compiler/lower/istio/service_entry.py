@@ -2,7 +2,8 @@
 
 `location: MESH_EXTERNAL` (no mTLS, no mesh identity at the other end), the ports with
 Istio's protocol names, the resolution the External asks for (`static`: its addresses
-are the endpoints; `none`: its addresses, if any, are matched as destination IPs), and
+are the endpoints; `none`, or `dns` with single IPs: its addresses are matched as
+destination IPs, see `ExternalSpec.matched_addresses`), and
 `exportTo` only the External's own namespace and its callers' — the least visibility that
 lets every declared caller reach it.
 """
@@ -40,8 +41,8 @@ def service_entry(ctx: LowerContext, external: ExternalView) -> Obj:
         "resolution": RESOLUTIONS[resolution],
         "exportTo": sorted(namespaces),
     }
-    if resolution == "none" and spec.addresses:
-        body["addresses"] = list(spec.addresses)
+    if spec.matched_addresses:
+        body["addresses"] = list(spec.matched_addresses)
     if resolution == "static":
         body["endpoints"] = [{"address": address.split("/")[0]} for address in spec.addresses]
     obj["spec"] = body
