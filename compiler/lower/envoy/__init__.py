@@ -56,11 +56,19 @@ def envoy_placement(db: Engine) -> Placement:
     return placement_from_endpoints(MeshReader(db))
 
 
-def service_instances(db: Engine, key: ServiceKey) -> tuple[InstancePlacement, ...]:
-    """The placed instances of one service, by node id (a query of its own, so a node
-    that calls `key` is rebuilt only when `key`'s instances move)."""
+def instances_by_service(db: Engine) -> Mapping[ServiceKey, tuple[InstancePlacement, ...]]:
+    """Service → its placed instances, by node id."""
     placement = db.query(envoy_placement)
-    return tuple(placement[node] for node in sorted(placement) if placement[node].service == key)
+    found: dict[ServiceKey, list[InstancePlacement]] = {}
+    for node in sorted(placement):
+        found.setdefault(placement[node].service, []).append(placement[node])
+    return {key: tuple(instances) for key, instances in found.items()}
+
+
+def service_instances(db: Engine, key: ServiceKey) -> tuple[InstancePlacement, ...]:
+    """The placed instances of one service (a query of its own, so a node that calls
+    `key` is rebuilt only when `key`'s instances move)."""
+    return db.query(instances_by_service).get(key, ())
 
 
 def node_instance(db: Engine, node_id: str) -> InstancePlacement | None:

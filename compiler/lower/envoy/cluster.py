@@ -53,7 +53,7 @@ def mesh_cluster(name: str, port: PortRecord, *, identity: str, sni: str) -> clu
         connect_timeout=millis(CONNECT_TIMEOUT_MS),
         lb_policy=_lb_policy(port.load_balancer),
         circuit_breakers=circuit_breakers(port.circuit_breaker),
-        transport_socket=upstream_mtls(identity, sni, alpn=("h2",) if http2 else ("http/1.1",)),
+        transport_socket=upstream_mtls(identity, sni, alpn=_alpn(port.protocol)),
     )
     outlier = outlier_detection(port.circuit_breaker)
     if outlier is not None:
@@ -64,6 +64,13 @@ def mesh_cluster(name: str, port: PortRecord, *, identity: str, sni: str) -> clu
     if port.protocol != "tcp":
         _http_options(cluster, http2=http2, max_requests_per_connection=per_connection)
     return cluster
+
+
+def _alpn(protocol: str) -> tuple[str, ...]:
+    """What the upstream TLS handshake offers: the port's HTTP version, nothing for TCP."""
+    if protocol == "tcp":
+        return ()
+    return ("h2",) if protocol in HTTP2_PROTOCOLS else ("http/1.1",)
 
 
 def app_cluster(name: str, port: PortRecord, app: Address) -> cluster_pb2.Cluster:
