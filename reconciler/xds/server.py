@@ -37,7 +37,7 @@ from reconciler.xds.auth import ServerTls, peer_identity
 from reconciler.xds.consumer import XdsConsumer, trusted_by_all
 from reconciler.xds.errors import XdsError
 from reconciler.xds.secrets import CertificateAuthority, Clock, SecretCache, utc_now
-from reconciler.xds.session import Counters, Session
+from reconciler.xds.session import Counters, NodeMemory, Session
 from reconciler.xds.status import ProxyStatus, metrics_text, proxy_status
 
 log = logging.getLogger("meshd.xds")
@@ -107,6 +107,7 @@ class XdsServer:
     secrets: SecretCache = field(init=False)
     _snapshots: dict[str, Snapshot] = field(default_factory=dict)
     _streams: dict[int, _Stream] = field(default_factory=dict)
+    _memory: dict[str, NodeMemory] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _grpc: grpc.aio.Server | None = None
@@ -200,6 +201,7 @@ class XdsServer:
         """Swap in a whole generation and push each connected node what changed for it."""
         self.generation += 1
         self._snapshots = dict(snapshots)
+        self._memory = {n: m for n, m in self._memory.items() if n in self._snapshots}
         self.secrets.retain(_certificate_identities(self._snapshots.values()) | self._own())
         for stream in list(self._streams.values()):
             self._apply(stream)
@@ -297,6 +299,7 @@ class XdsServer:
             secrets=self.secrets,
             clock=self.clock,
             counters=self.counters,
+            memory=self._memory.setdefault(node_id, NodeMemory()),
         )
         snapshot = self._snapshots.get(node_id)
         if snapshot is not None and snapshot.identity != identity:

@@ -10,6 +10,9 @@ The rules, as Envoy 1.40 behaves:
 - A NACK (a request echoing the last nonce with `error_detail`) is recorded with Envoy's
   message; the rejected content is not sent again until the snapshot changes.
 - A request with an older nonce is stale: Envoy will send a fresh one, so it is ignored.
+- A node that reconnects (a restarted Envoy) while the current version of a type is one it
+  rejected gets the last version it accepted instead, so a restart does not lose the
+  working config; the NACK stays reported until the snapshot changes.
 - After a CDS response that changed a cluster, the node's ClusterLoadAssignments are sent
   again: the replaced EDS cluster warms until it gets one, and Envoy does not re-request
   names it was already subscribed to (without this push it waits the ~15 s initial fetch
@@ -92,6 +95,33 @@ class Counters:
 
 
 @dataclass(slots=True)
+class NodeMemory:
+    """What outlives a node's stream: per type, the last version it accepted (with the
+    resources of that version) and the versions it rejected (with Envoy's message)."""
+
+    accepted: dict[str, tuple[str, Mapping[str, Message]]] = field(default_factory=dict)
+    rejected: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def reject(self, type_url: str, version: str, message: str) -> None:
+        versions = self.rejected.setdefault(type_url, {})
+        versions[version] = message
+        for old in list(versions)[:-10]:
+            del versions[old]
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """What one response would carry."""
+
+    version: str
+    resources: dict[str, Message]
+    source: Mapping[str, Message]
+    """Every resource of the type in that version (the node remembers it if it ACKs)."""
+    rejection: str | None
+    """Envoy's message when the current version was rejected and `version` is the fallback."""
+
+
+@dataclass(slots=True)
 class TypeState:
     """One resource type on one stream."""
 
@@ -101,6 +131,10 @@ class TypeState:
     sent_names: frozenset[str] | None = None
     sent_nonce: str | None = None
     sent_digests: dict[str, str] = field(default_factory=dict)
+    sent_source: Mapping[str, Message] = field(default_factory=dict)
+    """Every resource of the type in the version last sent (named types send a subset)."""
+    fallback: bool = False
+    """The last response was the node's last accepted version, not the rejected current one."""
     sent_roots: frozenset[str] = frozenset()
     """SDS: the roots of the bundle in the last response (the rotation consumer's report)."""
     pushed_at: datetime | None = None
@@ -134,6 +168,7 @@ class Session:
     secrets: SecretSource
     clock: Callable[[], datetime]
     counters: Counters = field(default_factory=Counters)
+    memory: NodeMemory = field(default_factory=NodeMemory)
     snapshot: Snapshot | None = None
     generation: int = 0
     """The generation of the last snapshot this session was given."""
@@ -212,6 +247,7 @@ class Session:
             )
             if request.version_info:
                 state.acked_version = request.version_info
+            self.memory.reject(request.type_url, state.nack.version, message)
             self.counters.bump(self.counters.nacks, type_name)
             log.warning(
                 "xds: node %s rejected %s version %s (still runs %s): %s",
@@ -225,7 +261,10 @@ class Session:
         state.acked_version = request.version_info
         state.acked_at = now
         state.acked_roots = state.sent_roots
-        state.nack = None
+        if not state.fallback:
+            state.nack = None
+        if request.type_url != SECRET and state.sent_version is not None:
+            self.memory.accepted[request.type_url] = (state.sent_version, state.sent_source)
         self.counters.bump(self.counters.acks, type_name)
 
     def _requested(self, type_url: str) -> frozenset[str]:
@@ -237,19 +276,14 @@ class Session:
         snapshot = self.snapshot
         if snapshot is None or state is None or not state.subscribed:
             return []
-        if type_url == SECRET:
-            served = self._secrets(state)
-            if served is None:
-                return []  # an allowed certificate is being issued; pushed once it is here
-            resources = {name: secret for name, (secret, _) in served.items()}
-            version = _secret_version({name: tag for name, (_, tag) in served.items()})
-        else:
-            available = snapshot.resources.get(type_url, {})
-            if type_url in WILDCARD_TYPES:
-                resources = dict(available)
-            else:
-                resources = {n: available[n] for n in sorted(state.requested) if n in available}
-            version = snapshot.version(type_url)
+        content = (
+            self._secret_content(state)
+            if type_url == SECRET
+            else self._resource_content(type_url, state)
+        )
+        if content is None:
+            return []  # an allowed certificate is being issued; pushed once it is here
+        version, resources = content.version, content.resources
         names = frozenset(resources)
         if state.sent_version == version and state.sent_names == names:
             return []
@@ -257,11 +291,52 @@ class Session:
             state.sent_version, state.sent_names = version, names
             return []  # nothing subscribed that exists: an empty answer would say nothing
         response = self._response(type_url, state, version, resources)
+        self._note_fallback(type_url, state, content)
         if type_url == CLUSTER and _replaces_eds_cluster(state, resources):
             state.sent_digests = _digests(resources)
             return [response, *self._resend(ENDPOINTS)]
         state.sent_digests = _digests(resources)
         return [response]
+
+    def _resource_content(self, type_url: str, state: TypeState) -> _Content:
+        """The snapshot's version of the type, or, when the node rejected that version and
+        this stream has not sent it, the last version the node accepted."""
+        assert self.snapshot is not None
+        version = self.snapshot.version(type_url)
+        source = self.snapshot.resources.get(type_url, {})
+        rejection = None
+        rejected = self.memory.rejected.get(type_url, {})
+        accepted = self.memory.accepted.get(type_url)
+        if version in rejected and accepted is not None and state.sent_version != version:
+            (version, source), rejection = accepted, rejected[version]
+        if type_url in WILDCARD_TYPES:
+            resources = dict(source)
+        else:
+            resources = {n: source[n] for n in sorted(state.requested) if n in source}
+        return _Content(version, resources, source, rejection)
+
+    def _secret_content(self, state: TypeState) -> _Content | None:
+        served = self._secrets(state)
+        if served is None:
+            return None
+        resources = {name: secret for name, (secret, _) in served.items()}
+        version = _secret_version({name: tag for name, (_, tag) in served.items()})
+        return _Content(version, resources, {}, None)  # no key is kept past the response
+
+    def _note_fallback(self, type_url: str, state: TypeState, content: _Content) -> None:
+        state.sent_source = content.source
+        state.fallback = content.rejection is not None
+        rejection = content.rejection
+        if rejection is not None and self.snapshot is not None:
+            current = self.snapshot.version(type_url)
+            state.nack = Nack(current, state.sent_version or "", rejection, self.clock())
+            log.warning(
+                "xds: node %s rejected %s version %s before; serving its last accepted %s",
+                self.node_id,
+                SHORT_NAMES[type_url],
+                current,
+                state.sent_version,
+            )
 
     def _resend(self, type_url: str) -> list[DiscoveryResponse]:
         state = self.types.get(type_url)

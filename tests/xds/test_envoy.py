@@ -201,6 +201,29 @@ def test_a_rejected_config_is_reported_and_the_previous_one_keeps_serving(
     with_envoy(tmp_path, body)
 
 
+def test_a_restarted_proxy_gets_the_last_config_it_accepted(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        mesh = Mesh(tmp_path)
+        await mesh.start()
+        try:
+            mesh.server.set_snapshots({"a": snapshot("a", A, mesh.ports)})
+            with run_envoy(mesh.bootstrap("a", A), tmp_path / "first"):
+                await eventually(lambda: get(mesh.url()) == "v1", "the http listener")
+                bad = routes("v2", extra=[bad_regex_route()])
+                generation = mesh.server.set_snapshots(
+                    {"a": snapshot("a", A, mesh.ports, route_config=bad)}
+                )
+                assert (await mesh.server.wait_acked(generation, timeout=10)).nacked
+            with run_envoy(mesh.bootstrap("a", A), tmp_path / "second"):
+                await eventually(lambda: get(mesh.url()) == "v1", "the last accepted routes")
+                result = await mesh.server.wait_acked(generation, timeout=10)
+                assert result.nacked == {"a": "missing ]: [a-z"}
+        finally:
+            await mesh.server.stop()
+
+    run(scenario, timeout=60)
+
+
 def test_a_proxy_claiming_another_identity_gets_nothing(tmp_path: Path) -> None:
     async def body(mesh: Mesh, envoy: EnvoyProcess) -> None:
         mesh.server.set_snapshots({"a": snapshot("a", A, mesh.ports)})

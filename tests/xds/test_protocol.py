@@ -371,3 +371,45 @@ def test_a_node_that_leaves_the_mesh_is_disconnected_and_its_certificate_forgott
         assert "meshd_xds_connected_proxies 0" in world.server.metrics_text()
 
     run(scenario)
+
+
+def test_a_reconnecting_node_gets_its_last_accepted_version_not_the_rejected_one(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        world = World(tmp_path)
+        world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        first = world.stream(A)
+        first.send(CLUSTER)
+        good = await first.recv()
+        first.ack(good)
+        await asyncio.sleep(0.01)
+        bad_generation = world.server.set_snapshots(
+            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(timeout_ms=-1))}
+        )
+        bad = await first.recv()
+        first.send(CLUSTER, answer=bad, error="negative timeout", version=good.version_info)
+        await first.close()
+
+        second = world.stream(A)  # a restarted Envoy: no config at all
+        second.send(CLUSTER)
+        served = await second.recv()
+        assert served.version_info == good.version_info
+        assert unpack(served, Cluster)[0].connect_timeout.seconds == 1
+        second.ack(served)
+        result = await world.server.wait_acked(bad_generation, timeout=2)
+        assert result.nacked == {"a": "negative timeout"}  # still reported
+        assert world.server.status()[0].types["CDS"].state == "NACKED"
+        assert await second.quiet() == []
+
+        fixed = world.server.set_snapshots(
+            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(4000))}
+        )
+        pushed = await second.recv()
+        assert unpack(pushed, Cluster)[0].connect_timeout.seconds == 4
+        second.ack(pushed)
+        result = await world.server.wait_acked(fixed, timeout=2)
+        assert result.acked == ("a",) and world.server.status()[0].types["CDS"].state == "SYNCED"
+        await second.close()
+
+    run(scenario)
