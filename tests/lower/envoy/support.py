@@ -113,47 +113,57 @@ class Certificates:
     key_pem: str
 
 
-def make_certificates(
-    spiffe_id: str = "spiffe://cluster.local/ns/test/sa/test",
-) -> Certificates:
-    """A throwaway root and a workload certificate with `spiffe_id` as its URI SAN."""
-    now = dt.datetime.now(dt.UTC)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "meshc test root")])
-    root = (
-        x509.CertificateBuilder()
-        .subject_name(root_name)
-        .issuer_name(root_name)
-        .public_key(root_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(root_key, hashes.SHA256())
-    )
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(root_name)
-        .public_key(leaf_key.public_key())
-        .serial_number(2)
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]), critical=True
+class TestAuthority:
+    """A throwaway root that issues workload certificates with a SPIFFE URI SAN."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "meshc test root")])
+        self.root = (
+            x509.CertificateBuilder()
+            .subject_name(self.name)
+            .issuer_name(self.name)
+            .public_key(self.key.public_key())
+            .serial_number(1)
+            .not_valid_before(self.now - dt.timedelta(minutes=5))
+            .not_valid_after(self.now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
         )
-        .sign(root_key, hashes.SHA256())
-    )
-    return Certificates(
-        root_pem=root.public_bytes(serialization.Encoding.PEM).decode(),
-        chain_pem=leaf.public_bytes(serialization.Encoding.PEM).decode(),
-        key_pem=leaf_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
-    )
+
+    def issue(self, spiffe_id: str) -> Certificates:
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(self.name)
+            .public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.now - dt.timedelta(minutes=5))
+            .not_valid_after(self.now + dt.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
+                critical=True,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return Certificates(
+            root_pem=self.root.public_bytes(serialization.Encoding.PEM).decode(),
+            chain_pem=leaf.public_bytes(serialization.Encoding.PEM).decode(),
+            key_pem=leaf_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode(),
+        )
+
+
+def make_certificates(spiffe_id: str = "spiffe://cluster.local/ns/test/sa/test") -> Certificates:
+    """A workload certificate with `spiffe_id` as its URI SAN, from a throwaway root."""
+    return TestAuthority().issue(spiffe_id)
 
 
 def static_bootstrap(snapshot: Snapshot, certs: Certificates) -> dict[str, Any]:
