@@ -7,6 +7,7 @@ import gc
 import os
 import re
 import sys
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -120,11 +121,13 @@ def lint_command(
     found, crd_notes = (
         crd_findings(compilation, crd_set) if crd_set is not None else (compilation.diagnostics, [])
     )
-    diagnostics = [d for d in found if in_scope(d.span.file, narrow)]
+    manifests = workloads.files
+    # file arguments narrow the intents reported; a manifest's own problems always show
+    diagnostics = [d for d in found if in_scope(d.span.file, narrow) or d.span.file in manifests]
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for note in [*compilation.notes, *crd_notes]:
         err.print(f"note: {note}")
-    lines = source_lines(compilation.files)
+    lines = _Lines(source_lines(compilation.files), manifest_lines(workloads))
     if fmt == "text":
         console = Console(highlight=False, soft_wrap=True)
         if now is None and any(d.code in TIME_DEPENDENT for d in diagnostics):
@@ -240,3 +243,28 @@ def read_workload_sources(
 def _usage_error(message: str) -> NoReturn:
     click.echo(f"meshc lint: {message}", err=True)
     sys.exit(2)
+
+
+def manifest_lines(workloads: WorkloadSources) -> dict[str, list[str]]:
+    """Each manifest's lines, for quoting a finding in it (MC701)."""
+    return {
+        name: raw.decode("utf-8", "replace").splitlines() for name, raw in workloads.files.items()
+    }
+
+
+class _Lines(Mapping[str, list[str]]):
+    """The intents' lines (split lazily, as `source_lines` does), then the manifests'."""
+
+    def __init__(self, intents: Mapping[str, list[str]], manifests: dict[str, list[str]]) -> None:
+        self._intents = intents
+        self._manifests = manifests
+
+    def __getitem__(self, file: str) -> list[str]:
+        return self._manifests[file] if file in self._manifests else self._intents[file]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._intents
+        yield from (file for file in self._manifests if file not in self._intents)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -240,7 +240,12 @@ class _Reader:
         value = self.get(data, path)
         if value is None or isinstance(value, str):
             return value
-        self.problem(path, f"{what} must be a string, not {_shape(value)}", "quote it")
+        scalar = not isinstance(value, list | dict)
+        self.problem(
+            path,
+            f"{what} must be a string, not {_shape(value)}",
+            "quote it" if scalar else "write a single string",
+        )
         raise _Invalid
 
     def identity(self, data: dict[str, Any], kind: str, default_namespace: str) -> tuple[str, str]:

@@ -222,3 +222,20 @@ def test_config_workloads_must_be_a_list_of_strings() -> None:
         ("k8s/", 1, 13),
         ("../apps", 1, 19),
     ]
+
+
+def test_manifest_problems_show_with_their_line_even_when_file_arguments_narrow(
+    tmp_path: Path,
+) -> None:
+    root = _canary(tmp_path)
+    (root / "k8s" / "bad.yaml").write_text(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: [x]}\n"
+    )
+    result = run_cli("meshc", "lint", "policies/reviews.yaml", "--workloads", "k8s", cwd=root)
+    assert result.returncode == 1
+    assert (
+        "../k8s/bad.yaml:3:18: error[MC701] ServiceAccount metadata.name must be a string, "
+        "not a list"
+    ) in result.stdout
+    assert "      3 | metadata: {name: [x]}" in result.stdout
+    assert "= help: write a single string" in result.stdout
