@@ -145,9 +145,15 @@ class XdsServer:
             self._current_tls,
             require_client_authentication=True,
         )
-        bound = int(server.add_secure_port(f"{host}:{port}", credentials))
+        try:
+            bound = int(server.add_secure_port(f"{host}:{port}", credentials))
+        except RuntimeError:  # gRPC's way of saying the bind failed
+            bound = 0
         if bound == 0:
-            raise OSError(f"xds: cannot listen on {host}:{port}; choose a free port")
+            raise OSError(
+                f"xds: cannot listen on {host}:{port} (in use, or not an address of this "
+                "host); choose another port, or 0 for any free one"
+            )
         await server.start()
         self._grpc = server
         self.start_secret_refresh()
@@ -333,8 +339,16 @@ class XdsServer:
             stream.outbox.put_nowait(Close(grpc.StatusCode.OK, ""))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the peer went away mid-read
-            stream.outbox.put_nowait(Close(grpc.StatusCode.CANCELLED, f"stream ended: {exc}"))
+        except grpc.RpcError:  # the peer went away mid-read
+            stream.outbox.put_nowait(Close(grpc.StatusCode.CANCELLED, "the peer went away"))
+        except Exception as exc:  # a bug here must end this stream only, and be seen
+            log.error(
+                "xds: stream %d of node %s failed: %r",
+                stream.session.stream_id,
+                stream.session.node_id,
+                exc,
+            )
+            stream.outbox.put_nowait(Close(grpc.StatusCode.INTERNAL, "control plane error"))
 
     def _receive(self, stream: _Stream, request: DiscoveryRequest) -> None:
         stream.send(stream.session.on_request(request))

@@ -4,6 +4,7 @@ NACK, an unknown type, changed subscriptions, refused identities, no client cert
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,6 +235,21 @@ def test_delta_is_unimplemented_over_grpc(tmp_path: Path) -> None:
             assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
         finally:
             await client.close()
+            await server.stop()
+
+    run(scenario)
+
+
+def test_a_taken_port_is_a_clear_oserror(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        ca = new_ca(tmp_path / "ca")
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            server = XdsServer(ca)
+            with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+                await server.start("127.0.0.1", port, server_tls(ca))
             await server.stop()
 
     run(scenario)
