@@ -215,6 +215,9 @@ class SecretCache:
         """Refresh now, then whenever a renewal is due or a new identity is wanted."""
         while True:
             self._wake.clear()
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception as exc:  # a bug must not stop every future renewal
+                self._record_error("", f"refresh failed: {exc!r}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.next_check())

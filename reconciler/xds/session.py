@@ -173,6 +173,8 @@ class Session:
     generation: int = 0
     """The generation of the last snapshot this session was given."""
     types: dict[str, TypeState] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    """`snapshot.version` by type, computed once per snapshot (every ACK would re-hash)."""
     refusals: list[str] = field(default_factory=list)
     refused_secrets: set[str] = field(default_factory=set)
 
@@ -200,6 +202,8 @@ class Session:
 
     def set_snapshot(self, snapshot: Snapshot, generation: int) -> list[DiscoveryResponse]:
         """Push every subscribed type whose content changed, CDS and EDS first."""
+        if snapshot is not self.snapshot:
+            self.versions.clear()
         self.snapshot = snapshot
         self.generation = generation
         self._check_secret_names(self._requested(SECRET))
@@ -302,7 +306,7 @@ class Session:
         """The snapshot's version of the type, or, when the node rejected that version and
         this stream has not sent it, the last version the node accepted."""
         assert self.snapshot is not None
-        version = self.snapshot.version(type_url)
+        version = self._version(type_url)
         source = self.snapshot.resources.get(type_url, {})
         rejection = None
         rejected = self.memory.rejected.get(type_url, {})
@@ -314,6 +318,12 @@ class Session:
         else:
             resources = {n: source[n] for n in sorted(state.requested) if n in source}
         return _Content(version, resources, source, rejection)
+
+    def _version(self, type_url: str) -> str:
+        assert self.snapshot is not None
+        if type_url not in self.versions:
+            self.versions[type_url] = self.snapshot.version(type_url)
+        return self.versions[type_url]
 
     def _secret_content(self, state: TypeState) -> _Content | None:
         served = self._secrets(state)
@@ -327,8 +337,8 @@ class Session:
         state.sent_source = content.source
         state.fallback = content.rejection is not None
         rejection = content.rejection
-        if rejection is not None and self.snapshot is not None:
-            current = self.snapshot.version(type_url)
+        if rejection is not None:
+            current = self._version(type_url)
             state.nack = Nack(current, state.sent_version or "", rejection, self.clock())
             log.warning(
                 "xds: node %s rejected %s version %s before; serving its last accepted %s",

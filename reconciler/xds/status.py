@@ -20,6 +20,8 @@ class TypeStatus:
     pushed_version: str | None
     acked_version: str | None
     pushed_at: datetime | None
+    acked_at: datetime | None
+    """With `pushed_at`: the push→ACK latency of the last accepted push."""
     nack_message: str | None
 
 
@@ -53,6 +55,7 @@ def type_status(state: TypeState) -> TypeStatus:
         pushed_version=state.sent_version if state.sent_nonce else None,
         acked_version=state.acked_version,
         pushed_at=state.pushed_at,
+        acked_at=state.acked_at,
         nack_message=state.nack.message if state.nack else None,
     )
 
