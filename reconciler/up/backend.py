@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-SERVED_BY = "x-meshd-served-by"
-"""Response header naming the instance that answered: `<service>/<version>/<index>`."""
+from reconciler.up.headers import SERVED_BY
+
 CONTROL_PREFIX = "/_meshd/"
 
 

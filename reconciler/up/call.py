@@ -20,13 +20,9 @@ from dataclasses import dataclass
 
 from compiler.model.placement import Address, InstancePlacement
 from reconciler.errors import MeshdError
-from reconciler.up.backend import SERVED_BY
+from reconciler.up.headers import DENIED_BY, SERVED_BY
 from reconciler.up.runstate import RunState, ServiceInfo
 
-DENIED_BY = "x-meshd-denied-by"
-"""Optional response header a sidecar may set on an RBAC denial, naming the matched policy
-(Envoy's `rbac_access_denied_matched_policy[...]` detail); without it the denial names TO's
-AccessPolicies."""
 REQUEST_TIMEOUT = 30.0
 
 

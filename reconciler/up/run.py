@@ -37,7 +37,7 @@ from reconciler.up.credentials import control_plane_id, temporary_ca
 from reconciler.up.ports import LOCALHOST, check_port_free, free_port
 from reconciler.up.proxies import Supervisor, find_envoy
 from reconciler.up.runstate import RunState, claim, process_start, publish, run_dir, withdraw
-from reconciler.up.status import start_status_server, status_document
+from reconciler.up.statusserver import start_status_server, status_document
 from reconciler.up.target import Desired, LocalMeshTarget
 from reconciler.xds.auth import server_tls_from_ca
 from reconciler.xds.server import XdsServer

@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from reconciler.up.backend import SERVED_BY, DemoBackend, start_backend
+from reconciler.up.backend import DemoBackend, start_backend
+from reconciler.up.headers import SERVED_BY
 from reconciler.up.ports import LOCALHOST, free_port
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from compiler.model.mesh import ServiceKey
 from compiler.model.placement import Address, InstancePlacement
 from reconciler.cli import main
-from reconciler.up.backend import SERVED_BY
+from reconciler.up.headers import SERVED_BY
 from reconciler.up.ports import LocalMesh
 from reconciler.up.runstate import RUN_FILE, RunState, ServiceInfo, process_start, publish
 

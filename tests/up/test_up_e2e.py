@@ -13,11 +13,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.up.call import plan_call, send
 from reconciler.up.runstate import RUN_FILE, read_running
+from reconciler.up.status import fetch_status
 from tests.helpers import BIN, REPO
 
 STARTUP = 60.0
@@ -71,10 +73,9 @@ class Up:
         )
 
     def status(self) -> dict[str, object]:
-        result = self.meshd("status", "--json")
-        assert result.returncode == 0, result.stderr
-        data: dict[str, object] = json.loads(result.stdout)
-        return data
+        """What `meshd status --json` prints (fetched in-process: a loaded CI machine
+        takes seconds to start each `meshd`)."""
+        return fetch_status(read_running(self.runtime / "meshd"))
 
     def stop(self) -> int | None:
         if self.process.poll() is None:
@@ -103,6 +104,11 @@ def bookinfo(tmp_path: Path) -> Iterator[tuple[Up, Path]]:
         yield up, root
     finally:
         up.stop()
+
+
+def _proxies(up: Up) -> list[dict[str, Any]]:
+    proxies: list[dict[str, Any]] = up.status()["proxies"]  # type: ignore[assignment]
+    return proxies
 
 
 def _first_status(up: Up, caller: str, callee: str, path: str) -> tuple[int | None, str]:
@@ -137,6 +143,8 @@ def test_bookinfo_on_real_envoys(bookinfo: tuple[Up, Path]) -> None:
     status = up.meshd("status")
     assert status.returncode == 0
     assert status.stdout.count("SYNCED") >= 6 * 4, status.stdout
+    as_json = up.meshd("status", "--json")
+    assert json.loads(as_json.stdout)["generation"] == 1
 
     # A policy edit flips the allowed call to 403 on the next requests, no Envoy restarted.
     reviews = root / "reviews.yaml"
@@ -158,6 +166,22 @@ def test_bookinfo_on_real_envoys(bookinfo: tuple[Up, Path]) -> None:
     assert _first_status(up, "productpage", "reviews", "/reviews/0")[0] == 403
     loop = up.status()["loop"]
     assert loop["last_applied_revision"] != loop["last_attempted_revision"]  # type: ignore[index]
+
+    # An Envoy that crashes is reported, restarted, and serves its node again.
+    victim = next(p for p in _proxies(up) if p["node"] == "productpage.bookinfo~v1~0")
+    os.kill(victim["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + FLIP_DEADLINE * 2
+    while True:
+        now = next(p for p in _proxies(up) if p["node"] == victim["node"])
+        if now["restarts"] == 1 and now["xds"] is not None:
+            break
+        assert time.monotonic() < deadline, up.output()
+        time.sleep(0.1)
+    up.envoys.append(now["pid"])
+    assert f"envoy productpage.bookinfo~v1~0 (pid {victim['pid']}) was killed by SIGKILL" in (
+        up.output()
+    )
+    _wait_for(up, "/r2/0", 200)
 
     envoys = list(up.envoys)
     assert up.stop() == 130
