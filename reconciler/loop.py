@@ -23,7 +23,8 @@ from compiler.diagnostics import Diagnostic, Severity
 from compiler.load.discover import PolicyTree
 from reconciler.backoff import backoff_delay
 from reconciler.errors import MeshdError
-from reconciler.state import HistoryEntry, ReconcilerState
+from reconciler.rollouts import StepState, carry_steps
+from reconciler.state import HistoryEntry, ReconcilerState, StateStore
 
 CONFIRM_TIMEOUT = 10.0
 """How long a pass waits for the target to accept or reject what was pushed."""
@@ -56,6 +57,12 @@ class Pushed:
 
     generation: int
     changed: int
+    drift_corrected: int = 0
+    """Parts the target held differently from what was last applied (edited by hand)."""
+    pruned: int = 0
+    inventory: Mapping[str, str] | None = None
+    """What the target holds for meshc now (part → digest), for the next pass's prune;
+    None for a target that keeps no inventory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,8 @@ class PassOutcome:
     rejected: Mapping[str, str] = field(default_factory=dict)
     pending: tuple[str, ...] = ()
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+    """What the pass decided on its own (a Rollout restarted, its state dropped)."""
 
     @property
     def ok(self) -> bool:
@@ -137,6 +146,8 @@ class Reconciler:
         target: Target,
         *,
         rollout_state: Mapping[str, int] | None = None,
+        read_steps: Callable[[], Mapping[str, int]] | None = None,
+        store: StateStore | None = None,
         clock: Callable[[], datetime] = utc_now,
         confirm_timeout: float = CONFIRM_TIMEOUT,
         fail_on: Severity = Severity.ERROR,
@@ -144,18 +155,36 @@ class Reconciler:
     ) -> None:
         self.source = source
         self.target = target
-        self.rollout_state = dict(rollout_state or {})
+        self.read_steps = read_steps
+        self.store = store
         self.clock = clock
         self.confirm_timeout = confirm_timeout
         self.fail_on = fail_on
         self.session = session or Session()
-        self.state = ReconcilerState(source=source.name, target=target.name)
+        self.state = store.load() if store is not None else ReconcilerState()
+        self.state.source, self.state.target = source.name, target.name
+        if rollout_state is not None and not self.state.rollout_steps:
+            self.state.rollout_steps = dict(rollout_state)
         self.last_good: Compilation | None = None
+        self._steps: StepState | None = None
 
     def __repr__(self) -> str:
         return f"Reconciler({self.source!r} -> {self.target!r})"
 
+    @property
+    def rollout_state(self) -> dict[str, int]:
+        """The steps the last applied revision was compiled with."""
+        return self.state.rollout_steps
+
     async def reconcile(self) -> PassOutcome:
+        """One pass, its state saved (when a store is given) whatever happened."""
+        try:
+            return await self._reconcile()
+        finally:
+            if self.store is not None:
+                self.store.save(self.state)
+
+    async def _reconcile(self) -> PassOutcome:
         """One pass. Never raises for a bad revision or a target failure: the outcome
         says what happened, and the target still serves the last good revision."""
         started = time.monotonic()
@@ -187,11 +216,19 @@ class Reconciler:
             raise PassFailed(PassOutcome(None, False, "SourceFailed", (exc.message,))) from None
 
     def _compile(self, revision: Revision) -> Compilation:
+        """Compile with the Rollouts' steps carried over from the last applied revision
+        (or read from the steps file): a Rollout that is gone loses its step, one whose
+        steps changed starts again at 0 — then compile again if that changed anything."""
+        wanted = dict(self.read_steps()) if self.read_steps else dict(self.state.rollout_steps)
+        compilation = self._compile_with(revision, wanted)
+        self._steps = carry_steps(wanted, self.state.rollout_schedules, compilation)
+        if self._steps.steps != wanted:
+            compilation = self._compile_with(revision, self._steps.steps)
+        return compilation
+
+    def _compile_with(self, revision: Revision, steps: Mapping[str, int]) -> Compilation:
         return compile_tree(
-            revision.tree,
-            now=self.clock(),
-            rollout_state=self.rollout_state,
-            session=self.session,
+            revision.tree, now=self.clock(), rollout_state=steps, session=self.session
         )
 
     def _refuse_if_broken(self, revision: Revision, compilation: Compilation) -> None:
@@ -252,10 +289,18 @@ class Reconciler:
                 reason,
                 rejected=dict(acceptance.rejected),
                 pending=acceptance.pending,
+                notes=self._step_notes(),
             ),
             started,
         )
         self.state.last_applied_revision = revision.id
+        if self._steps is not None:
+            self.state.rollout_steps = dict(self._steps.steps)
+            self.state.rollout_schedules = dict(self._steps.schedules)
+        if pushed.inventory is not None:
+            self.state.inventory = dict(pushed.inventory)
+        self.state.count("drift_corrected", pushed.drift_corrected)
+        self.state.count("pruned", pushed.pruned)
         self.state.findings = []
         self.state.last_error = None if outcome.ok else reason
         self.state.failures = 0 if outcome.ok else self.state.failures + 1
@@ -268,6 +313,19 @@ class Reconciler:
         self.state.set_condition("Ready", outcome.ok, reason, detail or revision.id, now)
         self.state.set_condition("Stalled", False, reason, "", now)
         return outcome
+
+    def _step_notes(self) -> tuple[str, ...]:
+        if self._steps is None:
+            return ()
+        restarted = tuple(
+            f"Rollout {key}: its steps changed; restarted at step 0"
+            for key in self._steps.restarted
+        )
+        dropped = tuple(
+            f"Rollout {key}: gone from the revision; its step state dropped"
+            for key in self._steps.dropped
+        )
+        return restarted + dropped
 
     def _timestamp(self) -> str:
         return self.clock().isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -311,4 +369,5 @@ def _timed(outcome: PassOutcome, started: float) -> PassOutcome:
         outcome.rejected,
         outcome.pending,
         time.monotonic() - started,
+        outcome.notes,
     )

@@ -5,8 +5,11 @@ One JSON document per followed repository, in `--state DIR` (default
 (write, fsync, rename) after every phase that changes it, so a `kill -9` at any point
 leaves either the old or the new state and the next pass resumes from it. It holds no
 secret: revisions, conditions, the inventory (paths/keys and digests), the last ten
-applied revisions with their durations, the rollout steps, and whether the loop is
-suspended or a pass was requested (`meshd suspend|resume|reconcile` write those).
+applied revisions with their durations, and the rollout steps.
+
+The verbs a user runs beside a live loop (`meshd suspend|resume|reconcile`) never write
+that document — the loop would overwrite it with its own copy after the next pass — but
+drop marker files beside it, which the loop reads before each pass.
 """
 
 from __future__ import annotations
@@ -17,16 +20,15 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from reconciler.errors import MeshdError
 
 STATE_FILE = "state.json"
+SUSPENDED_MARK = "suspended"
+REQUEST_MARK = "reconcile-requested"
 HISTORY_LENGTH = 10
 SCHEMA = 1
-
-ConditionType = Literal["Ready", "Reconciling", "Stalled"]
-
 
 class StateError(MeshdError):
     code = 1
@@ -64,10 +66,10 @@ class ReconcilerState:
     inventory: dict[str, str] = field(default_factory=dict)
     history: list[HistoryEntry] = field(default_factory=list)
     rollout_steps: dict[str, int] = field(default_factory=dict)
+    rollout_schedules: dict[str, str] = field(default_factory=dict)
+    """Fingerprints of each progressive Rollout's steps (a changed schedule restarts)."""
     counters: dict[str, int] = field(default_factory=dict)
     """applied, pruned, drift_corrected, refused, failed passes — monotonic."""
-    suspended: bool = False
-    reconcile_requested: bool = False
     failures: int = 0
     """Consecutive failed passes (drives the backoff)."""
 
@@ -149,12 +151,31 @@ class StateStore:
             Path(scratch).unlink(missing_ok=True)
             raise
 
-    def update(self, change: Any) -> ReconcilerState:
-        """Load, apply `change(state)`, save: for the one-shot verbs (suspend, resume…)."""
-        state = self.load()
-        change(state)
-        self.save(state)
-        return state
+    @property
+    def suspended(self) -> bool:
+        return (self.directory / SUSPENDED_MARK).exists()
+
+    def suspend(self, suspended: bool) -> None:
+        """`meshd suspend` / `meshd resume`: passes stop (the target keeps what it has)."""
+        mark = self.directory / SUSPENDED_MARK
+        if suspended:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            mark.touch()
+        else:
+            mark.unlink(missing_ok=True)
+
+    def request_pass(self) -> None:
+        """`meshd reconcile`: the running loop starts a pass at its next poll."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.directory / REQUEST_MARK).touch()
+
+    def take_request(self) -> bool:
+        """Whether a pass was requested since the last call (consumes the request)."""
+        try:
+            (self.directory / REQUEST_MARK).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
 
 def _from_json(data: dict[str, Any]) -> ReconcilerState:
