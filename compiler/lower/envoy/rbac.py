@@ -218,7 +218,9 @@ _FILTERS = (
 
 
 def _stat_prefix(name: str) -> str:
-    return name.replace(".", "_") + "_"
+    """`meshc_rbac_deny` etc.: Envoy counts `http.<listener>.rbac.<prefix>.allowed`,
+    `.denied`, `.shadow_allowed` and `.shadow_denied` per filter."""
+    return name.replace(".", "_")
 
 
 def http_filters() -> list[hcm.HttpFilter]:
@@ -271,7 +273,7 @@ def network_filters(access: PortAccess, stat_prefix: str) -> list[listener_compo
             rules=_rules(action, live),
             shadow_rules=_rules(action, shadow),
             stat_prefix=f"{stat_prefix}_{name}.",
-            shadow_rules_stat_prefix=f"meshc_rbac_{name}_",
+            shadow_rules_stat_prefix=f"meshc_rbac_{name}",
         )
         out.append(listener_components_pb2.Filter(name=NETWORK_RBAC, typed_config=pack(config)))
     return out

@@ -13,8 +13,10 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +168,75 @@ def test_a_caller_without_client_certificate_is_refused(mesh: dict[str, int]) ->
         connection.request("GET", "/details/0")
         connection.getresponse().read()
     connection.close()
+
+
+def test_shadow_mode_allows_and_counts_what_it_would_deny(tmp_path: Path) -> None:
+    """A shadow-only policy: every authenticated caller gets through, and Envoy counts
+    the requests the policy would deny (`…shadow_denied`)."""
+    from tests.helpers import tree
+    from tests.lower.envoy.test_rbac import SHADOW
+
+    ports = {name: free_port() for name in ("app", "inbound", "admin")}
+    app = ThreadingHTTPServer((LOCAL, ports["app"]), _Answer)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    instance = InstancePlacement(
+        ServiceKey("shop", "cart"),
+        "",
+        0,
+        inbound={8080: Address(LOCAL, ports["inbound"])},
+        app={8080: Address(LOCAL, ports["app"])},
+    )
+    placement = {instance.node_id: instance}
+    snapshot = snapshots_of(compile_placed(tree(SHADOW), placement=placement))[instance.node_id]
+    authority = TestAuthority()
+    bootstrap = static_bootstrap(snapshot, authority.issue(snapshot.identity))
+    bootstrap["admin"] = {
+        "address": {"socketAddress": {"address": LOCAL, "portValue": ports["admin"]}}
+    }
+    (tmp_path / "bootstrap.json").write_text(json.dumps(bootstrap))
+    envoy = subprocess.Popen(
+        [
+            str(envoy_binary()),
+            *("-c", str(tmp_path / "bootstrap.json"), "--disable-hot-restart"),
+            *("--concurrency", "1", "-l", "error"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(ports["inbound"], time.monotonic() + 20)
+        statuses = []
+        for caller, method in (
+            ("ns/elsewhere/sa/x", "GET"),
+            ("ns/shop/sa/web", "GET"),
+            ("ns/shop/sa/web", "POST"),
+        ):
+            certificate = authority.issue(f"spiffe://cluster.local/{caller}")
+            (tmp_path / "cert.pem").write_text(certificate.chain_pem)
+            (tmp_path / "key.pem").write_text(certificate.key_pem)
+            context = ssl.create_default_context(cadata=certificate.root_pem)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+            connection = http.client.HTTPSConnection(
+                LOCAL, ports["inbound"], context=context, timeout=5
+            )
+            connection.request(method, "/cart")
+            statuses.append(connection.getresponse().status)
+            connection.close()
+        assert statuses == [200, 200, 200]
+        with urllib.request.urlopen(f"http://{LOCAL}:{ports['admin']}/stats", timeout=5) as page:
+            stats = dict(
+                line.split(": ", 1) for line in page.read().decode().splitlines() if ": " in line
+            )
+        assert stats["http.inbound_8080.rbac.meshc_rbac_allow.shadow_denied"] == "2"
+        assert stats["http.inbound_8080.rbac.meshc_rbac_allow.denied"] == "0"
+    finally:
+        envoy.terminate()
+        try:
+            envoy.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            envoy.kill()
+            envoy.wait()
+        app.shutdown()
+        app.server_close()
