@@ -254,16 +254,20 @@ class XdsServer:
             disconnected=tuple(sorted(set(self._snapshots) - connected)),
         )
 
-    async def wait_acked(self, generation: int, timeout: float) -> Convergence:
+    async def wait_acked(
+        self, generation: int, timeout: float, *, wait_for_connect: bool = False
+    ) -> Convergence:
         """Wait until every connected proxy ACKed or NACKed what `generation` pushed to it
         (a proxy that had nothing to change is done at once); after `timeout` seconds,
-        return with the ones still pending listed."""
+        return with the ones still pending listed. With `wait_for_connect`, nodes that have
+        a snapshot but no stream yet (a proxy just started) are waited for too."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             result = self.convergence(generation)
             left = deadline - loop.time()
-            if result.complete or left <= 0:
+            done = result.complete and not (wait_for_connect and result.disconnected)
+            if done or left <= 0:
                 return result
             changed = self._changed
             with contextlib.suppress(TimeoutError):

@@ -413,3 +413,23 @@ def test_a_reconnecting_node_gets_its_last_accepted_version_not_the_rejected_one
         await second.close()
 
     run(scenario)
+
+
+def test_wait_acked_can_wait_for_a_proxy_that_has_not_connected_yet(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        world = World(tmp_path)
+        generation = world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        assert (await world.server.wait_acked(generation, timeout=1)).disconnected == ("a",)
+
+        async def proxy_starts_later() -> None:
+            await asyncio.sleep(0.1)
+            stream = world.stream(A)
+            stream.send(LISTENER)
+            stream.ack(await stream.recv())
+
+        later = asyncio.get_running_loop().create_task(proxy_starts_later())
+        result = await world.server.wait_acked(generation, timeout=5, wait_for_connect=True)
+        assert result.acked == ("a",) and result.disconnected == ()
+        await later
+
+    run(scenario)
