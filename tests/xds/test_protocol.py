@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
 from compiler.kinds.mesh.anchors import fingerprint
-from compiler.lower.envoy.snapshot import CLUSTER, ENDPOINTS, LISTENER, ROUTE, SECRET
+from compiler.lower.envoy.snapshot import CLUSTER, ENDPOINTS, LISTENER, ROUTE, SECRET, SecretRef
 from reconciler.xds.server import XdsServer
 from reconciler.xds.status import status_table
 from tests.xds.fakes import FakeStream, peer_certificate, run
@@ -431,5 +432,28 @@ def test_wait_acked_can_wait_for_a_proxy_that_has_not_connected_yet(tmp_path: Pa
         result = await world.server.wait_acked(generation, timeout=5, wait_for_connect=True)
         assert result.acked == ("a",) and result.disconnected == ()
         await later
+
+    run(scenario)
+
+
+def test_a_snapshot_cannot_hand_a_node_another_identitys_certificate(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        world = World(tmp_path)
+        wrong = dataclasses.replace(
+            snapshot("a", A, PORTS),
+            secrets={
+                "default": SecretRef("certificate", B),
+                "ROOTCA": SecretRef("trust-bundle", ""),
+            },
+        )
+        world.server.set_snapshots({"a": wrong})
+        stream = world.stream(A)
+        stream.send(SECRET, ["default", "ROOTCA"])
+        await world.server.secrets.refresh()
+        sds = await stream.recv()
+        assert [s.name for s in unpack(sds, Secret)] == ["ROOTCA"]  # never B's key
+        assert B not in world.server.secrets.certificates
+        assert 'meshd_xds_refused_total{reason="secret"} 1' in world.server.metrics_text()
+        await stream.close()
 
     run(scenario)
