@@ -16,6 +16,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from google.protobuf import wrappers_pb2
 
 from compiler.lower.envoy.common import MeshSettings, ads, pack, socket_address
 from compiler.lower.envoy.rate_limit import http_filter as rate_limit_filter
@@ -41,8 +42,9 @@ def inbound_listener(
     permissive: bool = False,
 ) -> listener_pb2.Listener:
     """Mutual TLS (a mesh certificate required), then HTTP with RDS, RBAC and the local
-    rate limit, or for a TCP port the network RBAC filters and a TCP proxy to the
-    application. `permissive` (a live permissive-mTLS window) adds a plaintext filter
+    rate limit (paths normalised first, as Istio does, so `/a/../b` is judged as `/b`),
+    or for a TCP port the network RBAC filters and a TCP proxy to the application.
+    `permissive` (a live permissive-mTLS window) adds a plaintext filter
     chain beside the mTLS one, told apart by the TLS inspector; a plaintext caller has no
     identity, so only rules admitting anyone without one could let it through (none
     do: RBAC here always asks for an authenticated peer)."""
@@ -56,6 +58,7 @@ def inbound_listener(
             codec_type=hcm.HttpConnectionManager.AUTO,
             rds=hcm.Rds(route_config_name=name, config_source=ads()),
             http_filters=[*http_filters(), rate_limit_filter(), _router()],
+            normalize_path=wrappers_pb2.BoolValue(value=True),
             forward_client_cert_details=hcm.HttpConnectionManager.SANITIZE_SET,
             set_current_client_cert_details=hcm.HttpConnectionManager.SetCurrentClientCertDetails(
                 uri=True

@@ -153,6 +153,8 @@ def test_the_servers_rbac_refuses_what_the_policy_does_not_allow(mesh: dict[str,
     assert status == 403
     assert "RBAC" in body
     assert call(mesh["outbound"], "details", "GET", "/details")[0] == 403
+    # judged on the normalised path, as forwarded: `/details/../admin` is `/admin`
+    assert call(mesh["outbound"], "details", "GET", "/details/../admin")[0] == 403
 
 
 def test_an_undeclared_destination_has_no_route(mesh: dict[str, int]) -> None:
