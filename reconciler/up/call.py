@@ -128,6 +128,19 @@ def plan_call(
     elif port not in info.ports:
         ports = ", ".join(str(p) for p in sorted(info.ports)) or "none"
         raise CallUsageError(f"--port {port}: {target} has no such port (it has {ports})")
+    elif info.ports[port] == "tcp":
+        listener = next(
+            (
+                str(a)
+                for (key, p), a in instance.tcp_outbound.items()
+                if str(key) == target and p == port
+            ),
+            None,
+        )
+        through = f"connect to {listener} with a TCP client" if listener else "it is not declared"
+        raise CallUsageError(
+            f"--port {port}: a TCP port of {target}; `meshd call` sends HTTP ({through})"
+        )
     if not path.startswith("/"):
         raise CallUsageError(f"PATH {path!r}: must start with '/', e.g. /reviews/0")
     return CallPlan(
@@ -232,9 +245,11 @@ def _connection_problem(plan: CallPlan, exc: Exception) -> str:
 
 
 def version_of(served_by: str) -> str:
-    """`reviews/v1/0` → `reviews v1`."""
+    """`reviews/v1/0` → `reviews v1` (`db/-/0` → `db`: a service without versions)."""
     parts = served_by.split("/")
-    return " ".join(parts[:2]) if len(parts) >= 2 else served_by
+    if len(parts) < 2:
+        return served_by
+    return parts[0] if parts[1] == "-" else f"{parts[0]} {parts[1]}"
 
 
 def report_lines(plan: CallPlan, results: Sequence[Result]) -> list[str]:

@@ -137,10 +137,21 @@ def call_command(
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="The whole status document as JSON.")
-def status_command(as_json: bool) -> None:
+@click.option("--repo", default=None, metavar="URL|DIR", help="Show `meshd run`'s state instead.")
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Show the `meshd run` state in this directory instead.",
+)
+def status_command(as_json: bool, repo: str | None, state: Path | None) -> None:
     """One line per proxy of the running `meshd up`: service and version, pid and restarts,
     each xDS type's state (SYNCED, STALE, NACKED), the pushed and ACKed route versions, and
-    Envoy's message for every NACK."""
+    Envoy's message for every NACK. With --repo or --state: the state of `meshd run`
+    (revisions, conditions, counters, inventory, history)."""
+    if repo is not None or state is not None:
+        _run_status(repo, state, as_json)
+        return
     from reconciler.up.runstate import read_running
     from reconciler.up.status import fetch_status, status_lines
 
@@ -150,4 +161,23 @@ def status_command(as_json: bool) -> None:
         click.echo(json.dumps(document, indent=1))
         return
     for line in status_lines(running, document):
+        click.echo(line)
+
+
+def _run_status(repo: str | None, state: Path | None, as_json: bool) -> None:
+    import dataclasses
+
+    from reconciler.errors import MeshdError
+    from reconciler.run.command import store_for
+    from reconciler.run.status import state_lines
+
+    store = store_for(repo, state)
+    if not store.path.exists():
+        raise MeshdError(f"{store.directory}: no `meshd run` state here yet (no pass has run)")
+    loaded = store.load()
+    if as_json:
+        document = {**dataclasses.asdict(loaded), "suspended": store.suspended}
+        click.echo(json.dumps(document, indent=1, sort_keys=True))
+        return
+    for line in state_lines(loaded, suspended=store.suspended):
         click.echo(line)

@@ -1,14 +1,13 @@
 """The CA of a local mesh, and the identity its control plane presents.
 
-Without a key store `meshd up` creates a CA for this run only, in a private temporary
-directory removed on exit; with `--ca-state DIR` it issues from that store. Each Envoy's
+Without a key store `meshd up` creates a CA for this run only, in its private working
+directory (removed on exit); with `--ca-state DIR` it issues from that store. Each Envoy's
 credential for its xDS connection is written by the xds target's own helper
 (`reconciler.xds.bootstrap.write_client_files`).
 """
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -25,11 +24,11 @@ def control_plane_id(trust_domain: str) -> str:
     return f"spiffe://{trust_domain}/ns/meshd/sa/{CONTROL_PLANE_ACCOUNT}"
 
 
-def temporary_ca(trust_domain: str, now: datetime) -> tuple[CAService, Path]:
-    """A root and intermediate for this run only, in a fresh private directory."""
-    directory = Path(tempfile.mkdtemp(prefix="meshd-up-ca-"))
+def temporary_ca(directory: Path, trust_domain: str, now: datetime) -> CAService:
+    """A root and intermediate for this run only, in `directory` (inside the run's private
+    working directory, removed on exit and swept by the next run after a crash)."""
     create_store(
-        directory / "store",
+        directory,
         trust_domain=trust_domain,
         algorithm=KeyAlgorithm.ECDSA_P256,
         settings=Settings(),
@@ -37,4 +36,4 @@ def temporary_ca(trust_domain: str, now: datetime) -> tuple[CAService, Path]:
         passphrase=None,
         now=now,
     )
-    return CAService(directory / "store"), directory
+    return CAService(directory)

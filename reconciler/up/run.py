@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,14 @@ from reconciler.source.folder import FolderSource
 from reconciler.up.credentials import control_plane_id, temporary_ca
 from reconciler.up.ports import LOCALHOST, check_port_free, free_port
 from reconciler.up.proxies import Supervisor, find_envoy
-from reconciler.up.runstate import RunState, claim, process_start, publish, run_dir, withdraw
+from reconciler.up.runstate import (
+    RunState,
+    claim,
+    make_workdir,
+    process_start,
+    publish,
+    withdraw,
+)
 from reconciler.up.statusserver import start_status_server, status_document
 from reconciler.up.target import Desired, LocalMeshTarget
 from reconciler.xds.auth import server_tls_from_ca
@@ -66,7 +72,6 @@ class Running:
     """Everything a running local mesh holds, closed in reverse order of start."""
 
     workdir: Path | None = None
-    ca_directory: Path | None = None
     xds: XdsServer | None = None
     target: LocalMeshTarget | None = None
     status: web.AppRunner | None = None
@@ -85,9 +90,8 @@ class Running:
             await self.status.cleanup()
         if self.xds is not None:
             await self.xds.stop(grace=0.5)
-        for directory in (self.workdir, self.ca_directory):
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 Tour = Callable[[Running, Echo], Awaitable[bool]]
@@ -153,11 +157,11 @@ async def _serve(
         raise UpError(f"{root}: no Service documents; nothing to run")
     trust_domain = first.model.settings.trust_domain
     now = utc_now()
+    running.workdir = make_workdir(running.run_file.parent)
     if options.ca_state is not None:
         ca = CAService(options.ca_state, passphrase=read_passphrase(None))
     else:
-        ca, running.ca_directory = temporary_ca(trust_domain, now)
-    running.workdir = Path(tempfile.mkdtemp(prefix="up-", dir=run_dir()))
+        ca = temporary_ca(running.workdir / "ca", trust_domain, now)
     running.xds = XdsServer(ca)
     tls = server_tls_from_ca(ca, now, control_plane_id(trust_domain))
     try:

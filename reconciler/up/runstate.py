@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -208,6 +209,31 @@ def claim(directory: Path | None = None) -> Path:
                 "stop it (Ctrl-C in its terminal) before starting another"
             )
     return path
+
+
+WORKDIR_PREFIX = "up-"
+
+
+def make_workdir(base: Path) -> Path:
+    """This run's private directory (Envoy bootstraps, logs, credentials, the temporary CA),
+    named after the pid so that a later run can sweep the one a `kill -9` left behind."""
+    sweep_workdirs(base)
+    path = base / f"{WORKDIR_PREFIX}{os.getpid()}-{process_start(os.getpid()) or 0}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    return path
+
+
+def sweep_workdirs(base: Path) -> list[Path]:
+    """Remove the working directories of runs whose process is gone (they may hold keys)."""
+    swept = []
+    for candidate in base.glob(f"{WORKDIR_PREFIX}*"):
+        pid, _, started = candidate.name.removeprefix(WORKDIR_PREFIX).partition("-")
+        if not pid.isdigit() or alive(int(pid), started if started != "0" else None):
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        swept.append(candidate)
+    return swept
 
 
 def publish(path: Path, state: RunState) -> None:

@@ -68,6 +68,9 @@ def _state(outbound: Address, *, pid: int, started: str | None) -> RunState:
             inbound={9080: Address("127.0.0.1", 1)},
             app={9080: Address("127.0.0.1", 2)},
             outbound=outbound if calls else None,
+            tcp_outbound={(ServiceKey("bookinfo", "details"), 6379): Address("127.0.0.1", 7)}
+            if calls
+            else {},
         )
 
     placement = {
@@ -78,7 +81,7 @@ def _state(outbound: Address, *, pid: int, started: str | None) -> RunState:
     def info(name: str, calls: tuple[str, ...]) -> ServiceInfo:
         return ServiceInfo(
             host=f"{name}.bookinfo.svc.cluster.local",
-            ports={9080: "http"},
+            ports={9080: "http", 6379: "tcp"} if name == "details" else {9080: "http"},
             policies=(f"bookinfo/{name}",),
             calls=calls,
         )
@@ -174,6 +177,15 @@ def test_unknown_service_and_bad_header_are_usage_errors(mesh: Path) -> None:
     assert code == 2 and "TO 'nosuch': no such service in the running mesh" in output
     code, output = _call("productpage", "reviews", "/", "-H", "no-colon")
     assert code == 2 and "write a header as 'name: value'" in output
+
+
+def test_a_tcp_port_is_refused_with_its_listener(mesh: Path) -> None:
+    code, output = _call("productpage", "details", "/", "--port", "6379")
+    assert code == 2
+    assert "a TCP port of bookinfo/details" in output
+    assert "connect to 127.0.0.1:7 with a TCP client" in output
+    code, output = _call("productpage", "details", "/", "--port", "1")
+    assert code == 2 and "has no such port (it has 6379, 9080)" in output
 
 
 def test_no_running_mesh_exits_2(runtime: Path) -> None:

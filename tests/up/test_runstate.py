@@ -18,11 +18,13 @@ from reconciler.up.runstate import (
     AlreadyRunning,
     RunState,
     claim,
+    make_workdir,
     parse,
     process_start,
     publish,
     read_running,
     run_dir,
+    sweep_workdirs,
     withdraw,
 )
 from reconciler.up.target import service_infos
@@ -73,3 +75,18 @@ def test_a_live_meshd_up_is_not_replaced(tmp_path: Path) -> None:
         other.kill()
         other.wait()
     assert claim(tmp_path) == tmp_path / RUN_FILE  # now stale: ignored
+
+
+def test_working_directories_of_dead_runs_are_swept(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"up-{gone.pid}-1"
+    (dead / "ca").mkdir(parents=True)
+    (dead / "ca" / "key.pem").write_text("a key a crashed run left behind")
+    live = tmp_path / f"up-{os.getpid()}-{process_start(os.getpid())}"
+    live.mkdir()
+    assert sweep_workdirs(tmp_path) == [dead]
+    assert not dead.exists() and live.exists()
+    mine = make_workdir(tmp_path)
+    assert mine == live and mine.is_dir() and not any(mine.iterdir())
+    assert mine.stat().st_mode & 0o777 == 0o700

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -269,3 +270,21 @@ def test_the_demo_tour_passes_and_stops_everything(tmp_path: Path) -> None:
     assert "reviews v2                        5  100.0%" in result.stdout
     assert not _processes_mentioning(str(tmp_path))
     assert not (tmp_path / "meshd" / RUN_FILE).exists()
+
+
+def test_a_taken_control_plane_port_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN / "meshd"), "up", str(REPO / "policies"), "--xds-port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"--xds-port: port 127.0.0.1:{port} is already in use" in result.stderr
+    assert not _processes_mentioning(str(tmp_path))
