@@ -27,7 +27,6 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.core.v3.base_pb2 import ControlPlane
@@ -43,15 +42,9 @@ from compiler.lower.envoy.snapshot import (
     ROUTE,
     SECRET,
     TRUST_BUNDLE,
-    SecretRef,
     Snapshot,
 )
-from reconciler.xds.secrets import (
-    IssuedCertificate,
-    TrustBundle,
-    bundle_secret,
-    certificate_secret,
-)
+from reconciler.xds.sds import NodeSecrets, SecretSource
 
 log = logging.getLogger("meshd.xds")
 
@@ -144,16 +137,6 @@ class TypeState:
     acked_at: datetime | None = None
     acked_roots: frozenset[str] = frozenset()
     nack: Nack | None = None
-
-
-class SecretSource(Protocol):
-    """What a session reads secrets from (the server's SecretCache fits)."""
-
-    @property
-    def certificates(self) -> Mapping[str, IssuedCertificate]: ...
-
-    @property
-    def bundle(self) -> TrustBundle | None: ...
 
 
 @dataclass(slots=True)
@@ -326,12 +309,11 @@ class Session:
         return self.versions[type_url]
 
     def _secret_content(self, state: TypeState) -> _Content | None:
-        served = self._secrets(state)
-        if served is None:
+        node = self._node_secrets()
+        content = node.content(state.requested) if node is not None else None
+        if content is None:
             return None
-        resources = {name: secret for name, (secret, _) in served.items()}
-        version = _secret_version({name: tag for name, (_, tag) in served.items()})
-        return _Content(version, resources, {}, None)  # no key is kept past the response
+        return _Content(content.version, content.secrets, {}, None)  # no key kept past it
 
     def _note_fallback(self, type_url: str, state: TypeState, content: _Content) -> None:
         state.sent_source = content.source
@@ -387,61 +369,25 @@ class Session:
 
     # -- SDS -----------------------------------------------------------------------------
 
-    def _check_secret_names(self, requested: frozenset[str]) -> None:
-        """Refuse (once per name) secrets the node's snapshot does not give it."""
+    def _node_secrets(self) -> NodeSecrets | None:
         if self.snapshot is None:
+            return None
+        return NodeSecrets(self.snapshot, self.peer_identity, self.secrets)
+
+    def _check_secret_names(self, requested: frozenset[str]) -> None:
+        """Refuse (once per name) secrets the node may not fetch."""
+        node = self._node_secrets()
+        if node is None:
             return
         for name in sorted(requested - self.refused_secrets):
-            ref = self.snapshot.secrets.get(name)
-            if ref is None:
-                self.refuse("secret", f"secret {name!r} is not in its snapshot")
-            elif ref.kind == "certificate" and ref.identity != self.peer_identity:
-                self.refuse("secret", f"secret {name!r} is for {ref.identity}, not the node's")
-            else:
-                continue
-            self.refused_secrets.add(name)
-
-    def _secrets(self, state: TypeState) -> dict[str, tuple[Message, str]] | None:
-        """The requested secrets this node may have, each with a version tag made of public
-        facts (serial, bundle digest); None while one of them is still being issued."""
-        if self._missing_secrets():
-            return None
-        served: dict[str, tuple[Message, str]] = {}
-        for name in sorted(state.requested & set(self._allowed_secrets())):
-            served[name] = self._secret(name)
-        return served
-
-    def _allowed_secrets(self) -> dict[str, SecretRef]:
-        assert self.snapshot is not None
-        return {
-            name: ref
-            for name, ref in self.snapshot.secrets.items()
-            if ref.kind == "trust-bundle" or ref.identity == self.peer_identity
-        }
-
-    def _secret(self, name: str) -> tuple[Message, str]:
-        ref = self._allowed_secrets()[name]
-        if ref.kind == "trust-bundle":
-            bundle = self.secrets.bundle
-            assert bundle is not None
-            return bundle_secret(name, bundle), bundle.digest
-        issued = self.secrets.certificates[ref.identity]
-        return certificate_secret(name, issued), issued.serial
+            why = node.refusal(name)
+            if why is not None:
+                self.refuse("secret", why)
+                self.refused_secrets.add(name)
 
     def _missing_secrets(self) -> list[str]:
-        if self.snapshot is None:
-            return []
-        allowed = self._allowed_secrets()
-        missing = []
-        for name in sorted(self._requested(SECRET) & set(allowed)):
-            ref = allowed[name]
-            if ref.kind == "trust-bundle":
-                present = self.secrets.bundle is not None
-            else:
-                present = ref.identity in self.secrets.certificates
-            if not present:
-                missing.append(name)
-        return missing
+        node = self._node_secrets()
+        return node.missing(self._requested(SECRET)) if node is not None else []
 
 
 def _replaces_eds_cluster(state: TypeState, clusters: Mapping[str, Message]) -> bool:
@@ -469,12 +415,6 @@ def _pack(message: Message) -> AnyMessage:
 
 def _resource_digest(message: Message) -> str:
     return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
-
-
-def _secret_version(tags: Mapping[str, str]) -> str:
-    """SDS version from public facts only: a key never feeds a digest that is logged."""
-    text = "\n".join(f"{name}={tags[name]}" for name in sorted(tags))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def iter_types(session: Session) -> Iterator[tuple[str, TypeState]]:
