@@ -2,7 +2,7 @@
 stream) serving each node its own snapshot, over mutual TLS.
 
     server = XdsServer(ca)                         # CAService or anything with issue/bundle_pem
-    port = await server.start("127.0.0.1", 0, server_tls_from_ca(ca, now, CONTROL_PLANE_ID))
+    port = await server.start("127.0.0.1", 0, CONTROL_PLANE_ID)  # or a fixed ServerTls
     generation = server.set_snapshots(snapshots)   # {node_id: Snapshot}; pushes what changed
     result = await server.wait_acked(generation, timeout=5.0)
     print(status_table(server.status())); server.metrics_text()
