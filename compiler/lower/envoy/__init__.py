@@ -133,9 +133,16 @@ def envoy_snapshots(db: Engine) -> Mapping[str, Snapshot]:
 
 
 def envoy_findings(db: Engine) -> tuple[str, ...]:
-    """What the snapshots leave out, sorted: placed instances of no declared Service,
-    and each node's own findings."""
+    """What the snapshots leave out, sorted: mesh settings without an Envoy form, placed
+    instances of no declared Service, and each node's own findings."""
     found: set[str] = set()
+    mesh = db.query(mesh_document)
+    if mesh is not None and mesh.model.spec.outbound_traffic_policy == "ALLOW_ANY":
+        span = mesh.key_span("outboundTrafficPolicy")
+        found.add(
+            f"{span.file}:{span.line}:{span.col}: envoy: outboundTrafficPolicy ALLOW_ANY has no "
+            "form here: a sidecar routes only the calls its service declares (others get 404)"
+        )
     placement = db.query(envoy_placement)
     for node in sorted(placement):
         built = db.query(node_output, node)

@@ -129,6 +129,12 @@ def test_what_envoy_cannot_express_is_reported() -> None:
     assert all(f.startswith("app.yaml:") for f in findings), findings
 
 
+def test_allow_any_outbound_is_reported() -> None:
+    mesh = MESH.replace("spec:\n", "spec:\n  outboundTrafficPolicy: ALLOW_ANY\n")
+    findings = findings_of(compile_placed(tree({"mesh.yaml": mesh, "app.yaml": APP})))
+    assert any(f.startswith("mesh.yaml:") and "ALLOW_ANY" in f for f in findings), findings
+
+
 def test_permissive_window_adds_a_plaintext_chain() -> None:
     api = snapshots_of(compiled())["api.shop~v1~0"]
     listener = MessageToDict(api.resources[LISTENER]["inbound|8080"])
