@@ -233,11 +233,19 @@ def read_workload_sources(
                 )
             paths.append(str(full))
     try:
-        return read_workloads(
-            paths, root=root, stdin=sys.stdin.buffer.read, default_namespace=namespace
-        )
+        return read_workloads(paths, root=root, stdin=_read_stdin, default_namespace=namespace)
     except WorkloadPathError as exc:
         _usage_error(f"--workloads: {exc}" if given else f"meshc.yaml workloads: {exc}")
+
+
+def _read_stdin() -> bytes:
+    """Standard input's bytes; a terminal would wait for input nobody meant to type."""
+    if sys.stdin is None or sys.stdin.isatty():
+        _usage_error(
+            "--workloads -: standard input is a terminal; pipe the manifests in (e.g. "
+            "helm template ... | meshc lint --workloads -)"
+        )
+    return sys.stdin.buffer.read()
 
 
 def _usage_error(message: str) -> NoReturn:
