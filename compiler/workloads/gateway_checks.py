@@ -77,10 +77,11 @@ def gateway_not_in_manifests(model: MeshModel, inventory: Inventory) -> Iterable
         if candidates:
             yield WorkloadFinding(
                 used.span,
-                f"{_named(used)} runs in namespace {gateway.namespace} as "
-                f"{gateway.service_account}, which the manifests do not describe"
+                f"{_named(used)} is not in the manifests (they describe nothing in namespace "
+                f"{gateway.namespace})"
                 + _provided(candidates)
-                + ": policies that admit the gateway deny its requests (403)",
+                + f": policies admit the gateway as {gateway.service_account}, so the "
+                "application's gateway is denied (403)",
                 _hint(candidates),
                 pods_related(candidates),
             )
@@ -163,6 +164,11 @@ def _admitting_sources(model: MeshModel) -> Iterator[tuple[str | None, Span]]:
                     yield name, policy.span("rules", index, "from", number, "ingressGateway")
 
 
+def elsewhere(inventory: Inventory, gateway: ResolvedGateway) -> list[Workload]:
+    """The gateways the manifests provide for one whose namespace they do not describe."""
+    return _candidates(inventory, LabelSelector(gateway.selector))
+
+
 def _candidates(inventory: Inventory, selector: LabelSelector) -> list[Workload]:
     """Gateways the manifests provide: a Gateway of class istio, the classic gateway's
     labels, or pods carrying the selector in any namespace."""
@@ -178,10 +184,7 @@ def _named(used: UsedGateway) -> str:
     gateway = used.gateway
     if used.explicit:
         return f"the Mesh's ingress gateway {gateway.name}"
-    return (
-        f"meshc's default ingress gateway {gateway.name} (namespace {gateway.namespace}, "
-        f"account {gateway.service_account}; the Mesh names none)"
-    )
+    return f"meshc's default ingress gateway {gateway.name} (the Mesh names none)"
 
 
 def _provided(candidates: list[Workload]) -> str:

@@ -14,7 +14,7 @@ from compiler.diagnostics import Diagnostic, Span
 from compiler.engine import Engine
 from compiler.model.queries import MeshReader
 from compiler.workloads.common import judged_services
-from compiler.workloads.gateway_checks import used_gateways
+from compiler.workloads.gateway_checks import elsewhere, used_gateways
 from compiler.workloads.manifests import ManifestFile, read_manifest
 from compiler.workloads.objects import Inventory
 from compiler.workloads.registry import WORKLOAD_CHECKS, load_workload_checks
@@ -107,7 +107,7 @@ def workload_notes(db: Engine) -> tuple[str, ...]:
             )
     for used in used_gateways(model):
         gateway = used.gateway
-        if gateway.namespace not in found.namespaces:
+        if gateway.namespace not in found.namespaces and not elsewhere(found, gateway):
             notes.append(
                 f"workloads: the manifests describe nothing in namespace {gateway.namespace}; "
                 f"the ingress gateway {gateway.name} there was not checked against them"

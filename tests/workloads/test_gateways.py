@@ -42,10 +42,11 @@ def test_default_gateway_while_the_application_has_its_own_is_an_error() -> None
     [finding] = found(compilation, "MC711")
     assert finding.severity.label == "error"
     assert (finding.span.file, finding.span.line) == ("policy.yaml", 7)
-    assert "meshc's default ingress gateway istio-ingressgateway (namespace istio-system, " in (
-        finding.message
+    assert finding.message.startswith(
+        "meshc's default ingress gateway istio-ingressgateway (the Mesh names none) is not in "
+        "the manifests (they describe nothing in namespace istio-system)"
     )
-    assert "account istio-ingressgateway-service-account" in finding.message
+    assert "admit the gateway as istio-ingressgateway-service-account" in finding.message
     assert "the manifests provide Gateway shop/frontend-gw-istio (account frontend-gw-istio)" in (
         finding.message
     )
@@ -55,6 +56,7 @@ def test_default_gateway_while_the_application_has_its_own_is_an_error() -> None
     )
     [related] = finding.related
     assert (related.span.file, related.span.line) == ("gateway.yaml", 3)
+    assert not any("istio-system" in note for note in compilation.notes)  # a finding, not a note
 
 
 def test_mesh_naming_the_gateway_api_gateway_passes() -> None:
