@@ -78,6 +78,11 @@ class LocalMeshTarget:
 
     def render(self, compilation: Compilation) -> Desired:
         model = compilation.model
+        if not model.services:
+            raise MeshdError(
+                "the revision declares no Service; the running workloads are kept (a folder "
+                "emptied by a checkout or a move is likelier than a mesh meant to be empty)"
+            )
         mesh = allocate(model) if self.current is None else reuse(self.current.mesh, model)
         snapshots, findings = lower_snapshots(compilation, mesh.placement)
         return Desired(
