@@ -16,6 +16,12 @@ import click
 
 from reconciler.ca.cli import ca_command
 from reconciler.errors import MeshdError
+from reconciler.run.command import (
+    reconcile_command,
+    resume_command,
+    run_command,
+    suspend_command,
+)
 from reconciler.up.cli import call_command, status_command, up_command
 
 EXIT_BROKEN_PIPE = 141
@@ -76,3 +82,7 @@ main.add_command(ca_command)
 main.add_command(up_command)
 main.add_command(call_command)
 main.add_command(status_command)
+main.add_command(run_command)
+main.add_command(suspend_command)
+main.add_command(resume_command)
+main.add_command(reconcile_command)

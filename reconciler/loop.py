@@ -262,9 +262,11 @@ class Reconciler:
         self.state.findings = list(outcome.findings)
         self.state.last_error = f"{outcome.reason}: {outcome.revision or 'no revision'}"
         kept = self.state.last_applied_revision or "nothing"
+        # Ready is False until a revision applies again (Flux's reading); the target
+        # still serves the last good one, which the message names.
         self.state.set_condition(
             "Ready",
-            self.state.last_applied_revision is not None,
+            False,
             outcome.reason,
             f"serving {kept}; {outcome.revision or 'the source'} failed: {outcome.reason}",
             now,
@@ -338,12 +340,16 @@ class Reconciler:
         backoff_base: float = 1.0,
         backoff_cap: float = 30.0,
         first: bool = True,
+        suspended: Callable[[], bool] = lambda: False,
     ) -> None:
         """Pass, then wait for a change (or, after a failure that a retry may fix, a
-        backoff), until `stop` is set. `first=False`: the caller ran the first pass."""
+        backoff), until `stop` is set. `first=False`: the caller ran the first pass;
+        while `suspended()` holds, no pass runs (the target keeps what it serves)."""
         outcome: PassOutcome | None = None
         while not stop.is_set():
-            if first or outcome is not None:
+            if suspended():
+                outcome = PassOutcome(self.state.last_applied_revision, True, "Suspended")
+            elif first or outcome is not None:
                 outcome = await self.reconcile()
                 on_pass(outcome)
             else:

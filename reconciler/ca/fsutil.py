@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from reconciler.ca.errors import CAError
-from reconciler.ca.faults import checkpoint
+from reconciler.faults import checkpoint
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700

@@ -21,10 +21,10 @@ from datetime import datetime
 
 from reconciler.ca.consumers import Consumer
 from reconciler.ca.errors import REFUSED, CAError
-from reconciler.ca.faults import checkpoint
 from reconciler.ca.fsutil import atomic_write, ensure_private_dir
 from reconciler.ca.state import LeafRecord, Phase, Rotation, State
 from reconciler.ca.store import KeyStore, ttl
+from reconciler.faults import checkpoint
 
 ROOT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

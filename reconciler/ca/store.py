@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives import serialization
 from compiler.kinds.common import duration_ms
 from compiler.kinds.mesh.anchors import fingerprint
 from reconciler.ca.errors import CAError
-from reconciler.ca.faults import checkpoint
 from reconciler.ca.fsutil import atomic_write, check_private_file, ensure_private_dir, read_file
 from reconciler.ca.issue import (
     KeyAlgorithm,
@@ -41,6 +40,7 @@ from reconciler.ca.issue import (
     pem,
 )
 from reconciler.ca.state import STATE_FILE, STATE_VERSION, RootRecord, Settings, State, parse_state
+from reconciler.faults import checkpoint
 
 PASSPHRASE_ENV = "MESHD_CA_PASSPHRASE"
 TRUST_DOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")

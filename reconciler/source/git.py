@@ -13,11 +13,13 @@ user-info removed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -27,10 +29,11 @@ from compiler.plan.source import (
     CommitTree,
     GitSource,
     PlanInputError,
-    Revision,
     read_commit_tree,
 )
+from compiler.plan.source import Revision as GitRevision
 from reconciler.errors import MeshdError
+from reconciler.loop import Revision
 from reconciler.source.signatures import SignaturePolicy, SignatureVerdict
 
 FETCH_TIMEOUT_SECONDS = 120
@@ -98,9 +101,49 @@ class GitRepositorySource:
         self.credentials = credentials or Credentials()
         self.signatures = signatures
         self._blobs = BlobCache()
+        self.interval = 30.0
+        """Seconds between fetches when nothing asks for one sooner."""
+        self.requested: Callable[[], bool] = lambda: False
+        """Polled while waiting: True when a pass was asked for (`meshd reconcile`)."""
+        self._trigger: asyncio.Event | None = None
 
     def __repr__(self) -> str:
         return f"GitRepositorySource({self.shown!r}, ref={self.ref!r})"
+
+    @property
+    def name(self) -> str:
+        where = f"{self.shown}#{self.ref or 'HEAD'}"
+        return f"{where}:{self.path}" if self.path else where
+
+    def read(self) -> Revision:
+        """The loop's source phase: fetch, then refuse a revision the signature policy
+        does not accept (reported with the reason, never applied)."""
+        fetched = self.fetch()
+        verdict = fetched.signature
+        if verdict is not None and not verdict.accepted:
+            raise SourceError(f"{self.shown}: refused by the signature policy: {verdict.reason}")
+        return Revision(fetched.commit, fetched.tree)
+
+    def trigger(self) -> None:
+        """Ask for a fetch now (the webhook calls this); call from the loop's thread."""
+        if self._trigger is not None:
+            self._trigger.set()
+
+    async def wait_for_change(self) -> None:
+        """Return when the interval has passed, the webhook fired or a pass was asked for."""
+        if self._trigger is None:
+            self._trigger = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.interval
+        while (left := deadline - loop.time()) > 0:
+            if self.requested():
+                return
+            try:
+                await asyncio.wait_for(self._trigger.wait(), timeout=min(0.5, left))
+            except TimeoutError:
+                continue
+            self._trigger.clear()
+            return
 
     def fetch(self) -> Fetched:
         """Fetch the remote and read the followed ref's commit (phases in order)."""
@@ -158,7 +201,7 @@ class GitRepositorySource:
 
         repo = git.Repo(self.mirror_dir)
         source = GitSource(repo, self.mirror_dir, self.path)
-        revision = Revision(followed, commit, None)
+        revision = GitRevision(followed, commit, None)
         try:
             return read_commit_tree(source, revision, self._blobs)
         except PlanInputError as exc:

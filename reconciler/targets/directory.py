@@ -17,8 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.api import Compilation
 from compiler.artifacts import Artifacts
 from compiler.cli.render import object_bytes, object_path
+from compiler.lower import LoweringRefused, lower
+from reconciler.errors import MeshdError
+from reconciler.faults import checkpoint
+from reconciler.loop import Acceptance, Pushed
 
 SCRATCH_SUFFIX = ".meshd-tmp"
 
@@ -52,16 +57,69 @@ def digest(data: bytes) -> str:
 
 
 class DirectoryTarget:
-    """Writes the artifacts under `out` in `fmt` (yaml or json), as `meshc render` does."""
+    """Writes the artifacts under `out` in `fmt` (yaml or json), as `meshc render` does.
 
-    name = "directory"
+    As the loop's target it keeps the inventory of the last apply (seeded from the
+    reconciler's state, so a restart prunes what the previous process wrote)."""
 
-    def __init__(self, out: Path, *, fmt: str = "yaml") -> None:
+    def __init__(
+        self,
+        out: Path,
+        *,
+        fmt: str = "yaml",
+        inventory: Inventory | None = None,
+        prune: bool = True,
+    ) -> None:
         self.out = out
         self.fmt = fmt
+        self.inventory: dict[str, str] = dict(inventory or {})
+        self.prune = prune
+        self._generation = 0
+        self._last: DirectoryApply | None = None
+        self._writes = 0
+        """Files this process wrote (numbers the crash points of the resume tests)."""
 
     def __repr__(self) -> str:
         return f"DirectoryTarget({str(self.out)!r})"
+
+    @property
+    def name(self) -> str:
+        return f"directory {self.out}"
+
+    def render(self, compilation: Compilation) -> Artifacts:
+        try:
+            return lower(compilation)
+        except LoweringRefused as exc:
+            raise MeshdError(str(exc)) from None
+
+    async def push(self, desired: Artifacts, *, revision: str) -> Pushed:
+        try:
+            result = self.apply(desired, previous=self.inventory, prune=self.prune)
+        except OSError as exc:
+            raise MeshdError(
+                f"{self.out}: cannot write the rendered objects ({exc.strerror}); "
+                "check the directory's permissions and free space"
+            ) from None
+        self.inventory = dict(result.inventory)
+        self._generation += 1
+        self._last = result
+        changed = len(result.created) + len(result.updated) + len(result.pruned)
+        return Pushed(
+            generation=self._generation,
+            changed=changed,
+            drift_corrected=len(result.drift_corrected),
+            pruned=len(result.pruned),
+            inventory=self.inventory,
+        )
+
+    async def confirm(self, pushed: Pushed, *, timeout: float) -> Acceptance:
+        """Written is accepted; a conflict or a failed write is that file's rejection."""
+        result = self._last
+        if result is None:
+            return Acceptance()
+        rejected = {path: "a file meshc did not write holds this path" for path in result.conflicts}
+        rejected.update(dict(result.failed))
+        return Acceptance(accepted=(self.name,), rejected=rejected)
 
     def desired(self, artifacts: Artifacts) -> dict[str, bytes]:
         return {
@@ -158,6 +216,8 @@ class DirectoryTarget:
         path.parent.mkdir(parents=True, exist_ok=True)
         scratch = path.with_name(f".{path.name}{SCRATCH_SUFFIX}")
         scratch.write_bytes(data)
+        self._writes += 1
+        checkpoint(f"directory-write-{self._writes}")
         os.replace(scratch, path)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.ca import faults
+from reconciler import faults
 from reconciler.ca.meshfile import load_mesh, proposed_text
 from reconciler.ca.rotation import advance, start_rotation
 from reconciler.ca.state import Phase

@@ -1,6 +1,6 @@
 """Crash points for the resume tests.
 
-`MESHD_CA_CRASH_AT=<point>` makes the process die (like `kill -9`) when it reaches that
+`MESHD_CRASH_AT=<point>` makes the process die (like `kill -9`) when it reaches that
 checkpoint, so a test can prove that every phase resumes after a crash between any two
 writes. Unset in production: `checkpoint` is then a no-op.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-ENV = "MESHD_CA_CRASH_AT"
+ENV = "MESHD_CRASH_AT"
 _die = os._exit
 """How the process dies; in-process tests replace it with raising a BaseException."""
 

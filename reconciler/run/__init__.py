@@ -1,0 +1,1 @@
+"""`meshd run` and the verbs that steer it (`suspend`, `resume`, `reconcile`)."""
