@@ -210,7 +210,10 @@ def test_service_entries_and_sidecars_validate_against_istios_crds() -> None:
         pytest.skip(reason)
     crds = load_crd_files([REFERENCE_CRDS])
     static = FRAUD.replace("  ports:", "  resolution: static\n  addresses: [203.0.113.7]\n  ports:")
-    for variant in (files(), files(**{"fraud.yaml": static})):
+    pinned = FRAUD.replace("  ports:", "  addresses: [203.0.113.7/32, 198.51.100.0/24]\n  ports:")
+    single = FRAUD.replace("  ports:", "  addresses: [203.0.113.7/32]\n  ports:")
+    variants = (static, pinned, single)
+    for variant in (files(), *(files(**{"fraud.yaml": text}) for text in variants)):
         artifacts: Artifacts = render_files(variant)
         report = check_artifacts(artifacts, crds)
         assert {k.kind for k, _ in artifacts} >= {"ServiceEntry", "Sidecar"}
@@ -226,7 +229,7 @@ def test_a_tcp_port_without_addresses_is_warned_and_single_ips_are_matched() -> 
         "External payments/fraud-api: tcp port 5432 has no addresses to match, so every "
         "connection to port 5432 is sent to it, whatever the host"
     )
-    with_ips = tcp.replace("  ports:", "  addresses: [203.0.113.7, 203.0.113.8]\n  ports:")
+    with_ips = tcp.replace("  ports:", "  addresses: [203.0.113.7, 203.0.113.8/32]\n  ports:")
     compilation = compile_files(files(**{"fraud.yaml": with_ips}))
     assert findings(compilation, "MC246") == []
     spec = objects(render_files(files(**{"fraud.yaml": with_ips})), "ServiceEntry")[

@@ -478,7 +478,11 @@ def external_specs(draw: st.DrawFn) -> Doc:
         {"name": f"p-{i}", "port": n, "protocol": draw(protocols)} for i, n in enumerate(numbers)
     ]
     resolution = "none" if wildcard else draw(st.sampled_from([None, "dns", "static", "none"]))
-    addresses = draw(st.sampled_from([[], ["203.0.113.7"], ["198.51.100.0/24", "2001:db8::1"]]))
+    addresses = draw(
+        st.sampled_from(
+            [[], ["203.0.113.7"], ["203.0.113.8/32", "2001:db8::2/128"], ["198.51.100.0/24"]]
+        )
+    )
     if resolution == "static":
         addresses = ["203.0.113.7", "2001:db8::1"]
     return drop_none(

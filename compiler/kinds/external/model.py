@@ -83,12 +83,20 @@ class ExternalSpec(IntentModel):
     def matched_addresses(self) -> tuple[str, ...]:
         """The addresses proxies match connections to this External by: all of them with
         resolution none; with dns only when every one is a single IP (Istio takes no CIDR
-        there); none with static (the addresses are its endpoints). Without any, a TCP
+        there, so a `/32` is written as the IP); none with static (the addresses are its
+        endpoints). Without any, a TCP
         port is matched by port alone, whatever the host (Istio's IST0134)."""
         resolution = self.effective_resolution
-        if resolution == "none" or (resolution == "dns" and all(map(_single, self.addresses))):
+        if resolution == "none":
             return tuple(self.addresses)
+        if resolution == "dns" and all(map(_single, self.addresses)):
+            return tuple(_ip(address) for address in self.addresses)
         return ()
+
+
+def _ip(address: str) -> str:
+    """A single address without its prefix (`203.0.113.10/32` → `203.0.113.10`)."""
+    return str(ipaddress.ip_network(address, strict=False).network_address)
 
 
 def _single(address: str) -> bool:
