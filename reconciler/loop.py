@@ -12,6 +12,7 @@ Each phase failure is classified in one place (`_fail`), and status is finalised
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from compiler.load.discover import PolicyTree
 from reconciler.backoff import backoff_delay
 from reconciler.errors import MeshdError
 from reconciler.rollouts import StepState, carry_steps
-from reconciler.state import HistoryEntry, ReconcilerState, StateStore
+from reconciler.state import HistoryEntry, ReconcilerState, StateError, StateStore
 
 CONFIRM_TIMEOUT = 10.0
 """How long a pass waits for the target to accept or reject what was pushed."""
@@ -177,12 +178,16 @@ class Reconciler:
         return self.state.rollout_steps
 
     async def reconcile(self) -> PassOutcome:
-        """One pass, its state saved (when a store is given) whatever happened."""
-        try:
-            return await self._reconcile()
-        finally:
-            if self.store is not None:
+        """One pass, its state saved (when a store is given) whatever happened. A state
+        that cannot be saved (a full disk) is reported on the outcome; the next pass saves
+        again, and the target already holds what the pass applied."""
+        outcome = await self._reconcile()
+        if self.store is not None:
+            try:
                 self.store.save(self.state)
+            except StateError as exc:
+                outcome = dataclasses.replace(outcome, notes=(*outcome.notes, exc.message))
+        return outcome
 
     async def _reconcile(self) -> PassOutcome:
         """One pass. Never raises for a bad revision or a target failure: the outcome

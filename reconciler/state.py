@@ -30,6 +30,7 @@ REQUEST_MARK = "reconcile-requested"
 HISTORY_LENGTH = 10
 SCHEMA = 1
 
+
 class StateError(MeshdError):
     code = 1
 
@@ -138,8 +139,18 @@ class StateStore:
             ) from None
 
     def save(self, state: ReconcilerState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Replace the state document; a failure (a full disk) leaves the old one whole."""
         data = json.dumps({"schema": SCHEMA, **asdict(state)}, indent=2, sort_keys=True) + "\n"
+        try:
+            self._replace(data)
+        except OSError as exc:
+            raise StateError(
+                f"{self.path}: cannot save the reconciler's state ({exc.strerror}); the "
+                "previous state is kept; free space or fix permissions in --state"
+            ) from None
+
+    def _replace(self, data: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         handle, scratch = tempfile.mkstemp(dir=self.directory, prefix=".state-", suffix=".tmp")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:

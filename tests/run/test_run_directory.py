@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from compiler.cli import cli
@@ -175,3 +176,27 @@ def test_unsigned_commits_are_refused_under_a_signature_policy(tmp_path: Path) -
     ran = meshd_once(repo, tmp_path, "--allowed-signers", str(allowed))
     assert ran.code == 1 and "signature policy" in ran.err and "not signed" in ran.err
     assert files(tmp_path / "out") == {}
+
+
+def test_a_full_state_disk_is_reported_and_the_next_pass_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from reconciler import state as state_module
+
+    repo = policy_repo(tmp_path / "repo")
+    assert meshd_once(repo, tmp_path).code == 0
+    saved = (tmp_path / "state" / "state.json").read_bytes()
+    added = commit_file(repo, "extra.yaml", EXTRA_SERVICE, "B")
+
+    def full(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(state_module.tempfile, "mkstemp", full)
+    ran = meshd_once(repo, tmp_path)
+    assert "cannot save the reconciler's state (No space left on device)" in ran.out + ran.err
+    assert (tmp_path / "state" / "state.json").read_bytes() == saved
+    monkeypatch.undo()
+    assert meshd_once(repo, tmp_path).code == 0
+    assert _state(tmp_path)["last_applied_revision"] == added
