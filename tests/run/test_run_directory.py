@@ -182,8 +182,7 @@ def test_a_full_state_disk_is_reported_and_the_next_pass_saves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
-
-    from reconciler import state as state_module
+    import tempfile
 
     repo = policy_repo(tmp_path / "repo")
     assert meshd_once(repo, tmp_path).code == 0
@@ -193,7 +192,7 @@ def test_a_full_state_disk_is_reported_and_the_next_pass_saves(
     def full(*args: object, **kwargs: object) -> tuple[int, str]:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(state_module.tempfile, "mkstemp", full)
+    monkeypatch.setattr(tempfile, "mkstemp", full)
     ran = meshd_once(repo, tmp_path)
     assert "cannot save the reconciler's state (No space left on device)" in ran.out + ran.err
     assert (tmp_path / "state" / "state.json").read_bytes() == saved
