@@ -64,15 +64,17 @@ def bootstrap(
     files: XdsClientFiles,
     admin_port: int,
     admin_address: str = "127.0.0.1",
+    delta: bool = False,
 ) -> dict[str, Any]:
-    """A bootstrap (JSON-ready) for one node; write it with `json.dumps` and pass `-c`."""
+    """A bootstrap (JSON-ready) for one node; write it with `json.dumps` and pass `-c`.
+    `delta` asks for incremental xDS instead of the state of the world."""
     ads = {"ads": {}, "resource_api_version": "V3"}
     return {
         "node": {"id": node_id, "cluster": cluster},
         "admin": {"address": _socket(admin_address, admin_port)},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": "DELTA_GRPC" if delta else "GRPC",
                 "transport_api_version": "V3",
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
                 "set_node_on_first_message_only": True,

@@ -38,6 +38,8 @@ class SdsContent:
     secrets: dict[str, Message]
     version: str
     """From public facts only (serials, the bundle digest): no key feeds a logged digest."""
+    tags: dict[str, str]
+    """Each secret's own version (delta xDS versions resources one by one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ class NodeSecrets:
         tags: dict[str, str] = {}
         for name in sorted(requested & set(allowed)):
             secrets[name], tags[name] = self._secret(name, allowed[name])
-        return SdsContent(secrets, _version(tags))
+        return SdsContent(secrets, _version(tags), tags)
 
     def _available(self, ref: SecretRef) -> bool:
         if ref.kind == "trust-bundle":

@@ -1,5 +1,5 @@
-"""The embedded Envoy control plane: an ADS server (state of the world, SDS on the same
-stream) serving each node its own snapshot, over mutual TLS.
+"""The embedded Envoy control plane: an ADS server (state of the world or delta, SDS on
+the same stream) serving each node its own snapshot, over mutual TLS.
 
     server = XdsServer(ca)                         # CAService or anything with issue/bundle_pem
     port = await server.start("127.0.0.1", 0, CONTROL_PLANE_ID)  # or a fixed ServerTls
@@ -35,6 +35,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 from compiler.lower.envoy.snapshot import SECRET, Snapshot
 from reconciler.xds.auth import ServerTls, peer_identity
 from reconciler.xds.consumer import XdsConsumer, trusted_by_all
+from reconciler.xds.delta import DeltaSession
 from reconciler.xds.errors import XdsError
 from reconciler.xds.secrets import CertificateAuthority, Clock, SecretCache, utc_now
 from reconciler.xds.session import Counters, NodeMemory, Session
@@ -282,9 +283,14 @@ class XdsServer:
     # -- streams -------------------------------------------------------------------------
 
     async def handle_stream(
-        self, requests: AsyncIterator[DiscoveryRequest], context: StreamContext
+        self,
+        requests: AsyncIterator[DiscoveryRequest],
+        context: StreamContext,
+        *,
+        delta: bool = False,
     ) -> AsyncIterator[DiscoveryResponse]:
-        """One ADS stream: authenticate, then answer requests and pushes until it ends."""
+        """One ADS stream (state of the world, or incremental with `delta`): authenticate,
+        then answer requests and pushes until it ends."""
         identity = peer_identity(context.auth_context())
         first = await anext(requests, None)
         if first is None:
@@ -300,7 +306,7 @@ class XdsServer:
             )
         assert identity is not None
         stream_id = next(self._ids)
-        session = Session(
+        session = (DeltaSession if delta else Session)(
             stream_id=stream_id,
             node_id=node_id,
             node_cluster=first.node.cluster,
@@ -343,7 +349,7 @@ class XdsServer:
             stream.outbox.put_nowait(Close(grpc.StatusCode.OK, ""))
         except asyncio.CancelledError:
             raise
-        except grpc.RpcError:  # the peer went away mid-read
+        except (grpc.RpcError, grpc.aio.AbortError):  # the peer went away, or we ended it
             stream.outbox.put_nowait(Close(grpc.StatusCode.CANCELLED, "the peer went away"))
         except Exception as exc:  # a bug here must end this stream only, and be seen
             log.error(
@@ -454,11 +460,8 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
     async def DeltaAggregatedResources(
         self, request_iterator: AsyncIterator[DeltaDiscoveryRequest], context: StreamContext
     ) -> AsyncIterator[DeltaDiscoveryResponse]:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "delta xDS is not served yet; use the state-of-the-world ADS (api_type: GRPC)",
-        )
-        yield DeltaDiscoveryResponse()  # unreachable: makes this an async generator
+        async for response in self._server.handle_stream(request_iterator, context, delta=True):
+            yield response
 
 
 async def start(

@@ -33,6 +33,7 @@ from envoy.config.core.v3.base_pb2 import ControlPlane
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.message import Message
+from google.rpc.status_pb2 import Status
 
 from compiler.lower.envoy.snapshot import (
     CLUSTER,
@@ -176,7 +177,8 @@ class Session:
             if request.response_nonce != state.sent_nonce:
                 return []  # stale: answers an older response; a fresh request follows
             if state.pending:  # the first answer counts; later ones only resubscribe
-                self._record_reply(state, request)
+                error = request.error_detail if request.HasField("error_detail") else None
+                self.record_reply(type_url, state, error, request.version_info)
         state.subscribed = True
         state.requested = frozenset(request.resource_names)
         if type_url == SECRET:
@@ -218,40 +220,43 @@ class Session:
 
     # -- replies -------------------------------------------------------------------------
 
-    def _record_reply(self, state: TypeState, request: DiscoveryRequest) -> None:
+    def record_reply(
+        self, type_url: str, state: TypeState, error: Status | None, running: str
+    ) -> None:
+        """An answer to the last response: a NACK when `error` says so, else an ACK.
+        `running` is the version the node says it runs (state of the world sends it)."""
         state.pending = False
         now = self.clock()
-        type_name = SHORT_NAMES[request.type_url]
-        if request.HasField("error_detail") and (
-            request.error_detail.code or request.error_detail.message
-        ):
-            message = " ".join(request.error_detail.message.split())  # one line in logs
+        type_name = SHORT_NAMES[type_url]
+        if is_nack(error):
+            assert error is not None
+            message = " ".join(error.message.split())  # one line in logs
             state.nack = Nack(
                 version=state.sent_version or "",
-                accepted_version=request.version_info,
+                accepted_version=running,
                 message=message,
                 at=now,
             )
-            if request.version_info:
-                state.acked_version = request.version_info
-            self.memory.reject(request.type_url, state.nack.version, message)
+            if running:
+                state.acked_version = running
+            self.memory.reject(type_url, state.nack.version, message)
             self.counters.bump(self.counters.nacks, type_name)
             log.warning(
                 "xds: node %s rejected %s version %s (still runs %s): %s",
                 self.node_id,
                 type_name,
                 state.sent_version,
-                request.version_info or "nothing",
+                running or "nothing",
                 message,
             )
             return
-        state.acked_version = request.version_info
+        state.acked_version = running
         state.acked_at = now
         state.acked_roots = state.sent_roots
         if not state.fallback:
             state.nack = None
-        if request.type_url != SECRET and state.sent_version is not None:
-            self.memory.accepted[request.type_url] = (state.sent_version, state.sent_source)
+        if type_url != SECRET and state.sent_version is not None:
+            self.memory.accepted[type_url] = (state.sent_version, state.sent_source)
         self.counters.bump(self.counters.acks, type_name)
 
     def _requested(self, type_url: str) -> frozenset[str]:
@@ -337,31 +342,38 @@ class Session:
         state.sent_version = None
         return self._respond(type_url)
 
-    def _response(
-        self, type_url: str, state: TypeState, version: str, resources: Mapping[str, Message]
-    ) -> DiscoveryResponse:
+    def mark_sent(
+        self, type_url: str, state: TypeState, version: str, names: frozenset[str]
+    ) -> str:
+        """Book a response about to go out; returns its nonce."""
         nonce = next_nonce()
         state.sent_version = version
-        state.sent_names = frozenset(resources)
+        state.sent_names = names
         state.sent_nonce = nonce
         state.pushed_at = self.clock()
         state.pending = True
         self.counters.bump(self.counters.pushes, SHORT_NAMES[type_url])
         if type_url == SECRET:
             bundle = self.secrets.bundle
-            included = TRUST_BUNDLE in resources and bundle is not None
+            included = TRUST_BUNDLE in names and bundle is not None
             state.sent_roots = bundle.fingerprints if included and bundle else frozenset()
         log.debug(
             "xds: push %s version %s (%d resources) to %s, nonce %s",
             SHORT_NAMES[type_url],
             version,
-            len(resources),
+            len(names),
             self.node_id,
             nonce,
         )
+        return nonce
+
+    def _response(
+        self, type_url: str, state: TypeState, version: str, resources: Mapping[str, Message]
+    ) -> DiscoveryResponse:
+        nonce = self.mark_sent(type_url, state, version, frozenset(resources))
         return DiscoveryResponse(
             version_info=version,
-            resources=[_pack(resources[name]) for name in sorted(resources)],
+            resources=[pack(resources[name]) for name in sorted(resources)],
             type_url=type_url,
             nonce=nonce,
             control_plane=CONTROL_PLANE,
@@ -398,22 +410,26 @@ def _replaces_eds_cluster(state: TypeState, clusters: Mapping[str, Message]) -> 
         isinstance(cluster, Cluster)
         and cluster.type == Cluster.EDS
         and name in before
-        and before[name] != _resource_digest(cluster)
+        and before[name] != resource_digest(cluster)
         for name, cluster in clusters.items()
     )
 
 
 def _digests(resources: Mapping[str, Message]) -> dict[str, str]:
-    return {name: _resource_digest(resource) for name, resource in resources.items()}
+    return {name: resource_digest(resource) for name, resource in resources.items()}
 
 
-def _pack(message: Message) -> AnyMessage:
+def is_nack(error: Status | None) -> bool:
+    return error is not None and bool(error.code or error.message)
+
+
+def pack(message: Message) -> AnyMessage:
     packed = AnyMessage()
     packed.Pack(message)
     return packed
 
 
-def _resource_digest(message: Message) -> str:
+def resource_digest(message: Message) -> str:
     return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
 
 

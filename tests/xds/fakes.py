@@ -10,7 +10,12 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from cryptography.hazmat.primitives.serialization import Encoding
 from envoy.config.core.v3.base_pb2 import Node
-from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryRequest,
+    DeltaDiscoveryResponse,
+    DiscoveryRequest,
+    DiscoveryResponse,
+)
 from google.rpc.status_pb2 import Status
 
 from reconciler.ca.service import CAService
@@ -54,7 +59,10 @@ def peer_certificate(ca: CAService, spiffe_id: str) -> bytes:
 class FakeStream:
     """One proxy's stream to `server`; `send` a request, `recv` the next response."""
 
-    def __init__(self, server: XdsServer, peer_pem: bytes | None, node_id: str) -> None:
+    def __init__(
+        self, server: XdsServer, peer_pem: bytes | None, node_id: str, *, delta: bool = False
+    ) -> None:
+        self.delta = delta
         self.node = Node(id=node_id, cluster="demo.default")
         self.requests: asyncio.Queue[DiscoveryRequest | None] = asyncio.Queue()
         self.responses: asyncio.Queue[DiscoveryResponse] = asyncio.Queue()
@@ -71,7 +79,8 @@ class FakeStream:
 
     async def _run(self, server: XdsServer, context: Any) -> None:
         try:
-            async for response in server.handle_stream(self._requests(), context):
+            responses = server.handle_stream(self._requests(), context, delta=self.delta)
+            async for response in responses:
                 self.last[response.type_url] = response
                 await self.responses.put(response)
         except Aborted as exc:
@@ -99,6 +108,33 @@ class FakeStream:
             if error is not None:
                 request.error_detail.CopyFrom(Status(code=3, message=error))
         self.requests.put_nowait(request)
+
+    def send_delta(
+        self,
+        type_url: str,
+        subscribe: Sequence[str] = (),
+        unsubscribe: Sequence[str] = (),
+        *,
+        answer: DeltaDiscoveryResponse | None = None,
+        error: str | None = None,
+        held: Mapping[str, str] | None = None,
+    ) -> None:
+        """A delta request: subscription changes, and the answer to `answer` (a NACK with
+        `error`); `held` is what a reconnecting proxy reports it has."""
+        request = DeltaDiscoveryRequest(
+            type_url=type_url,
+            resource_names_subscribe=list(subscribe),
+            resource_names_unsubscribe=list(unsubscribe),
+            initial_resource_versions=dict(held or {}),
+        )
+        if self.first:
+            request.node.CopyFrom(self.node)
+            self.first = False
+        if answer is not None:
+            request.response_nonce = answer.nonce
+            if error is not None:
+                request.error_detail.CopyFrom(Status(code=3, message=error))
+        self.requests.put_nowait(request)  # type: ignore[arg-type]
 
     def ack(self, response: DiscoveryResponse, names: Sequence[str] = ()) -> None:
         self.send(response.type_url, names, answer=response)

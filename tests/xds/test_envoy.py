@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 from cryptography import x509
 
 from reconciler.ca.consumers import read_file_consumers
@@ -80,7 +81,7 @@ class Mesh:
         tls = server_tls_from_ca(self.ca, datetime.now(UTC), CONTROL_PLANE)
         self.port = await self.server.start("127.0.0.1", 0, tls if fixed_tls else CONTROL_PLANE)
 
-    def bootstrap(self, node_id: str, identity: str) -> dict[str, object]:
+    def bootstrap(self, node_id: str, identity: str, *, delta: bool = False) -> dict[str, object]:
         files = write_client_files(self.ca, datetime.now(UTC), identity, self.dir / node_id)
         return bootstrap(
             node_id=node_id,
@@ -90,6 +91,7 @@ class Mesh:
             control_plane_identity=CONTROL_PLANE,
             files=files,
             admin_port=0,
+            delta=delta,
         )
 
     def url(self, path: str = "/") -> str:
@@ -102,13 +104,14 @@ def with_envoy(
     identity: str = A,
     *,
     fixed_tls: bool = False,
+    delta: bool = False,
 ) -> None:
     async def scenario() -> None:
         mesh = Mesh(tmp_path)
         await mesh.start(fixed_tls=fixed_tls)
         try:
             envoy_dir = tmp_path / "envoy"
-            with run_envoy(mesh.bootstrap("a", identity), envoy_dir) as envoy:
+            with run_envoy(mesh.bootstrap("a", identity, delta=delta), envoy_dir) as envoy:
                 await body(mesh, envoy)
         finally:
             await mesh.server.stop()
@@ -140,7 +143,8 @@ def mtls_get(mesh: Mesh) -> tuple[str, str]:
     return body, san.get_values_for_type(x509.UniformResourceIdentifier)[0]
 
 
-def test_envoy_acks_every_type_serves_it_and_applies_a_change(tmp_path: Path) -> None:
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+def test_envoy_acks_every_type_serves_it_and_applies_a_change(tmp_path: Path, delta: bool) -> None:
     async def body(mesh: Mesh, envoy: EnvoyProcess) -> None:
         generation = mesh.server.set_snapshots({"a": snapshot("a", A, mesh.ports)})
         await eventually(lambda: get(mesh.url()) == "v1", "the http listener")
@@ -163,11 +167,12 @@ def test_envoy_acks_every_type_serves_it_and_applies_a_change(tmp_path: Path) ->
         await eventually(lambda: get(mesh.url()) == "v2", "the changed route")
         assert "SYNCED" in status_table(mesh.server.status())
 
-    with_envoy(tmp_path, body, fixed_tls=True)
+    with_envoy(tmp_path, body, fixed_tls=True, delta=delta)
 
 
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 def test_a_rejected_config_is_reported_and_the_previous_one_keeps_serving(
-    tmp_path: Path,
+    tmp_path: Path, delta: bool
 ) -> None:
     async def body(mesh: Mesh, envoy: EnvoyProcess) -> None:
         mesh.server.set_snapshots({"a": snapshot("a", A, mesh.ports)})
@@ -198,7 +203,7 @@ def test_a_rejected_config_is_reported_and_the_previous_one_keeps_serving(
         assert result.acked == ("a",) and result.nacked == {}
         await eventually(lambda: get(mesh.url()) == "v3", "the fixed routes")
 
-    with_envoy(tmp_path, body)
+    with_envoy(tmp_path, body, delta=delta)
 
 
 def test_a_restarted_proxy_gets_the_last_config_it_accepted(tmp_path: Path) -> None:
@@ -237,7 +242,10 @@ def test_a_proxy_claiming_another_identity_gets_nothing(tmp_path: Path) -> None:
     with_envoy(tmp_path, body, identity=B)  # B's certificate, node id "a"
 
 
-def test_an_eds_cluster_changed_through_cds_is_not_left_warming(tmp_path: Path) -> None:
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+def test_an_eds_cluster_changed_through_cds_is_not_left_warming(
+    tmp_path: Path, delta: bool
+) -> None:
     async def body(mesh: Mesh, envoy: EnvoyProcess) -> None:
         mesh.server.set_snapshots({"a": snapshot("a", A, mesh.ports)})
         await eventually(lambda: get(mesh.url()) == "v1", "the http listener")
@@ -261,7 +269,7 @@ def test_an_eds_cluster_changed_through_cds_is_not_left_warming(tmp_path: Path) 
         # Without the EDS re-send it stays warming for the 15 s initial fetch timeout.
         assert time.monotonic() - started < 5
 
-    with_envoy(tmp_path, body)
+    with_envoy(tmp_path, body, delta=delta)
 
 
 def test_a_proxy_with_a_certificate_from_a_new_root_connects_after_the_bundle_grows(

@@ -220,19 +220,30 @@ def test_another_identity_and_no_certificate_get_nothing(tmp_path: Path) -> None
     run(scenario)
 
 
-def test_delta_is_unimplemented_over_grpc(tmp_path: Path) -> None:
+def test_delta_over_grpc(tmp_path: Path) -> None:
     async def scenario() -> None:
         ca, server, port = await serving(tmp_path)
         client = Client(ca, port, A, "a")
+        requests: asyncio.Queue[DeltaDiscoveryRequest] = asyncio.Queue()
+
+        async def outgoing() -> AsyncIterator[DeltaDiscoveryRequest]:
+            while True:
+                yield await requests.get()
+
         try:
-
-            async def one() -> AsyncIterator[DeltaDiscoveryRequest]:
-                yield DeltaDiscoveryRequest(node=client.node, type_url=LISTENER)
-
-            with pytest.raises(grpc.aio.AioRpcError) as raised:
-                async for _ in client.stub.DeltaAggregatedResources(one()):
-                    pass
-            assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
+            call = client.stub.DeltaAggregatedResources(outgoing())
+            requests.put_nowait(DeltaDiscoveryRequest(node=client.node, type_url=LISTENER))
+            lds = await asyncio.wait_for(call.read(), 5)
+            assert sorted(r.name for r in lds.resources) == ["http", "mtls"]
+            requests.put_nowait(DeltaDiscoveryRequest(type_url=LISTENER, response_nonce=lds.nonce))
+            generation = server.set_snapshots({"a": snapshot("a", A, PORTS, with_mtls=False)})
+            removal = await asyncio.wait_for(call.read(), 5)
+            assert list(removal.removed_resources) == ["mtls"] and not removal.resources
+            requests.put_nowait(
+                DeltaDiscoveryRequest(type_url=LISTENER, response_nonce=removal.nonce)
+            )
+            assert (await server.wait_acked(generation, timeout=5)).acked == ("a",)
+            call.cancel()
         finally:
             await client.close()
             await server.stop()

@@ -334,26 +334,6 @@ def test_sds_serves_the_nodes_own_certificate_and_the_bundle_only(
     run(scenario)
 
 
-def test_delta_xds_answers_unimplemented(tmp_path: Path) -> None:
-    from reconciler.xds.server import _Servicer
-    from tests.xds.fakes import Aborted, FakeContext
-
-    async def scenario() -> None:
-        world = World(tmp_path)
-
-        async def no_requests():  # type: ignore[no-untyped-def]
-            return
-            yield
-
-        servicer = _Servicer(world.server)
-        with pytest.raises(Aborted) as raised:
-            async for _ in servicer.DeltaAggregatedResources(no_requests(), FakeContext(None)):
-                pass
-        assert raised.value.code is grpc.StatusCode.UNIMPLEMENTED
-
-    run(scenario)
-
-
 def test_a_node_that_leaves_the_mesh_is_disconnected_and_its_certificate_forgotten(
     tmp_path: Path,
 ) -> None:
