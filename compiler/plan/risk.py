@@ -179,6 +179,25 @@ def _mesh_flags(change: FieldChange) -> list[RiskFlag]:
                 "default action deny → allow: services without an AccessPolicy accept every caller",
             )
         ]
+    if change.field == "networkPolicy.defaultDeny" and change.before == "true":
+        return [
+            RiskFlag(
+                NETWORK_POLICY_DISABLED,
+                "mesh",
+                "network default deny turned off: pods meshc does not know accept and open "
+                "connections again, and callers' egress is no longer limited to their calls",
+            )
+        ]
+    if change.field == "outboundTrafficPolicy" and change.before == "REGISTRY_ONLY":
+        after = change.after or "(unset: the mesh config decides, ALLOW_ANY by default)"
+        return [
+            RiskFlag(
+                EGRESS_ADDED,
+                "mesh",
+                f"outboundTrafficPolicy REGISTRY_ONLY → {after}: proxies pass hosts no "
+                "External declares through",
+            )
+        ]
     if change.field == "networkPolicy.enabled" and change.after == "false":
         return [
             RiskFlag(

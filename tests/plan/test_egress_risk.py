@@ -75,3 +75,28 @@ def test_lost_egress_is_shown_but_not_flagged_in_every_format() -> None:
     line = "productpage → stripe api.stripe.com:443/https (outside the mesh)"
     assert f"- {line}" in render_text(document)
     assert f"- {line}" in "".join(render_markdown(document))
+
+
+def test_loosening_registry_only_or_network_default_deny_is_flagged() -> None:
+    strict = dict(BOOKINFO)
+    strict["mesh.yaml"] = (
+        BOOKINFO["mesh.yaml"]
+        .replace("    enabled: true\n", "    enabled: true\n    defaultDeny: true\n")
+        .replace(
+            "defaultAction: deny", "defaultAction: deny\n  outboundTrafficPolicy: REGISTRY_ONLY"
+        )
+    )
+    assert "defaultDeny: true" in strict["mesh.yaml"]
+    loose = dict(strict)
+    loose["mesh.yaml"] = strict["mesh.yaml"].replace("defaultDeny: true", "defaultDeny: false")
+    loose["mesh.yaml"] = loose["mesh.yaml"].replace("REGISTRY_ONLY", "ALLOW_ANY")
+    flags = {(f.code, f.message) for f in plan_of(strict, loose).risks}
+    assert (
+        "egress-added",
+        "outboundTrafficPolicy REGISTRY_ONLY → ALLOW_ANY: proxies pass hosts no External "
+        "declares through",
+    ) in flags
+    assert any(code == "network-policy-disabled" for code, _ in flags)
+    assert {f.code for f in plan_of(loose, strict).risks}.isdisjoint(
+        {"egress-added", "network-policy-disabled"}
+    )
