@@ -242,3 +242,15 @@ def objects_of(rendered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for o in rendered
         if o["kind"] == "NetworkPolicy"
     }
+
+
+def test_an_external_without_addresses_is_noted_under_default_deny() -> None:
+    compilation = compile_files({"mesh.yaml": MESH, "shop.yaml": SHOP})
+    notes = [d for d in compilation.diagnostics if d.code == "MC247"]
+    assert [d.message for d in notes] == [
+        "External shop/stripe has no addresses: NetworkPolicy cannot select a host name, so "
+        "its callers may open port 443 to every address"
+    ]
+    off = MESH.replace("defaultDeny: true", "defaultDeny: false")
+    assert not [d for d in compile_files({"mesh.yaml": off, "shop.yaml": SHOP}).diagnostics
+                if d.code == "MC247"]  # fmt: skip

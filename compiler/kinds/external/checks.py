@@ -134,3 +134,39 @@ def external_tcp_port_without_addresses(ctx: LintContext) -> Iterable[Finding]:
                 "add addresses (single IPs with resolution dns), or use protocol: tls when "
                 "the connection carries SNI",
             )
+
+
+@rule("MC247", "external-egress-to-any-address", Severity.INFO)
+def external_egress_to_any_address(ctx: LintContext) -> Iterable[Finding]:
+    """Under network default deny, a called External without addresses opens its ports to
+    every address.
+
+    **What it does.** With `networkPolicy.defaultDeny`, reports each External that some
+    service calls and that lists no `addresses`.
+
+    **Why is this bad.** A NetworkPolicy selects peers by pod labels or IP blocks, never by
+    host name: to let the callers reach `api.example.com:443` it must allow port 443 to
+    `0.0.0.0/0` and `::/0`. At layer 3 the callers can then reach any host on those ports;
+    only their Sidecar (with `outboundTrafficPolicy: REGISTRY_ONLY`) keeps other hosts out.
+
+    **Example.** `kind: External` with `hosts: [api.example.com]` and no `addresses`,
+    called by `checkout`, in a mesh with `networkPolicy: {defaultDeny: true}`.
+
+    **Use instead.** When the provider publishes its address ranges, list them:
+    `addresses: [203.0.113.0/24]`; otherwise keep `outboundTrafficPolicy: REGISTRY_ONLY`.
+    """
+    model = ctx.model
+    if not model.settings.network_policy.default_deny or not model.externals:
+        return
+    called = {target for view in model.services.values() for target in view.calls}
+    for key, external in model.externals.items():
+        if key not in called or external.spec.addresses:
+            continue
+        ports = ", ".join(str(port.port) for port in external.spec.ports)
+        yield Finding(
+            external.intent.doc.span("metadata", "name"),
+            f"External {key} has no addresses: NetworkPolicy cannot select a host name, so "
+            f"its callers may open port {ports} to every address",
+            "list the provider's address ranges in addresses:, and keep "
+            "outboundTrafficPolicy: REGISTRY_ONLY so the Sidecar refuses other hosts",
+        )
