@@ -197,13 +197,19 @@ class Supervisor:
                 continue
             state.restarts += 1
 
+    async def replace(self, node_id: str, *, grace: float = 3.0) -> None:
+        """Restart one Envoy on purpose (it must re-read its bootstrap credentials): not a
+        crash, so neither reported nor backed off."""
+        state = self.proxies[node_id]
+        await _cancel(state)
+        await _terminate([state], grace)
+        await self._spawn(state)
+        state.watcher = asyncio.create_task(self._watch(state), name=f"envoy {node_id}")
+
     async def stop(self, node_id: str, *, grace: float = 3.0) -> None:
         """Stop one Envoy (its node left the mesh) and forget it."""
         state = self.proxies.pop(node_id)
-        if state.watcher is not None:
-            state.watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await state.watcher
+        await _cancel(state)
         await _terminate([state], grace)
 
     async def stop_all(self, *, grace: float = 3.0) -> None:
@@ -217,6 +223,13 @@ class Supervisor:
             if state.watcher is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await state.watcher
+
+
+async def _cancel(state: ProxyState) -> None:
+    if state.watcher is not None:
+        state.watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await state.watcher
 
 
 async def _terminate(states: list[ProxyState], grace: float) -> None:

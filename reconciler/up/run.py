@@ -82,6 +82,8 @@ class Running:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
+        for closer in self.closers:
+            await closer()
         if self.run_file is not None:
             withdraw(self.run_file)
         if self.target is not None:
@@ -224,6 +226,8 @@ async def _serve(
             f"logs in {running.workdir}"
         )
     running.ready = True
+    renewal = asyncio.create_task(running.target.keep_credentials_fresh())
+    running.closers.append(lambda: _cancelled(renewal))
     assert running.published is not None
     publish(running.run_file, running.published)
     for line in workload_table(running.published, xds_port=xds_port, hint=tour is None):
@@ -236,6 +240,12 @@ async def _serve(
         stop=stop, on_pass=lambda o: _report_pass(o, echo=echo, warn=warn), first=False
     )
     return 0
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _report_pass(outcome: PassOutcome, *, echo: Echo, warn: Echo) -> None:

@@ -4,7 +4,9 @@
 new ones) and lowers them to one snapshot per node with the Envoy backend. `push` hands the
 snapshots to the control plane, then brings the processes in line: a demo backend and an
 Envoy for each new node, both stopped for a node the revision removed. `confirm` waits
-until every node's Envoy is connected and has ACKed or NACKed its snapshot.
+until every node's Envoy is connected and has ACKed or NACKed its snapshot. Each Envoy's
+certificate for the xDS connection sits in its bootstrap, read once: past half its
+lifetime it is re-issued and that Envoy restarted (`keep_credentials_fresh`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import contextlib
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
 
 from compiler.api import Compilation
 from compiler.lower.envoy.snapshot import RESOURCE_TYPES, Snapshot
@@ -31,7 +35,7 @@ from reconciler.up.lowering import lower_snapshots
 from reconciler.up.ports import LOCALHOST, LocalMesh, PortError, allocate, reuse
 from reconciler.up.proxies import ProxySpec, Supervisor
 from reconciler.up.runstate import ServiceInfo
-from reconciler.xds.bootstrap import bootstrap, write_client_files
+from reconciler.xds.bootstrap import XdsClientFiles, bootstrap, write_client_files
 from reconciler.xds.server import XdsServer
 
 Versions = tuple[str, ...]
@@ -71,6 +75,8 @@ class LocalMeshTarget:
     current: Desired | None = None
     nodes: dict[str, RunningNode] = field(default_factory=dict)
     versions: dict[str, Versions] = field(default_factory=dict)
+    renew_at: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    """Node → (its SPIFFE ID, when its xDS client certificate is due for renewal)."""
 
     @property
     def name(self) -> str:
@@ -151,9 +157,7 @@ class LocalMeshTarget:
         snapshot = desired.snapshots.get(node_id)
         if snapshot is None:
             raise MeshdError(f"{node_id}: the Envoy backend built no snapshot for this node")
-        files = write_client_files(
-            self.ca, utc_now(), snapshot.identity, self.workdir / "credentials" / _safe(node_id)
-        )
+        files = self._write_credential(node_id, snapshot.identity)
         admin = desired.mesh.admin[node_id]
         config = bootstrap(
             node_id=node_id,
@@ -169,7 +173,47 @@ class LocalMeshTarget:
         except OSError as exc:
             raise MeshdError(f"envoy {node_id}: cannot start ({exc.strerror})") from None
 
+    def _write_credential(self, node_id: str, identity: str) -> XdsClientFiles:
+        """Issue the node's certificate for its xDS connection and note when to renew it
+        (at half its lifetime, as the xds target renews the SDS certificates)."""
+        files = write_client_files(
+            self.ca, utc_now(), identity, self.workdir / "credentials" / _safe(node_id)
+        )
+        leaf = x509.load_pem_x509_certificate(files.certificate_chain.read_bytes())
+        lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+        self.renew_at[node_id] = (identity, leaf.not_valid_before_utc + lifetime / 2)
+        return files
+
+    async def renew_credentials(self, now: datetime) -> list[str]:
+        """Re-issue every xDS client certificate past its half-life, and restart its Envoy:
+        a certificate in the bootstrap is read once, at start."""
+        renewed = []
+        for node_id, (identity, due) in sorted(self.renew_at.items()):
+            if now >= due and node_id in self.supervisor.proxies:
+                self._write_credential(node_id, identity)
+                await self.supervisor.replace(node_id)
+                renewed.append(node_id)
+        return renewed
+
+    async def keep_credentials_fresh(self, *, check_every: float = 60.0) -> None:
+        """Run until cancelled: renew what is due, report it."""
+        while True:
+            upcoming = min((due for _, due in self.renew_at.values()), default=None)
+            wait = check_every
+            if upcoming is not None:
+                wait = min(check_every, max(0.0, (upcoming - utc_now()).total_seconds()))
+            await asyncio.sleep(wait)
+            try:
+                renewed = await self.renew_credentials(utc_now())
+            except (MeshdError, OSError) as exc:
+                self.warn(f"cannot renew an xDS client certificate ({exc}); retrying")
+                await asyncio.sleep(check_every)
+                continue
+            for node_id in renewed:
+                self.warn(f"envoy {node_id} restarted with a renewed xDS client certificate")
+
     async def _stop_node(self, node_id: str) -> None:
+        self.renew_at.pop(node_id, None)
         node = self.nodes.pop(node_id)
         await self.supervisor.stop(node_id)
         await node.runner.cleanup()

@@ -1,5 +1,6 @@
 """A child process for the supervision tests: supervises N real Envoys (static bootstrap,
-admin only) like `meshd up` does, prints their pids, and stops them on SIGTERM/SIGINT.
+admin only) like `meshd up` does, prints their pids, replaces the first on SIGUSR1 (as a certificate
+renewal does) and stops them on SIGTERM/SIGINT.
 
     python -m tests.up.supervise_child WORKDIR N
 """
@@ -41,8 +42,18 @@ async def main(workdir: Path, count: int) -> None:
             admin = Address(LOCALHOST, free_port())
             node_id = f"test~v1~{index}"
             await supervisor.start(ProxySpec(node_id, "test", admin, _static(node_id, admin)))
+        replace = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, replace.set)
         print("pids:", json.dumps({n: s.pid for n, s in supervisor.proxies.items()}), flush=True)
-        await stop.wait()
+        while not stop.is_set():
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(replace.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            if replace.is_set():
+                replace.clear()
+                await supervisor.replace("test~v1~0")
+                print("replaced:", supervisor.proxies["test~v1~0"].pid, flush=True)
     finally:
         await supervisor.stop_all()
         print("stopped", flush=True)

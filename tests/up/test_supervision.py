@@ -111,6 +111,19 @@ def test_a_crashed_envoy_is_reported_and_restarted(child: Child) -> None:
     assert _alive(child.pids["test~v1~1"])  # the other one was left alone
 
 
+def test_a_planned_replacement_is_no_crash(child: Child) -> None:
+    old = child.pids["test~v1~0"]
+    child.process.send_signal(signal.SIGUSR1)
+    new = int(child.read_until("replaced:").split()[1])
+    assert new != old and _alive(new)
+    _wait_until(lambda: not _alive(old), "the replaced Envoy to exit")
+    assert not [line for line in child.lines if line.startswith("report:")]
+    child.pids["replacement"] = new  # cleaned up by the fixture if the test fails later
+    child.process.send_signal(signal.SIGTERM)
+    child.read_until("stopped")
+    assert not _alive(new)
+
+
 def _children(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
