@@ -24,6 +24,10 @@ from reconciler.up.headers import DENIED_BY, SERVED_BY
 from reconciler.up.runstate import RunState, ServiceInfo
 
 REQUEST_TIMEOUT = 30.0
+UPSTREAM_TIME = "x-envoy-upstream-service-time"
+"""Set by Envoy on a response that came from upstream, absent on its own local replies."""
+RBAC_DENIED = "RBAC: access denied"
+"""The body of Envoy's RBAC filter's 403."""
 
 
 class CallUsageError(MeshdError):
@@ -173,31 +177,31 @@ def parse_headers(raw: Sequence[str]) -> dict[str, str]:
 
 
 def classify(plan: CallPlan, status: int, headers: Mapping[str, str], body: bytes) -> Result:
-    """The one place an answer is told apart: the demo backend always names itself, so an
-    answer without `x-meshd-served-by` was made by a sidecar."""
+    """The one place an answer is told apart. The demo backend always names itself, so an
+    answer without `x-meshd-served-by` was made by a sidecar: by FROM's own when it carries
+    no `x-envoy-upstream-service-time` (nothing upstream answered: a 404 is Envoy's "no
+    route"), by TO's when it does (a 403 with RBAC's body is TO's AccessPolicy)."""
     served_by = headers.get(SERVED_BY)
     if served_by is not None:
         return Result(status, "answered", served_by)
-    if status == 404 and not plan.declared:
-        return Result(
-            status,
-            "denied",
-            f"no route: {plan.short_caller} does not declare a call to {plan.short_callee}",
-        )
-    if status == 404:
-        return Result(
-            status,
-            "denied",
-            f"no route: {plan.short_caller} declares the call but its sidecar has no route to "
-            f"{plan.host}:{plan.port} yet; see `meshd status`",
-        )
-    if status == 403:
+    from_upstream = UPSTREAM_TIME in headers
+    if status == 404 and not from_upstream:
+        if not plan.declared:
+            reason = f"{plan.short_caller} does not declare a call to {plan.short_callee}"
+        else:
+            reason = (
+                f"{plan.short_caller} declares the call but its sidecar has no route to "
+                f"{plan.host}:{plan.port} yet; see `meshd status`"
+            )
+        return Result(status, "denied", f"no route: {reason}")
+    text = body.decode(errors="replace").strip()
+    if status == 403 and text.startswith(RBAC_DENIED):
         named = headers.get(DENIED_BY)
         policies = [named] if named else list(plan.callee_info.policies)
         shown = ", ".join(f"AccessPolicy {p}" for p in policies) or f"{plan.callee}'s RBAC"
         return Result(status, "denied", f"403: {shown}")
-    text = body.decode(errors="replace").strip().splitlines()
-    return Result(status, "failed", f"{status}: {text[0][:200] if text else 'no body'}")
+    first_line = text.splitlines()[0][:200] if text else "no body"
+    return Result(status, "failed", f"{status}: {first_line}")
 
 
 def send(plan: CallPlan, count: int) -> list[Result]:

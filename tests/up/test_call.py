@@ -38,9 +38,16 @@ class FakeSidecar(BaseHTTPRequestHandler):
             self.send_header("content-length", "0")
             self.end_headers()
             return
+        if self.path.startswith("/missing"):  # TO's own sidecar has no route
+            self.send_response(404)
+            self.send_header("x-envoy-upstream-service-time", "1")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         if self.command != "GET" or not self.path.startswith("/reviews/"):
             body = b"RBAC: access denied"
             self.send_response(403)
+            self.send_header("x-envoy-upstream-service-time", "1")
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -147,6 +154,12 @@ def test_a_caller_without_calls_is_denied_with_no_route(mesh: Path) -> None:
     code, output = _call("ratings", "productpage", "/")
     assert code == 1
     assert "denied (no route: ratings does not declare a call to productpage;" in output
+
+
+def test_a_404_from_the_destinations_side_is_not_a_no_route_denial(mesh: Path) -> None:
+    code, output = _call("productpage", "reviews", "/missing")
+    assert code == 1
+    assert "failed (404: no body)" in output and "no route" not in output
 
 
 def test_an_rbac_refusal_names_the_access_policy(mesh: Path) -> None:
