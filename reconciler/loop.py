@@ -12,6 +12,7 @@ Each phase failure is classified in one place (`_fail`), and status is finalised
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
@@ -182,6 +183,7 @@ class Reconciler:
         that cannot be saved (a full disk) is reported on the outcome; the next pass saves
         again, and the target already holds what the pass applied."""
         outcome = await self._reconcile()
+        self._mark_reconciling(False, outcome.reason)
         if self.store is not None:
             try:
                 self.store.save(self.state)
@@ -194,6 +196,7 @@ class Reconciler:
         says what happened, and the target still serves the last good revision."""
         started = time.monotonic()
         self.state.last_attempt_at = self._timestamp()
+        self._mark_reconciling(True, "a pass is running")
         try:
             # Read the source: the revision to build.
             revision = self._read_source()
@@ -320,6 +323,17 @@ class Reconciler:
         self.state.set_condition("Ready", outcome.ok, reason, detail or revision.id, now)
         self.state.set_condition("Stalled", False, reason, "", now)
         return outcome
+
+    def _mark_reconciling(self, running: bool, message: str) -> None:
+        """The Reconciling condition; saved at the start of a pass too, so `meshd status`
+        shows a pass in progress (a long fetch, a slow target)."""
+        now = self._timestamp()
+        self.state.set_condition(
+            "Reconciling", running, "Progressing" if running else "Done", message, now
+        )
+        if running and self.store is not None:
+            with contextlib.suppress(StateError):
+                self.store.save(self.state)
 
     def _step_notes(self) -> tuple[str, ...]:
         if self._steps is None:
