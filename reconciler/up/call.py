@@ -26,6 +26,7 @@ from reconciler.up.runstate import RunState, ServiceInfo
 REQUEST_TIMEOUT = 30.0
 UPSTREAM_TIME = "x-envoy-upstream-service-time"
 """Set by Envoy on a response that came from upstream, absent on its own local replies."""
+MATCHED_POLICY = "rbac_access_denied_matched_policy["
 RBAC_DENIED = "RBAC: access denied"
 """The body of Envoy's RBAC filter's 403."""
 
@@ -196,12 +197,23 @@ def classify(plan: CallPlan, status: int, headers: Mapping[str, str], body: byte
         return Result(status, "denied", f"no route: {reason}")
     text = body.decode(errors="replace").strip()
     if status == 403 and text.startswith(RBAC_DENIED):
-        named = headers.get(DENIED_BY)
-        policies = [named] if named else list(plan.callee_info.policies)
-        shown = ", ".join(f"AccessPolicy {p}" for p in policies) or f"{plan.callee}'s RBAC"
-        return Result(status, "denied", f"403: {shown}")
+        return Result(status, "denied", f"403: {_denying_policy(plan, headers.get(DENIED_BY))}")
     first_line = text.splitlines()[0][:200] if text else "no body"
     return Result(status, "failed", f"{status}: {first_line}")
+
+
+def _denying_policy(plan: CallPlan, detail: str | None) -> str:
+    """The rule Envoy reports (`rbac_access_denied_matched_policy[<ns>/<policy>/rule-<n>]`,
+    when TO's sidecar passes it on), else TO's AccessPolicies: nothing matched an allow."""
+    matched = detail or ""
+    if matched.startswith(MATCHED_POLICY) and matched.endswith("]"):
+        matched = matched[len(MATCHED_POLICY) : -1]
+    namespace, _, rest = matched.partition("/")
+    policy, _, rule = rest.partition("/rule-")
+    if namespace and policy and rule.isdigit():
+        return f"AccessPolicy {namespace}/{policy} (rule {rule})"
+    policies = plan.callee_info.policies
+    return ", ".join(f"AccessPolicy {p}" for p in policies) or f"{plan.callee}'s RBAC"
 
 
 def send(plan: CallPlan, count: int) -> list[Result]:

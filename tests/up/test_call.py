@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from compiler.model.mesh import ServiceKey
 from compiler.model.placement import Address, InstancePlacement
 from reconciler.cli import main
-from reconciler.up.headers import SERVED_BY
+from reconciler.up.headers import DENIED_BY, SERVED_BY
 from reconciler.up.ports import LocalMesh
 from reconciler.up.runstate import RUN_FILE, RunState, ServiceInfo, process_start, publish
 
@@ -47,6 +47,9 @@ class FakeSidecar(BaseHTTPRequestHandler):
         if self.command != "GET" or not self.path.startswith("/reviews/"):
             body = b"RBAC: access denied"
             self.send_response(403)
+            if self.path == "/admin":  # a deny rule matched, and the sidecar says which
+                rule = "rbac_access_denied_matched_policy[bookinfo/reviews-deny/rule-2]"
+                self.send_header(DENIED_BY, rule)
             self.send_header("x-envoy-upstream-service-time", "1")
             self.send_header("content-length", str(len(body)))
             self.end_headers()
@@ -166,6 +169,12 @@ def test_an_rbac_refusal_names_the_access_policy(mesh: Path) -> None:
     code, output = _call("productpage", "reviews", "--path", "/reviews/0", "--method", "POST")
     assert code == 1
     assert "denied (403: AccessPolicy bookinfo/reviews)" in output
+
+
+def test_a_matched_deny_rule_is_named_when_the_sidecar_passes_it_on(mesh: Path) -> None:
+    code, output = _call("productpage", "reviews", "/admin")
+    assert code == 1
+    assert "denied (403: AccessPolicy bookinfo/reviews-deny (rule 2))" in output
 
 
 def test_several_requests_print_the_split_per_version(mesh: Path) -> None:
