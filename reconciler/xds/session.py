@@ -45,6 +45,7 @@ from compiler.lower.envoy.snapshot import (
     TRUST_BUNDLE,
     Snapshot,
 )
+from reconciler.xds.references import Dependency, expected_names
 from reconciler.xds.sds import NodeSecrets, SecretSource
 
 log = logging.getLogger("meshd.xds")
@@ -159,6 +160,8 @@ class Session:
     types: dict[str, TypeState] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     """`snapshot.version` by type, computed once per snapshot (every ACK would re-hash)."""
+    expected: dict[Dependency, set[str]] | None = None
+    """The names the snapshot's clusters and listeners will make the node ask for."""
     refusals: list[str] = field(default_factory=list)
     refused_secrets: set[str] = field(default_factory=set)
 
@@ -189,6 +192,7 @@ class Session:
         """Push every subscribed type whose content changed, CDS and EDS first."""
         if snapshot is not self.snapshot:
             self.versions.clear()
+            self.expected = None
         self.snapshot = snapshot
         self.generation = generation
         self._check_secret_names(self._requested(SECRET))
@@ -216,6 +220,34 @@ class Session:
             self.generation >= generation
             and not any(state.pending for state in self.types.values())
             and not self._missing_secrets()
+            and self._asked_for_everything()
+        )
+
+    def _asked_for_everything(self) -> bool:
+        """Has the node subscribed to all it will ask for? Its listeners and clusters, and
+        the names in those it accepted (Envoy asks for them in a request after the ACK)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return True
+        for wildcard in WILDCARD_TYPES:
+            state = self.types.get(wildcard)
+            if snapshot.resources.get(wildcard) and (state is None or not state.subscribed):
+                return False
+        if self.expected is None:
+            self.expected = expected_names(snapshot.resources)
+        for (child, parent), names in self.expected.items():
+            if self._holds_current(parent) and not names <= self._requested(child):
+                return False
+        return True
+
+    def _holds_current(self, type_url: str) -> bool:
+        state = self.types.get(type_url)
+        return (
+            state is not None
+            and state.nack is None
+            and not state.pending
+            and state.acked_version is not None
+            and state.acked_version == state.sent_version == self._version(type_url)
         )
 
     # -- replies -------------------------------------------------------------------------

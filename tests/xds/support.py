@@ -150,20 +150,16 @@ def bad_regex_route() -> Route:
     )
 
 
+def _hcm_filter(hcm: hcm_pb2.HttpConnectionManager) -> Filter:
+    return Filter(name="envoy.filters.network.http_connection_manager", typed_config=_any(hcm))
+
+
 def http_listener(port: int) -> Listener:
     hcm = _hcm("http", rds=hcm_pb2.Rds(config_source=ADS, route_config_name="routes"))
     return Listener(
         name="http",
         address=_address(port),
-        filter_chains=[
-            FilterChain(
-                filters=[
-                    Filter(
-                        name="envoy.filters.network.http_connection_manager", typed_config=_any(hcm)
-                    )
-                ]
-            )
-        ],
+        filter_chains=[FilterChain(filters=[_hcm_filter(hcm)])],
     )
 
 
@@ -190,11 +186,7 @@ def mtls_listener(port: int) -> Listener:
         address=_address(port),
         filter_chains=[
             FilterChain(
-                filters=[
-                    Filter(
-                        name="envoy.filters.network.http_connection_manager", typed_config=_any(hcm)
-                    )
-                ],
+                filters=[_hcm_filter(hcm)],
                 transport_socket=TransportSocket(
                     name="envoy.transport_sockets.tls", typed_config=_any(tls)
                 ),
@@ -261,6 +253,47 @@ def snapshot(
             TRUST_BUNDLE: SecretRef("trust-bundle", TRUST_DOMAIN),
         },
     )
+
+
+def direct_listener(name: str, port: int, body: str = "ok") -> Listener:
+    """A listener that names nothing else (inline route, no TLS)."""
+    inline = RouteConfiguration(
+        name="inline", virtual_hosts=[VirtualHost(name="all", domains=["*"], routes=[direct(body)])]
+    )
+    return Listener(
+        name=name,
+        address=_address(port),
+        filter_chains=[FilterChain(filters=[_hcm_filter(_hcm("direct", route_config=inline))])],
+    )
+
+
+def static_cluster(name: str, timeout_ms: int = 1000) -> Cluster:
+    """A cluster that names nothing else (endpoints inline)."""
+    timeout = Duration()
+    timeout.FromMilliseconds(timeout_ms)
+    return Cluster(
+        name=name,
+        type=Cluster.STATIC,
+        connect_timeout=timeout,
+        load_assignment=endpoints(1),
+    )
+
+
+def plain_snapshot(
+    node_id: str,
+    identity: str,
+    *,
+    listeners: dict[str, Listener] | None = None,
+    clusters: dict[str, Cluster] | None = None,
+) -> Snapshot:
+    """Listeners and clusters only, naming no routes, endpoints or secrets: a node has
+    applied it once it ACKed those two types."""
+    resources: dict[str, dict[str, Message]] = {}
+    if listeners:
+        resources[LISTENER] = dict(listeners)
+    if clusters:
+        resources[CLUSTER] = dict(clusters)
+    return Snapshot(node_id=node_id, cluster="demo.default", identity=identity, resources=resources)
 
 
 def envoy_path() -> str:

@@ -10,13 +10,34 @@ from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
 
-from compiler.lower.envoy.snapshot import CLUSTER, ENDPOINTS, LISTENER, ROUTE, SECRET
+from compiler.lower.envoy.snapshot import CLUSTER, ENDPOINTS, LISTENER, ROUTE, SECRET, Snapshot
 from reconciler.xds.server import XdsServer
 from tests.xds.fakes import FakeStream, peer_certificate, run
-from tests.xds.support import Ports, eds_cluster, mtls_listener, new_ca, snapshot, spiffe
+from tests.xds.support import (
+    Ports,
+    direct_listener,
+    eds_cluster,
+    new_ca,
+    plain_snapshot,
+    snapshot,
+    spiffe,
+    static_cluster,
+)
 
 PORTS = Ports(http=10001, mtls=10002, backend=10003)
 A = spiffe("a")
+
+
+def listeners(*ports: int) -> Snapshot:
+    """Listeners `one`, `two`... on these ports, naming nothing else."""
+    found = {}
+    for name, port in zip(("one", "two"), ports, strict=False):
+        found[name] = direct_listener(name, port)
+    return plain_snapshot("a", A, listeners=found)
+
+
+def cluster_only(timeout_ms: int) -> Snapshot:
+    return plain_snapshot("a", A, clusters={"backend": static_cluster("backend", timeout_ms)})
 
 
 def names(response: DeltaDiscoveryResponse) -> list[str]:
@@ -42,27 +63,25 @@ def test_wildcard_types_send_only_what_changed_and_name_what_was_removed(
 ) -> None:
     async def scenario() -> None:
         world = World(tmp_path)
-        world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        world.server.set_snapshots({"a": listeners(PORTS.http, PORTS.mtls)})
         stream = world.stream()
         stream.send_delta(LISTENER)  # no names: the wildcard
         first = await stream.recv()
-        assert sorted(names(first)) == ["http", "mtls"] and not first.removed_resources
+        assert sorted(names(first)) == ["one", "two"] and not first.removed_resources
         stream.send_delta(LISTENER, answer=first)
         assert await stream.quiet() == []
 
-        moved = snapshot("a", A, PORTS)
-        moved.resources[LISTENER]["mtls"] = mtls_listener(PORTS.mtls + 100)  # type: ignore[index]
-        world.server.set_snapshots({"a": moved})
+        world.server.set_snapshots({"a": listeners(PORTS.http, PORTS.mtls + 100)})
         changed = await stream.recv()
-        assert names(changed) == ["mtls"] and not changed.removed_resources
+        assert names(changed) == ["two"] and not changed.removed_resources
         listener = Listener()
         changed.resources[0].resource.Unpack(listener)
         assert listener.address.socket_address.port_value == PORTS.mtls + 100
         stream.send_delta(LISTENER, answer=changed)
 
-        generation = world.server.set_snapshots({"a": snapshot("a", A, PORTS, with_mtls=False)})
+        generation = world.server.set_snapshots({"a": listeners(PORTS.http)})
         removed = await stream.recv()
-        assert names(removed) == [] and list(removed.removed_resources) == ["mtls"]
+        assert names(removed) == [] and list(removed.removed_resources) == ["two"]
         stream.send_delta(LISTENER, answer=removed)
         result = await world.server.wait_acked(generation, timeout=2)
         assert result.acked == ("a",)
@@ -117,24 +136,20 @@ def test_a_reconnecting_proxy_gets_only_what_it_does_not_have(tmp_path: Path) ->
 def test_a_nack_is_recorded_and_not_resent(tmp_path: Path) -> None:
     async def scenario() -> None:
         world = World(tmp_path)
-        world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        world.server.set_snapshots({"a": cluster_only(1000)})
         stream = world.stream()
         stream.send_delta(CLUSTER)
         good = await stream.recv()
         stream.send_delta(CLUSTER, answer=good)
         await asyncio.sleep(0.01)
-        generation = world.server.set_snapshots(
-            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(timeout_ms=-1))}
-        )
+        generation = world.server.set_snapshots({"a": cluster_only(-1)})
         bad = await stream.recv()
         stream.send_delta(CLUSTER, answer=bad, error="Expected positive duration")
         result = await world.server.wait_acked(generation, timeout=2)
         assert result.nacked == {"a": "Expected positive duration"}
         cds = world.server.status()[0].types["CDS"]
         assert cds.state == "NACKED" and cds.acked_version == good.system_version_info
-        world.server.set_snapshots(
-            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(timeout_ms=-1))}
-        )
+        world.server.set_snapshots({"a": cluster_only(-1)})
         assert await stream.quiet() == []
         await stream.close()
 

@@ -24,14 +24,23 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 )
 from google.rpc.status_pb2 import Status
 
-from compiler.lower.envoy.snapshot import CLUSTER, LISTENER, ROUTE
+from compiler.lower.envoy.snapshot import CLUSTER, LISTENER, ROUTE, Snapshot
 from reconciler.ca.service import CAService
 from reconciler.ca.store import open_store
 from reconciler.xds.auth import ServerTls
 from reconciler.xds.secrets import to_issued
 from reconciler.xds.server import XdsServer
 from tests.xds.fakes import run
-from tests.xds.support import CONTROL_PLANE, Ports, eds_cluster, new_ca, snapshot, spiffe
+from tests.xds.support import (
+    CONTROL_PLANE,
+    Ports,
+    direct_listener,
+    new_ca,
+    plain_snapshot,
+    snapshot,
+    spiffe,
+    static_cluster,
+)
 
 PORTS = Ports(http=10001, mtls=10002, backend=10003)
 A, B = spiffe("a"), spiffe("b")
@@ -137,6 +146,15 @@ class Client:
         await self.channel.close()
 
 
+def cluster_only(timeout_ms: int) -> Snapshot:
+    return plain_snapshot("a", A, clusters={"backend": static_cluster("backend", timeout_ms)})
+
+
+def listeners(*names: str) -> Snapshot:
+    found = {name: direct_listener(name, 10100 + i) for i, name in enumerate(names)}
+    return plain_snapshot("a", A, listeners=found)
+
+
 async def serving(tmp_path: Path) -> tuple[CAService, XdsServer, int]:
     ca = new_ca(tmp_path / "ca")
     server = XdsServer(ca)
@@ -148,6 +166,7 @@ async def serving(tmp_path: Path) -> tuple[CAService, XdsServer, int]:
 def test_ack_nack_and_an_unknown_type_over_grpc(tmp_path: Path) -> None:
     async def scenario() -> None:
         ca, server, port = await serving(tmp_path)
+        server.set_snapshots({"a": cluster_only(1000)})
         client = Client(ca, port, A, "a")
         try:
             client.send("type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig", ("x",))
@@ -158,9 +177,7 @@ def test_ack_nack_and_an_unknown_type_over_grpc(tmp_path: Path) -> None:
             assert await client.nothing_for(0.2)
             assert server.status()[0].types["CDS"].state == "SYNCED"
 
-            generation = server.set_snapshots(
-                {"a": snapshot("a", A, PORTS, cluster=eds_cluster(timeout_ms=-1))}
-            )
+            generation = server.set_snapshots({"a": cluster_only(-1)})
             bad = await client.recv()
             client.send(
                 CLUSTER,
@@ -223,6 +240,7 @@ def test_another_identity_and_no_certificate_get_nothing(tmp_path: Path) -> None
 def test_delta_over_grpc(tmp_path: Path) -> None:
     async def scenario() -> None:
         ca, server, port = await serving(tmp_path)
+        server.set_snapshots({"a": listeners("http", "mtls")})
         client = Client(ca, port, A, "a")
         requests: asyncio.Queue[DeltaDiscoveryRequest] = asyncio.Queue()
 
@@ -236,7 +254,7 @@ def test_delta_over_grpc(tmp_path: Path) -> None:
             lds = await asyncio.wait_for(call.read(), 5)
             assert sorted(r.name for r in lds.resources) == ["http", "mtls"]
             requests.put_nowait(DeltaDiscoveryRequest(type_url=LISTENER, response_nonce=lds.nonce))
-            generation = server.set_snapshots({"a": snapshot("a", A, PORTS, with_mtls=False)})
+            generation = server.set_snapshots({"a": listeners("http")})
             removal = await asyncio.wait_for(call.read(), 5)
             assert list(removal.removed_resources) == ["mtls"] and not removal.resources
             requests.put_nowait(

@@ -19,15 +19,40 @@ from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
 from compiler.kinds.mesh.anchors import fingerprint
-from compiler.lower.envoy.snapshot import CLUSTER, ENDPOINTS, LISTENER, ROUTE, SECRET, SecretRef
+from compiler.lower.envoy.snapshot import (
+    CLUSTER,
+    ENDPOINTS,
+    LISTENER,
+    ROUTE,
+    SECRET,
+    SecretRef,
+    Snapshot,
+)
 from reconciler.xds.server import XdsServer
 from reconciler.xds.status import status_table
 from tests.xds.fakes import FakeStream, peer_certificate, run
-from tests.xds.support import Ports, eds_cluster, new_ca, snapshot, spiffe
+from tests.xds.support import (
+    Ports,
+    direct_listener,
+    eds_cluster,
+    new_ca,
+    plain_snapshot,
+    snapshot,
+    spiffe,
+    static_cluster,
+)
 
 PORTS = Ports(http=10001, mtls=10002, backend=10003)
 A = spiffe("a")
 B = spiffe("b")
+
+
+def clusters_only(timeout_ms: int) -> Snapshot:
+    return plain_snapshot("a", A, clusters={"backend": static_cluster("backend", timeout_ms)})
+
+
+def listeners_only() -> Snapshot:
+    return plain_snapshot("a", A, listeners={"http": direct_listener("http", PORTS.http)})
 
 
 def names(response: DiscoveryResponse, cls: type) -> list[str]:
@@ -119,15 +144,13 @@ def test_a_nack_is_recorded_not_resent_and_the_next_change_is_pushed(
 ) -> None:
     async def scenario() -> None:
         world = World(tmp_path)
-        world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        world.server.set_snapshots({"a": clusters_only(1000)})
         stream = world.stream(A)
         stream.send(CLUSTER)
         good = await stream.recv()
         stream.ack(good)
         await asyncio.sleep(0.01)
-        generation = world.server.set_snapshots(
-            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(timeout_ms=-5))}
-        )
+        generation = world.server.set_snapshots({"a": clusters_only(-5)})
         bad = await stream.recv()
         assert bad.version_info != good.version_info
         stream.send(
@@ -149,9 +172,7 @@ def test_a_nack_is_recorded_not_resent_and_the_next_change_is_pushed(
         assert 'meshd_xds_nacks_total{type="CDS"} 1' in world.server.metrics_text()
         assert "rejected CDS version" in caplog.text
 
-        fixed = world.server.set_snapshots(
-            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(2000))}
-        )
+        fixed = world.server.set_snapshots({"a": clusters_only(2000)})
         pushed = await stream.recv()
         stream.ack(pushed)
         result = await world.server.wait_acked(fixed, timeout=2)
@@ -187,11 +208,11 @@ def test_a_stale_nonce_is_ignored(tmp_path: Path) -> None:
 def test_an_unchanged_generation_pushes_nothing_and_counts_as_applied(tmp_path: Path) -> None:
     async def scenario() -> None:
         world = World(tmp_path)
-        world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        world.server.set_snapshots({"a": listeners_only()})
         stream = world.stream(A)
         stream.send(LISTENER)
         stream.ack(await stream.recv())
-        generation = world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        generation = world.server.set_snapshots({"a": listeners_only()})
         assert await stream.quiet() == []
         result = await world.server.wait_acked(generation, timeout=0.5)
         assert result.complete and result.acked == ("a",)
@@ -359,15 +380,13 @@ def test_a_reconnecting_node_gets_its_last_accepted_version_not_the_rejected_one
 ) -> None:
     async def scenario() -> None:
         world = World(tmp_path)
-        world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        world.server.set_snapshots({"a": clusters_only(1000)})
         first = world.stream(A)
         first.send(CLUSTER)
         good = await first.recv()
         first.ack(good)
         await asyncio.sleep(0.01)
-        bad_generation = world.server.set_snapshots(
-            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(timeout_ms=-1))}
-        )
+        bad_generation = world.server.set_snapshots({"a": clusters_only(-1)})
         bad = await first.recv()
         first.send(CLUSTER, answer=bad, error="negative timeout", version=good.version_info)
         await first.close()
@@ -383,9 +402,7 @@ def test_a_reconnecting_node_gets_its_last_accepted_version_not_the_rejected_one
         assert world.server.status()[0].types["CDS"].state == "NACKED"
         assert await second.quiet() == []
 
-        fixed = world.server.set_snapshots(
-            {"a": snapshot("a", A, PORTS, cluster=eds_cluster(4000))}
-        )
+        fixed = world.server.set_snapshots({"a": clusters_only(4000)})
         pushed = await second.recv()
         assert unpack(pushed, Cluster)[0].connect_timeout.seconds == 4
         second.ack(pushed)
@@ -399,7 +416,7 @@ def test_a_reconnecting_node_gets_its_last_accepted_version_not_the_rejected_one
 def test_wait_acked_can_wait_for_a_proxy_that_has_not_connected_yet(tmp_path: Path) -> None:
     async def scenario() -> None:
         world = World(tmp_path)
-        generation = world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        generation = world.server.set_snapshots({"a": listeners_only()})
         assert (await world.server.wait_acked(generation, timeout=1)).disconnected == ("a",)
 
         async def proxy_starts_later() -> None:
@@ -435,5 +452,37 @@ def test_a_snapshot_cannot_hand_a_node_another_identitys_certificate(tmp_path: P
         assert B not in world.server.secrets.certificates
         assert 'meshd_xds_refused_total{reason="secret"} 1' in world.server.metrics_text()
         await stream.close()
+
+    run(scenario)
+
+
+def test_a_node_has_not_applied_its_snapshot_until_it_asked_for_what_it_names(
+    tmp_path: Path,
+) -> None:
+    """Envoy asks for endpoints, routes and secrets in requests after it ACKs the clusters
+    and listeners naming them: between the two it has not applied the snapshot."""
+
+    async def scenario() -> None:
+        world = World(tmp_path)
+        world.server.start_secret_refresh()
+        generation = world.server.set_snapshots({"a": snapshot("a", A, PORTS)})
+        stream = world.stream(A)
+        stream.send(CLUSTER)
+        stream.ack(await stream.recv())
+        stream.send(LISTENER)
+        stream.ack(await stream.recv())
+        result = await world.server.wait_acked(generation, timeout=0.3)
+        assert result.pending == ("a",)  # everything sent was ACKed, but RDS/EDS/SDS wait
+        stream.send(ENDPOINTS, ["backend"])
+        stream.ack(await stream.recv(), ["backend"])
+        stream.send(ROUTE, ["routes"])
+        stream.ack(await stream.recv(), ["routes"])
+        assert (await world.server.wait_acked(generation, timeout=0.3)).pending == ("a",)
+        stream.send(SECRET, ["default", "ROOTCA"])
+        stream.ack(await stream.recv(), ["default", "ROOTCA"])
+        result = await world.server.wait_acked(generation, timeout=2)
+        assert result.acked == ("a",)
+        await stream.close()
+        await world.server.stop()
 
     run(scenario)
