@@ -76,7 +76,6 @@ class Running:
     target: LocalMeshTarget | None = None
     status: web.AppRunner | None = None
     run_file: Path | None = None
-    reconciler: Reconciler | None = None
     published: RunState | None = None
     ready: bool = False
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -111,23 +110,23 @@ async def run_up(options: UpOptions, *, echo: Echo, warn: Echo, tour: Tour | Non
     def on_signal(signum: int) -> None:
         signalled.append(signum)
         stop.set()
-        if not running.ready:
-            work.cancel()
+        if not running.ready or tour is not None:
+            work.cancel()  # start-up and the tour do not watch `stop`
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         code = await work
     except asyncio.CancelledError:
-        warn("meshd up: interrupted during start-up; stopping what was started")
-        code = 130
+        during = "start-up" if not running.ready else "the tour"
+        warn(f"meshd up: interrupted during {during}; stopping what was started")
+        code = 0
     finally:
         await running.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    if signalled and code == 0:
-        code = 130 if signalled[0] == signal.SIGINT else 0
     if signalled:
+        code = 130 if signalled[0] == signal.SIGINT else 0
         echo("meshd up: stopped every Envoy and backend; run state removed")
     return code
 
@@ -204,7 +203,6 @@ async def _serve(
     reconciler = Reconciler(
         FolderSource(root), running.target, confirm_timeout=STARTUP_TIMEOUT, session=session
     )
-    running.reconciler = reconciler
     target, xds = running.target, running.xds
 
     def document() -> dict[str, Any]:
