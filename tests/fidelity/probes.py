@@ -139,6 +139,30 @@ def named_methods(policies: Sequence[Doc]) -> list[str]:
     return [*sorted(named), UNNAMED_METHOD]
 
 
+def path_probes(policies: Sequence[Doc]) -> list[str]:
+    """`SAMPLE_PATHS`, and around each path a rendered rule names: the pattern's own
+    instance and its near misses (`/a/*` → `/a/x` and `/a`; `*.json` → `/x.json` and
+    `/x.jso`; `/a` → `/a` and `/a/`)."""
+    found = set(SAMPLE_PATHS)
+    for policy in policies:
+        for rule in (policy.get("spec") or {}).get("rules") or []:
+            for entry in rule.get("to") or []:
+                for pattern in (entry.get("operation") or {}).get("paths") or []:
+                    found.update(_near(str(pattern)))
+    return sorted(found)
+
+
+def _near(pattern: str) -> set[str]:
+    if pattern == "*":
+        return set()
+    if pattern.endswith("*"):
+        stem = pattern[:-1]
+        return {stem + "x", stem.rstrip("/") or "/"}
+    if pattern.startswith("*"):
+        return {"/x" + pattern[1:], "/x" + pattern[1:-1]}
+    return {pattern, pattern + "/"}
+
+
 def header_probes(policies: Sequence[Doc]) -> list[tuple[tuple[str, str], ...]]:
     """No header; and for each condition value, that header set to it (a `prefix*` or
     `*suffix` value with a filler), so every condition can both match and fail."""

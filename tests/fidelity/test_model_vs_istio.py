@@ -24,15 +24,15 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from hypothesis import Phase, assume, given, settings
 
-from compiler.api import Compilation
+from compiler.api import Compilation, compile_tree, load_tree
 from compiler.lower import lower
 from compiler.model.graph import decide_call, rule_index
 from compiler.model.mesh import ServiceKey, ServiceView
 from compiler.plan.requests import AccessShape
 from tests.fidelity.probes import (
-    SAMPLE_PATHS,
     UNUSED_PORT,
     Caller,
     Doc,
@@ -45,10 +45,19 @@ from tests.fidelity.probes import (
     model_allows,
     model_shapes,
     named_methods,
+    path_probes,
     workload_labels,
 )
+from tests.helpers import NOW, REPO
 from tests.lower.test_lowering_fuzz import FUZZ, intent_trees, valid_tree
 
+EXAMPLE_MESHES = {
+    "bookinfo": REPO / "policies",
+    "rich": REPO / "tests" / "lower" / "fixtures" / "rich",
+}
+"""Hand-written meshes with every feature at once (the gateway, shadow mode, a deny rule,
+namespace and foreign SPIFFE sources, header conditions, a targetPort): generated trees
+start small, so these are always asked too."""
 EXAMPLES = int(os.environ.get("MESHC_FIDELITY_EXAMPLES", "8"))
 SHOWN = 5
 """Disagreements printed per failing tree."""
@@ -84,12 +93,13 @@ def _questions(
     key: ServiceKey,
     ports: Sequence[int],
     methods: Sequence[str],
+    paths: Sequence[str],
     headers: Sequence[tuple[tuple[str, str], ...]],
 ) -> list[Question]:
     return [
         Question(caller, key, method, path, port, sent)
         for caller, method, path, port, sent in itertools.product(
-            caller_list, methods, SAMPLE_PATHS, [*ports, UNUSED_PORT], headers
+            caller_list, methods, paths, [*ports, UNUSED_PORT], headers
         )
     ]
 
@@ -110,8 +120,10 @@ def _disagreements(
         view = model.services[key]
         for labels, candidates in _workload_groups(policies, view, root):
             methods = named_methods(candidates)
+            paths = path_probes(candidates)
             headers = header_probes(candidates)
-            for question in _questions(caller_list, key, container_ports(view), methods, headers):
+            ports = container_ports(view)
+            for question in _questions(caller_list, key, ports, methods, paths, headers):
                 expected = model_allows(shape, question)
                 actual = istio_allows(candidates, question, labels=labels, root_namespace=root)
                 answers.setdefault((question.caller.spiffe, key), set()).add(actual)
@@ -181,3 +193,14 @@ def test_model_and_istio_semantics_decide_every_request_alike(
     problems, answers = _disagreements(compilation, objects)
     problems.extend(_call_contradictions(compilation, answers))
     assert not problems, _report(problems, docs)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_MESHES))
+def test_model_and_istio_semantics_agree_on_the_example_meshes(name: str) -> None:
+    compilation = compile_tree(load_tree(EXAMPLE_MESHES[name]), now=NOW)
+    assert compilation.ok
+    objects = [obj for _, obj in lower(compilation)]
+    problems, answers = _disagreements(compilation, objects)
+    problems.extend(_call_contradictions(compilation, answers))
+    assert not problems, "\n".join(problems[:SHOWN])
+    assert {True, False} <= {a for seen in answers.values() for a in seen}
