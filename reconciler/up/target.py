@@ -106,13 +106,13 @@ class LocalMeshTarget:
                 self.warn(f"envoy backend: {finding}")
         changed = self._count_changes(desired.snapshots)
         generation = self.xds.set_snapshots(desired.snapshots)
+        self.current = desired  # served now; a node that fails to start is retried next pass
         gone = [node for node in self.nodes if node not in desired.mesh.placement]
         for node_id in gone:
             await self._stop_node(node_id)
         for node_id, instance in sorted(desired.mesh.placement.items()):
             if node_id not in self.nodes:
                 await self._start_node(desired, node_id, instance)
-        self.current = desired
         self.on_change(desired)
         return Pushed(generation=generation, changed=changed)
 
@@ -153,7 +153,16 @@ class LocalMeshTarget:
                 f"demo backend of {node_id}: cannot listen on {LOCALHOST}:{ports} "
                 f"({exc.strerror}); something else took the port, run `meshd up` again"
             ) from None
+        try:
+            await self._start_envoy(desired, node_id, instance)
+        except BaseException:
+            await runner.cleanup()  # the next pass starts the node again, whole
+            raise
         self.nodes[node_id] = RunningNode(instance, backend, runner)
+
+    async def _start_envoy(
+        self, desired: Desired, node_id: str, instance: InstancePlacement
+    ) -> None:
         snapshot = desired.snapshots.get(node_id)
         if snapshot is None:
             raise MeshdError(f"{node_id}: the Envoy backend built no snapshot for this node")
