@@ -122,22 +122,35 @@ def http_filter_chain(snapshot: Snapshot, port: int) -> list[tuple[str, dict[str
     ]
 
 
+class InboundRbac:
+    """The effective RBAC of one inbound HTTP port (each filter's config, the route's
+    override replacing the listener's), read once and asked many times."""
+
+    def __init__(self, snapshot: Snapshot, port: int) -> None:
+        route_config = MessageToDict(snapshot.resources[ROUTE][f"inbound|{port}"])
+        route = route_config["virtualHosts"][0]["routes"][0]
+        overrides = route.get("typedPerFilterConfig", {})
+        self.filters = [
+            overrides[name]["rbac"] if name in overrides else config
+            for name, config in http_filter_chain(snapshot, port)
+        ]
+
+    def decide(self, request: Request) -> Decision:
+        allowed, policy, shadow = True, "", True
+        for effective in self.filters:
+            live = _verdict(effective.get("rules"), request)
+            if allowed and not live[0]:
+                allowed, policy = live
+            if "shadowRules" in effective:
+                shadow = shadow and _verdict(effective["shadowRules"], request)[0]
+            else:
+                shadow = shadow and live[0]
+        return Decision(allowed, policy, shadow)
+
+
 def decide_http(snapshot: Snapshot, port: int, request: Request) -> Decision:
     """What the inbound listener of service port `port` decides for `request`."""
-    route_config = MessageToDict(snapshot.resources[ROUTE][f"inbound|{port}"])
-    route = route_config["virtualHosts"][0]["routes"][0]
-    overrides = route.get("typedPerFilterConfig", {})
-    allowed, policy, shadow = True, "", True
-    for name, config in http_filter_chain(snapshot, port):
-        effective = overrides[name]["rbac"] if name in overrides else config
-        live = _verdict(effective.get("rules"), request)
-        if allowed and not live[0]:
-            allowed, policy = live
-        if "shadowRules" in effective:
-            shadow = shadow and _verdict(effective["shadowRules"], request)[0]
-        else:
-            shadow = shadow and live[0]
-    return Decision(allowed, policy, shadow)
+    return InboundRbac(snapshot, port).decide(request)
 
 
 def decide_tcp(snapshot: Snapshot, port: int, principal: str) -> bool:

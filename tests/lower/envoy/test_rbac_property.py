@@ -30,7 +30,7 @@ from tests.fidelity.probes import (
     named_methods,
 )
 from tests.helpers import tree
-from tests.lower.envoy.rbac_eval import Request, decide_http, decide_tcp
+from tests.lower.envoy.rbac_eval import InboundRbac, Request, decide_tcp
 from tests.lower.envoy.support import compile_placed, fixed_placement, snapshots_of
 from tests.lower.test_lowering_fuzz import FUZZ, intent_trees, valid_tree
 
@@ -70,6 +70,11 @@ def test_envoy_rbac_decides_every_request_as_the_model(
         view = placed.model.services[key]
         snapshot = snapshots[nodes[key]]
         methods = named_methods(policies)
+        inbound = {
+            int(p.port): InboundRbac(snapshot, int(p.port))
+            for p in view.spec.ports
+            if p.protocol != "tcp"
+        }
         for port, caller, method, path, headers in itertools.product(
             view.spec.ports, caller_list, methods, SAMPLE_PATHS, header_probes(policies)
         ):
@@ -79,7 +84,7 @@ def test_envoy_rbac_decides_every_request_as_the_model(
                 actual = decide_tcp(snapshot, int(port.port), caller.spiffe)
             else:
                 request = Request(caller.spiffe, method, path, dict(headers))
-                actual = decide_http(snapshot, int(port.port), request).allowed
+                actual = inbound[int(port.port)].decide(request).allowed
             if actual != expected:
                 problems.append(
                     f"{question}: model {'allows' if expected else 'denies'}, "
