@@ -56,6 +56,7 @@ def inbound_listener(
         manager = hcm.HttpConnectionManager(
             stat_prefix=f"inbound_{port.port}",
             codec_type=hcm.HttpConnectionManager.AUTO,
+            upgrade_configs=_upgrades(),
             rds=hcm.Rds(route_config_name=name, config_source=ads()),
             http_filters=[*http_filters(), rate_limit_filter(), _router()],
             normalize_path=wrappers_pb2.BoolValue(value=True),
@@ -99,6 +100,7 @@ def outbound_http_listener(name: str, address: Address) -> listener_pb2.Listener
     manager = hcm.HttpConnectionManager(
         stat_prefix="outbound_http",
         codec_type=hcm.HttpConnectionManager.AUTO,
+        upgrade_configs=_upgrades(),
         rds=hcm.Rds(route_config_name=name, config_source=ads()),
         http_filters=[_router()],
     )
@@ -146,6 +148,12 @@ def _tcp_proxy(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter
         name=TCP_PROXY,
         typed_config=pack(tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)),
     )
+
+
+def _upgrades() -> list[hcm.HttpConnectionManager.UpgradeConfig]:
+    """WebSocket upgrades pass (as in Istio): a call that upgrades is still routed and
+    judged by RBAC like any request."""
+    return [hcm.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")]
 
 
 def _router() -> hcm.HttpFilter:
