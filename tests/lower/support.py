@@ -12,7 +12,7 @@ import pytest
 from compiler.api import Compilation, compile_tree, load_tree
 from compiler.artifacts import Artifacts, to_yaml_stream
 from compiler.lower import lower
-from tests.helpers import NOW, REPO, compile_files
+from tests.helpers import NOW, REPO, tree
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -35,9 +35,9 @@ def render_dir(root: Path, *, state: Mapping[str, int] | None = None) -> Artifac
 
 
 def render_files(files: dict[str, str], *, state: Mapping[str, int] | None = None) -> Artifacts:
-    compilation = compile_files(files)
-    if state is not None:
-        compilation.rollout_state = dict(state)
+    """Render `files` (with a Mesh) at the rollout `state`: the state is an input of the
+    compile, so setting it on a finished compilation would be silently ignored."""
+    compilation = compile_tree(tree(files), now=NOW, rollout_state=dict(state or {}))
     assert compilation.ok, [f"{d.span}: {d.message}" for d in compilation.blocking()]
     return lower(compilation)
 
