@@ -9,7 +9,7 @@ read from, which findings report as a related location.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from compiler.diagnostics import Span
@@ -197,48 +197,81 @@ class Gateway:
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    """Everything the manifests (or a cluster) hold that the checks look at."""
+    """Everything the manifests (or a cluster) hold that the checks look at, indexed once
+    (every service of every rule looks its pods up: a scan each time would cost services
+    times workloads)."""
 
     workloads: tuple[Workload, ...] = ()
     services: tuple[KubeService, ...] = ()
     accounts: tuple[ServiceAccount, ...] = ()
     gateways: tuple[Gateway, ...] = ()
+    _index: _Index = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", _Index.of(self))
 
     @property
     def namespaces(self) -> frozenset[str]:
         """The namespaces the inventory describes: only these are judged, since a namespace
         it says nothing about may well be deployed from elsewhere."""
-        found: set[str] = set()
-        for group in (self.workloads, self.services, self.accounts, self.gateways):
-            found.update(item.namespace for item in group)
-        return frozenset(found)
+        return self._index.namespaces
 
     def pods(self, namespace: str) -> list[Workload]:
         """Every pod template in `namespace`, the deployments Istio makes for Gateways
         included."""
-        found = [w for w in self.workloads if w.namespace == namespace]
-        found.extend(
-            g.workload() for g in self.gateways if g.namespace == namespace and g.deployed_by_istio
-        )
-        return found
+        return list(self._index.pods.get(namespace, ()))
 
     def selected(self, namespace: str, selector: LabelSelector) -> list[Workload]:
-        return [w for w in self.pods(namespace) if selector.matches(w.labels)]
+        index = self._index
+        candidates = index.pods.get(namespace, ())
+        for pair in selector.match_labels:  # the fewest pods carrying one wanted label
+            carrying = index.by_label.get((namespace, *pair), ())
+            if len(carrying) < len(candidates):
+                candidates = carrying
+        return [w for w in candidates if selector.matches(w.labels)]
 
     def account(self, namespace: str, name: str) -> ServiceAccount | None:
         """The ServiceAccount, including the one Istio makes for a Gateway's deployment."""
-        for account in self.accounts:
-            if account.namespace == namespace and account.name == name:
-                return account
-        for gateway in self.gateways:
-            if (gateway.namespace, gateway.service_account) == (namespace, name) and (
-                gateway.deployed_by_istio
-            ):
-                return ServiceAccount(namespace, name, gateway.span)
-        return None
+        return self._index.accounts.get((namespace, name))
 
     def service(self, namespace: str, name: str) -> KubeService | None:
-        for service in self.services:
-            if service.namespace == namespace and service.name == name:
-                return service
-        return None
+        return self._index.services.get((namespace, name))
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    namespaces: frozenset[str]
+    pods: dict[str, tuple[Workload, ...]]
+    by_label: dict[tuple[str, str, str], tuple[Workload, ...]]
+    accounts: dict[tuple[str, str], ServiceAccount]
+    services: dict[tuple[str, str], KubeService]
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> _Index:
+        found: set[str] = set()
+        for group in (inventory.workloads, inventory.services, inventory.accounts):
+            found.update(item.namespace for item in group)
+        found.update(g.namespace for g in inventory.gateways)
+        deployed = [g for g in inventory.gateways if g.deployed_by_istio]
+        pods: dict[str, list[Workload]] = {}
+        by_label: dict[tuple[str, str, str], list[Workload]] = {}
+        for workload in (*inventory.workloads, *(g.workload() for g in deployed)):
+            pods.setdefault(workload.namespace, []).append(workload)
+            for key, value in workload.pod_labels:
+                by_label.setdefault((workload.namespace, key, value), []).append(workload)
+        accounts: dict[tuple[str, str], ServiceAccount] = {}
+        for account in inventory.accounts:
+            accounts.setdefault((account.namespace, account.name), account)
+        for gateway in deployed:
+            made = ServiceAccount(gateway.namespace, gateway.service_account, gateway.span)
+            accounts.setdefault((made.namespace, made.name), made)
+        services: dict[tuple[str, str], KubeService] = {}
+        for service in inventory.services:
+            services.setdefault((service.namespace, service.name), service)
+        return cls(
+            frozenset(found),
+            {ns: tuple(found_pods) for ns, found_pods in pods.items()},
+            {label: tuple(carrying) for label, carrying in by_label.items()},
+            accounts,
+            services,
+        )

@@ -72,3 +72,11 @@ def test_incremental_compiles_equal_fresh_ones() -> None:
     assert seen[0] == seen[-1] == seen[-2] == ()
     assert seen[1] == ("MC706",)  # cart runs as another account
     assert "MC702" in seen[3]  # cart's pods lost their labels
+
+
+def test_the_benchmark_runs_and_finds_the_edited_manifest() -> None:
+    from tests.bench.bench_workloads import report, run
+
+    figures = run(20)
+    assert figures.findings == 1  # svc0's pods lost their labels: MC702
+    assert "with --workloads, cold" in report(figures)
