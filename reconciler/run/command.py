@@ -98,7 +98,10 @@ def _steps_reader(path: Path | None) -> Callable[[], Mapping[str, int]] | None:
 @click.option("--ref", default=None, metavar="BRANCH|TAG", help="Default: the remote's HEAD.")
 @click.option("--path", "policy_path", default="", metavar="SUBDIR", help="The policy root.")
 @click.option(
-    "--target", type=click.Choice(["directory", "xds"]), required=True, help="Where to apply."
+    "--target",
+    type=click.Choice(["directory", "xds", "kubernetes"]),
+    required=True,
+    help="Where to apply.",
 )
 @click.option(
     "--out",
@@ -124,7 +127,19 @@ def _steps_reader(path: Path | None) -> Callable[[], Mapping[str, int]] | None:
     "--ca-state",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="xds target: the CA key store (`meshd ca init`).",
+    help="xds target: the CA key store (`meshd ca init`); kubernetes: apply its cacerts.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="kubernetes target [default: KUBECONFIG, ~/.kube/config, in-cluster].",
+)
+@click.option("--context", default=None, help="kubernetes target: the kubeconfig context.")
+@click.option(
+    "--force-conflicts",
+    is_flag=True,
+    help="kubernetes target: take fields another field manager owns.",
 )
 @click.option("--interval", default="30s", show_default=True, help="Time between fetches.")
 @click.option("--once", is_flag=True, help="One pass, then exit (1 when the revision is refused).")
@@ -233,6 +248,12 @@ async def _target(o: Any, store: StateStore) -> Any:
             DirectoryTarget(o["out"], fmt=o["fmt"], inventory=inventory, prune=not o["no_prune"]),
             (lambda: ""),
         )
+        return
+    if o["target"] == "kubernetes":
+        from reconciler.targets.kubernetes_command import kubernetes_target
+
+        with kubernetes_target(o, store) as target:
+            yield target, (lambda: "")
         return
     if o["ca_state"] is None:
         raise RunUsageError("--target xds needs --ca-state DIR (create one with `meshd ca init`)")
