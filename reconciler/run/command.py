@@ -14,16 +14,16 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from compiler.diagnostics import Severity
 from reconciler.errors import MeshdError
-from reconciler.loop import PassOutcome, Reconciler
-from reconciler.source.git import Credentials, GitRepositorySource
-from reconciler.source.signatures import SignaturePolicy
 from reconciler.state import StateStore, check_state_dir, default_state_dir
+
+if TYPE_CHECKING:
+    from reconciler.loop import PassOutcome, Reconciler
+    from reconciler.source.git import GitRepositorySource
 
 log = logging.getLogger("meshd.run")
 
@@ -203,6 +203,12 @@ def run_command(**options: Any) -> None:
 
 
 async def _run(**o: Any) -> int:
+    # Imported here: `meshd --version` and the other commands do not pay for the compiler.
+    from compiler.diagnostics import Severity
+    from reconciler.loop import Reconciler
+    from reconciler.source.git import Credentials, GitRepositorySource
+    from reconciler.source.signatures import SignaturePolicy
+
     store = _state_store(o["repo"], o["state"])
     source = GitRepositorySource(
         o["repo"],
