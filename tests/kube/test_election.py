@@ -1,0 +1,198 @@
+"""Leader election on a Lease: two candidates over HTTP, never both leaders at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reconciler.kube.client import Cluster, load_configuration
+from reconciler.kube.election import LeaderElector, LeaseConfig, NotLeader
+from tests.kube.conftest import FAST, Kube
+
+NAMESPACE = "istio-system"
+
+
+class Clock:
+    """A monotonic clock the test moves (both candidates read the same one)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextlib.contextmanager
+def candidates(kube: Kube, clock: Any, name: str, **timing: float) -> Iterator[list[LeaderElector]]:
+    """Two replicas, each with its own connection to the API server."""
+    clusters = [Cluster(load_configuration(kube.kubeconfig, None), FAST) for _ in range(2)]
+    config = {"duration": 10.0, "renew_deadline": 8.0, "retry_period": 2.0, **timing}
+    try:
+        yield [
+            LeaderElector(
+                cluster, LeaseConfig(name, NAMESPACE, f"meshd-{index}", **config), clock=clock
+            )
+            for index, cluster in enumerate(clusters)
+        ]
+    finally:
+        for cluster in clusters:
+            cluster.close()
+        with contextlib.suppress(Exception):
+            kube.delete("coordination.k8s.io/v1", "Lease", NAMESPACE, name)
+
+
+def lease(kube: Kube, name: str) -> dict[str, Any]:
+    found = kube.read("coordination.k8s.io/v1", "Lease", NAMESPACE, name)
+    assert found is not None
+    spec: dict[str, Any] = found["spec"]
+    return spec
+
+
+def one_leader(electors: list[LeaderElector]) -> None:
+    assert sum(e.is_leader for e in electors) <= 1, [e.config.identity for e in electors]
+
+
+def test_failover_only_after_the_lease_expires(kube: Kube) -> None:
+    clock = Clock()
+    with candidates(kube, clock, "meshd-failover") as (first, second):
+        assert first.step() is True
+        assert second.step() is False
+        one_leader([first, second])
+        held = lease(kube, "meshd-failover")
+        assert held["holderIdentity"] == "meshd-0"
+        assert held["leaseDurationSeconds"] == 10 and held["leaseTransitions"] == 0
+        with pytest.raises(NotLeader, match="meshd-0 holds it"):
+            second.ensure_leader()
+
+        for _ in range(3):  # the leader renews; the follower keeps waiting
+            clock.now += 2
+            assert first.step() is True
+            assert second.step() is False
+            one_leader([first, second])
+        renewed = lease(kube, "meshd-failover")
+        assert renewed["renewTime"] > held["renewTime"]
+        assert renewed["acquireTime"] == held["acquireTime"]
+
+        # The leader stops renewing (hung, partitioned): it stops writing at its renew
+        # deadline, and only a whole lease duration later may the follower take over.
+        taken_at = None
+        for tick in range(1, 16):
+            clock.now += 1
+            if second.step():
+                taken_at = tick
+                break
+            one_leader([first, second])
+        assert taken_at is not None and taken_at >= 10
+        assert not first.is_leader
+        one_leader([first, second])
+        after = lease(kube, "meshd-failover")
+        assert after["holderIdentity"] == "meshd-1"
+        assert after["leaseTransitions"] == 1
+        assert after["acquireTime"] > held["acquireTime"]
+
+        # The old leader comes back: it sees a live claim and stays a follower.
+        assert first.step() is False
+        one_leader([first, second])
+
+
+def test_a_stale_update_is_a_409_and_the_candidate_loses(kube: Kube) -> None:
+    clock = Clock()
+    with candidates(kube, clock, "meshd-race") as (first, second):
+        assert first.step() is True
+        clock.now += 30  # the leader vanished; both candidates see an expired Lease
+        first._renewed_at = None
+        seen = []
+        for elector in (first, second):
+            live = elector._read()
+            assert live is not None
+            elector._observe(live, clock.now - 30)
+            seen.append(live)
+        assert first._write(first._record(seen[0]), create=False) is True
+        assert second._write(second._record(seen[1]), create=False) is False  # stale
+        assert lease(kube, "meshd-race")["holderIdentity"] == "meshd-0"
+
+
+def test_a_409_storm_never_makes_two_leaders(kube: Kube) -> None:
+    if kube.stand_in is None:
+        pytest.skip("fault injection needs the stand-in")
+    clock = Clock()
+    with candidates(kube, clock, "meshd-storm") as electors:
+        assert electors[0].step() is True
+        storm = kube.stand_in.fail(method="PUT", plural="leases", status=409, times=12)
+        for _ in range(30):
+            clock.now += 1
+            for elector in electors:
+                elector.step()
+                one_leader(electors)
+        assert storm.hits == 12
+        assert sum(e.is_leader for e in electors) == 1  # the storm passed: one leads again
+        holder = lease(kube, "meshd-storm")["holderIdentity"]
+        assert [e.config.identity for e in electors if e.is_leader] == [holder]
+
+
+def test_a_leader_that_cannot_reach_the_api_server_steps_down(kube: Kube) -> None:
+    if kube.stand_in is None:
+        pytest.skip("fault injection needs the stand-in")
+    clock = Clock()
+    with candidates(kube, clock, "meshd-outage") as (leader, _):
+        assert leader.step() is True
+        kube.stand_in.fail(plural="leases", status=503, times=1000)
+        clock.now += 7
+        assert leader.step() is True  # renew failed, still within the renew deadline
+        clock.now += 1.5
+        assert leader.step() is False  # past it: stops writing before the Lease expires
+        with pytest.raises(NotLeader):
+            leader.ensure_leader()
+
+
+def test_two_running_replicas_fail_over_in_real_time(kube: Kube) -> None:
+    """Both run their loops; a monitor checks every 20 ms that at most one leads; the
+    leader is killed (its loop stops without releasing); the other takes over."""
+
+    async def scenario(electors: list[LeaderElector]) -> int:
+        stops = [asyncio.Event(), asyncio.Event()]
+        runs = [asyncio.create_task(e.run(s)) for e, s in zip(electors, stops, strict=True)]
+        checks = 0
+
+        async def watch(seconds: float) -> None:
+            nonlocal checks
+            end = asyncio.get_running_loop().time() + seconds
+            while asyncio.get_running_loop().time() < end:
+                one_leader(electors)
+                checks += 1
+                await asyncio.sleep(0.02)
+
+        await watch(0.6)
+        leaders = [e for e in electors if e.is_leader]
+        assert len(leaders) == 1
+        dead = electors.index(leaders[0])
+        runs[dead].cancel()  # kill: no release, the Lease just stops being renewed
+        with contextlib.suppress(asyncio.CancelledError):
+            await runs[dead]
+        survivor = electors[1 - dead]
+        for _ in range(150):
+            await watch(0.02)
+            if survivor.is_leader:
+                break
+        assert survivor.is_leader
+        stops[1 - dead].set()
+        await runs[1 - dead]
+        assert not survivor.is_leader  # released on a clean stop
+        return checks
+
+    import time
+
+    with candidates(
+        kube,
+        time.monotonic,
+        "meshd-live",
+        duration=1.0,
+        renew_deadline=0.7,
+        retry_period=0.1,
+    ) as electors:
+        assert asyncio.run(scenario(electors)) > 40
+        assert lease(kube, "meshd-live")["holderIdentity"] == ""
