@@ -88,6 +88,7 @@ KINDS = (
     ),
 )
 WRITE_VERBS = ("create", "update", "patch", "delete")
+FAULT_REASONS = {409: "Conflict", 429: "TooManyRequests", 503: "ServiceUnavailable"}
 NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?/?$")
 
 
@@ -99,6 +100,7 @@ class Fault:
     plural: str | None = None
     name: str | None = None
     dry_run: bool | None = None
+    watch: bool | None = None
     status: int = 0
     """Answer with this status (500, 503, 409) instead of serving the request."""
     delay: float = 0.0
@@ -115,6 +117,7 @@ class Fault:
             and (self.plural is None or (resource is not None and resource.plural == self.plural))
             and (self.name is None or request.name == self.name)
             and (self.dry_run is None or (request.params.get("dryRun") == "All") == self.dry_run)
+            and (self.watch is None or (request.params.get("watch") == "true") == self.watch)
         )
 
 
@@ -177,7 +180,8 @@ class MeshcEmulator(kmock.KubernetesEmulator):
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.status:
-            return _status(ApiError(fault.status, "InternalError", "injected fault"))
+            reason = FAULT_REASONS.get(fault.status, "InternalError")
+            return _status(ApiError(fault.status, reason, f"injected fault: {reason}"))
         resource = request.resource
         if resource is None or resource.plural is None:
             return await kmock.RawHandler._handle(self, request)  # discovery, by kmock
