@@ -36,6 +36,15 @@ def _client_counter(mesh: LocalMesh, server: str, counter: str) -> int:
     return sum(found.values())
 
 
+def _overflows(mesh: LocalMesh, server: str) -> int:
+    """Requests turned away by a circuit breaker on either side: the client's clusters
+    for `server`, and the server's own sidecar (its inbound cluster to the application
+    carries the same limits, as Istio applies a DestinationRule's pool to both)."""
+    (node,) = mesh.nodes_of(f"demo/{server}")
+    inbound = mesh.stats(node, r"^cluster\..*\.upstream_rq_pending_overflow$")
+    return _client_counter(mesh, server, "upstream_rq_pending_overflow") + sum(inbound.values())
+
+
 def test_retries_hide_a_backend_that_fails_every_second_request(mesh: LocalMesh) -> None:
     (node,) = mesh.nodes_of("demo/flaky")
     mesh.behave(node, fail_every=2)
@@ -77,7 +86,7 @@ def test_the_circuit_breaker_rejects_over_limit_concurrency(mesh: LocalMesh) -> 
     (node,) = mesh.nodes_of("demo/narrow")
     mesh.behave(node, delay_ms=800)
     host = mesh.running().services["demo/narrow"].host + ":8080"
-    before = _client_counter(mesh, "narrow", "upstream_rq_pending_overflow")
+    before = _overflows(mesh, "narrow")
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = list(pool.map(lambda _: _raw_get(mesh, host), range(8)))
@@ -88,9 +97,7 @@ def test_the_circuit_breaker_rejects_over_limit_concurrency(mesh: LocalMesh) -> 
     overflowed = [headers for status, headers in answers if status == 503]
     assert overflowed, codes
     assert all(h.get("x-envoy-overloaded") == "true" for h in overflowed), overflowed
-    assert _client_counter(mesh, "narrow", "upstream_rq_pending_overflow") - before == len(
-        overflowed
-    )
+    assert _overflows(mesh, "narrow") - before == len(overflowed)
 
 
 def test_shadow_mode_allows_and_counts_what_it_would_deny(mesh: LocalMesh) -> None:
