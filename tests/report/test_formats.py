@@ -104,14 +104,15 @@ def test_json_report_has_the_documented_shape() -> None:
         "column": 11,
         "endLine": 6,
         "endColumn": 17,
-        "message": "bookinfo/productpage calls 'review', which no Service declares",
-        "hint": "declare the Service, or fix the name (use ns/name for another namespace)",
+        "message": "bookinfo/productpage calls 'review', which no Service or External declares",
+        "hint": "declare the Service (or an External for a host outside the mesh), or fix the "
+        "name (use ns/name for another namespace)",
         "suppressed": False,
         "suppressionReason": None,
         "related": [],
     }
     assert [f["message"] for f in report["findings"]][1].endswith(
-        "'ratingz', which no Service declares"
+        "'ratingz', which no Service or External declares"
     )
 
 
@@ -249,8 +250,9 @@ def test_github_annotation_format() -> None:
     assert len(lines) == 2
     assert lines[0] == (
         "::error file=svc.yaml,line=6,col=11,endLine=6,endColumn=17,title=MC201 unknown-service::"
-        "bookinfo/productpage calls 'review', which no Service declares%0A"
-        "help: declare the Service, or fix the name (use ns/name for another namespace)"
+        "bookinfo/productpage calls 'review', which no Service or External declares%0A"
+        "help: declare the Service (or an External for a host outside the mesh), or fix the "
+        "name (use ns/name for another namespace)"
     )
 
 
