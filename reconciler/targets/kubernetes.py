@@ -75,6 +75,9 @@ class KubernetesApply:
     drift_corrected: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)
+    """Inventory parts gone from the cluster or no longer labelled as meshc's: dropped
+    from the inventory, never deleted."""
     unchanged: int = 0
     inventory: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
@@ -184,7 +187,7 @@ class KubernetesTarget:
         if self.prune:
             self._prune(previous, desired, revision, result)
         for part, known in previous.items():
-            if part not in desired.objects and part not in result.pruned:
+            if part not in desired.objects and part not in (*result.pruned, *result.released):
                 result.inventory.setdefault(part, known)
         self._journal(set(result.inventory))
         return result
@@ -201,14 +204,13 @@ class KubernetesTarget:
         rejected_allows: set[str] = set()
         for part, obj in staged(desired.objects.items()):
             namespace = obj["metadata"].get("namespace", "")
-            if WAVES[wave(obj)] == "denials" and namespace in rejected_allows:
-                live = self.cluster.get(obj)
-                if live is None:
-                    result.rejected[part] = (
-                        "held back: an allow in this namespace was rejected, and applying "
-                        "this denial now would cut traffic the allow should let through"
-                    )
-                    continue
+            held = WAVES[wave(obj)] == "denials" and namespace in rejected_allows
+            if held and not self._exists(obj):
+                result.rejected[part] = (
+                    "held back: an allow in this namespace was rejected, and applying "
+                    "this denial now would cut traffic the allow should let through"
+                )
+                continue
             outcome = self._apply_one(part, obj, previous.get(part), revision, result)
             if outcome is None and WAVES[wave(obj)] == "allows":
                 rejected_allows.add(namespace)
@@ -224,8 +226,8 @@ class KubernetesTarget:
         """Apply one object when its dry run differs from the live one; records what
         happened and returns it (None when rejected)."""
         want = digest(obj)
-        live = self.cluster.get(obj)
         try:
+            live = self.cluster.get(obj)
             force = self._force_needed(live, ours=bool(known))
             dry = self.cluster.apply(obj, dry_run=True, force=force)
         except ApiRefusal as refusal:
@@ -258,6 +260,12 @@ class KubernetesTarget:
         (result.created if live is None else result.updated).append(part)
         self._event(stored, "Applied", f"applied by meshc from revision {revision[:12]}")
         return "created" if live is None else "updated"
+
+    def _exists(self, obj: dict[str, Any]) -> bool:
+        try:
+            return self.cluster.get(obj) is not None
+        except ApiRefusal:
+            return False
 
     def _force_needed(self, live: dict[str, Any] | None, *, ours: bool) -> bool:
         """Force when asked to, or to take back fields a hand edit took over from an
@@ -295,8 +303,8 @@ class KubernetesTarget:
             return
         obj = self.cacerts(root_namespace)
         part = part_name(obj)
-        live = self.cluster.get(obj)
         try:
+            live = self.cluster.get(obj)
             force = self._force_needed(live, ours=True)
             dry = self.cluster.apply(obj, dry_run=True, force=force)
             if live is not None and comparable(dry) == comparable(live):
@@ -328,7 +336,8 @@ class KubernetesTarget:
                     continue
                 owned[group] = {item["metadata"]["name"] for item in listed}
             if name not in owned[group]:
-                continue  # gone already, or no longer labelled as meshc's: never touched
+                result.released.append(part)  # gone, or not labelled meshc's: never touched
+                continue
             self._writes += 1
             checkpoint(f"kubernetes-prune-{self._writes}")
             try:
@@ -396,8 +405,14 @@ class KubernetesTarget:
         if self.journal is None:
             return
         scratch = self.journal.with_name(f".{self.journal.name}.tmp")
-        scratch.write_text(json.dumps(sorted(parts)))
-        os.replace(scratch, self.journal)
+        try:
+            scratch.write_text(json.dumps(sorted(parts)))
+            os.replace(scratch, self.journal)
+        except OSError as exc:
+            raise MeshdError(
+                f"{self.journal}: cannot record the objects this pass may create "
+                f"({exc.strerror}); check the state directory's permissions and free space"
+            ) from None
 
 
 def _prunable(part: str) -> bool:

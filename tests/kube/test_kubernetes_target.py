@@ -110,19 +110,35 @@ def test_a_removed_intent_prunes_exactly_its_objects(tmp_path: Path, kube: Kube)
     kube.create(cacerts)
     for part in ("v1/Namespace//bookinfo", "v1/Secret/istio-system/cacerts"):
         loop.target.inventory[part] = "0" * 64
+    # Someone takes one of extra's objects over (drops meshc's label): never deleted.
+    taken = sorted(grown - set(before))[0]
+    api_version, kind, namespace, name = split_part(taken)
+    unlabelled = {"app.kubernetes.io/managed-by": None}  # a merge patch's removal
+    kube.hand_edit(
+        {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace, "labels": unlabelled},
+        },
+        {},
+    )
     git(tmp_path / "repo", "revert", "--no-edit", added)
     outcome = loop.run()
     assert outcome.ok, outcome
-    assert sorted(loop.last.pruned) == sorted(grown - set(before))
+    assert sorted(loop.last.pruned) == sorted(grown - set(before) - {taken})
+    assert loop.last.released == [taken] and taken not in loop.store.load().inventory
+    assert kube.read(*split_part(taken)) is not None
     assert kube.owned() == before
     assert kube.read("networking.istio.io/v1", "DestinationRule", "bookinfo", "extra-by-hand")
     assert kube.read("v1", "Namespace", "", "bookinfo") is not None
     assert kube.read("v1", "Secret", "istio-system", "cacerts") is not None
-    assert loop.counters()["pruned"] == len(grown - set(before))
-    pruned_events = {e["involvedObject"]["name"] for e in kube.events("bookinfo")} & {
-        split_part(p)[3] for p in loop.last.pruned
+    assert loop.counters()["pruned"] == len(loop.last.pruned)
+    pruned_events = {
+        (e["involvedObject"]["kind"], e["involvedObject"]["name"])
+        for e in kube.events("bookinfo")
+        if e["reason"] == "Pruned"
     }
-    assert pruned_events == {split_part(p)[3] for p in loop.last.pruned}
+    assert pruned_events == {(split_part(p)[1], split_part(p)[3]) for p in loop.last.pruned}
 
 
 def test_no_prune_keeps_what_the_revision_dropped(tmp_path: Path, kube: Kube) -> None:
