@@ -1,11 +1,10 @@
 """External → ServiceEntry: the outside hosts made known to the callers' proxies.
 
 `location: MESH_EXTERNAL` (no mTLS, no mesh identity at the other end), the ports with
-Istio's protocol names, the resolution the External asks for (`static`: its addresses
-are the endpoints; `none`, or `dns` with single IPs: its addresses are matched as
-destination IPs, see `ExternalSpec.matched_addresses`), and
-`exportTo` only the External's own namespace and its callers' — the least visibility that
-lets every declared caller reach it.
+Istio's protocol names, the resolution the External asks for (`static`: its addresses are
+the endpoints; `none`, or `dns` with single IPs: its addresses are matched as destination
+IPs, see `ExternalSpec.matched_addresses`), and `exportTo` only the External's own
+namespace and its callers' — the least visibility that lets every declared caller reach it.
 """
 
 from __future__ import annotations
