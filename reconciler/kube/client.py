@@ -75,17 +75,18 @@ def load_configuration(kubeconfig: Path | None, context: str | None) -> k8s.Conf
     """`--kubeconfig`, else `KUBECONFIG` or ~/.kube/config, else the in-cluster service
     account — the client's own loaders, in kubectl's order."""
     configuration = k8s.Configuration()
-    default = Path(os.path.expanduser(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION))
+    default = Path("~/.kube/config").expanduser()
+    files = str(kubeconfig) if kubeconfig is not None else os.environ.get("KUBECONFIG")
     try:
-        if kubeconfig is not None or os.environ.get("KUBECONFIG") or default.exists():
+        if files or default.exists():
             _loaders.load_kube_config(
-                config_file=str(kubeconfig) if kubeconfig is not None else None,
+                config_file=files or str(default),
                 context=context,
                 client_configuration=configuration,
             )
         else:
             _loaders.load_incluster_config(client_configuration=configuration)
-    except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
+    except Exception as exc:  # the loaders raise YAML, config, OS and type errors alike
         where = f"--kubeconfig {kubeconfig}" if kubeconfig else "the Kubernetes configuration"
         raise ClusterConfigError(
             f"{where}: cannot be loaded ({exc}); pass --kubeconfig FILE, set KUBECONFIG, "
