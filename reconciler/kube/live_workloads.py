@@ -22,7 +22,7 @@ from typing import Any
 from compiler.diagnostics import Diagnostic, Span
 from compiler.model.mesh import MeshModel
 from compiler.workloads.manifests import read_manifest
-from compiler.workloads.objects import Inventory
+from compiler.workloads.objects import Gateway, Inventory, KubeService, ServiceAccount, Workload
 from reconciler.kube.client import ApiRefusal, Cluster
 
 LIVE_KINDS = (
@@ -57,7 +57,10 @@ def mesh_namespaces(model: MeshModel) -> list[str]:
 
 
 def live_inventory(cluster: Cluster, namespaces: Iterable[str]) -> LiveInventory:
-    workloads, services, accounts, gateways = [], [], [], []
+    workloads: list[Workload] = []
+    services: list[KubeService] = []
+    accounts: list[ServiceAccount] = []
+    gateways: list[Gateway] = []
     problems: list[Diagnostic] = []
     notes: list[str] = []
     for namespace in namespaces:

@@ -47,8 +47,10 @@ class CheckedTarget:
         *,
         fail_on: Severity = Severity.ERROR,
         elector: LeaderElector | None = None,
+        preflight: bool = True,
     ) -> None:
         self.inner = inner
+        self.preflight = preflight
         self.fail_on = fail_on
         self.elector = elector
         self._adopted_term = 0
@@ -75,20 +77,24 @@ class CheckedTarget:
         if elector is not None and self._adopted_term != elector.transitions:
             await asyncio.to_thread(self.adopt, checked.compilation.model.name)
             self._adopted_term = elector.transitions
-        desired = checked.desired
-        result = await asyncio.to_thread(
-            run_preflight, self.inner.cluster, checked.compilation, desired.objects.values()
-        )
-        for note in result.notes:
-            log.info("%s", note)
-        refusing = result.lines(self.fail_on)
-        if refusing:
-            raise PreflightRefused(revision, refusing)
-        for line in result.lines(Severity.INFO):
-            log.info("preflight: %s", line)
+        if self.preflight:
+            await asyncio.to_thread(self.check, checked, revision)
         if elector is not None:
             elector.ensure_leader()
-        return await self.inner.push(desired, revision=revision)
+        return await self.inner.push(checked.desired, revision=revision)
+
+    def check(self, checked: Checked, revision: str) -> None:
+        """The preflight; raises `PreflightRefused` on a finding at or above --fail-on."""
+        found = run_preflight(
+            self.inner.cluster, checked.compilation, checked.desired.objects.values()
+        )
+        for note in found.notes:
+            log.info("%s", note)
+        refusing = found.lines(self.fail_on)
+        if refusing:
+            raise PreflightRefused(revision, refusing)
+        for line in found.lines(Severity.INFO):
+            log.info("preflight: %s", line)
 
     async def confirm(self, pushed: Pushed, *, timeout: float) -> Acceptance:
         if self._following:

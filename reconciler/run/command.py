@@ -141,6 +141,24 @@ def _steps_reader(path: Path | None) -> Callable[[], Mapping[str, int]] | None:
     is_flag=True,
     help="kubernetes target: take fields another field manager owns.",
 )
+@click.option(
+    "--preflight/--no-preflight",
+    default=True,
+    show_default=True,
+    help="kubernetes target: check the cluster before applying (CRDs, workloads, owners).",
+)
+@click.option(
+    "--leader-elect",
+    is_flag=True,
+    help="kubernetes target: write only while holding a Lease (run N replicas).",
+)
+@click.option("--lease-name", default=None, help="kubernetes target: the Lease [default: meshd].")
+@click.option(
+    "--lease-namespace", default=None, help="kubernetes target: its namespace [default: the pod's]."
+)
+@click.option(
+    "--identity", default=None, help="kubernetes target: this replica's name in the Lease."
+)
 @click.option("--interval", default="30s", show_default=True, help="Time between fetches.")
 @click.option("--once", is_flag=True, help="One pass, then exit (1 when the revision is refused).")
 @click.option(
@@ -226,7 +244,7 @@ async def _run(**o: Any) -> int:
     source.requested = store.take_request
     secret = _read_secret_file(o["webhook_secret_file"], "--webhook-secret-file")
     steps = _steps_reader(o["rollout_state"])
-    async with _target(o, store) as (target, target_metrics):
+    async with _target(o, store, source.trigger) as (target, target_metrics):
         reconciler = Reconciler(
             source,
             target,
@@ -242,7 +260,7 @@ async def _run(**o: Any) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _target(o: Any, store: StateStore) -> Any:
+async def _target(o: Any, store: StateStore, wake: Callable[[], None]) -> Any:
     """The target named by --target, built and torn down around the loop."""
     if o["target"] == "directory":
         if o["out"] is None:
@@ -256,9 +274,9 @@ async def _target(o: Any, store: StateStore) -> Any:
         )
         return
     if o["target"] == "kubernetes":
-        from reconciler.targets.kubernetes_command import kubernetes_target
+        from reconciler.kube.run import kubernetes_run_target
 
-        with kubernetes_target(o, store) as target:
+        async with kubernetes_run_target(o, store, wake) as target:
             yield target, (lambda: "")
         return
     if o["ca_state"] is None:

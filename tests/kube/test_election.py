@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from reconciler.cli import main as meshd
 from reconciler.kube.client import Cluster, load_configuration
 from reconciler.kube.election import LeaderElector, LeaseConfig, NotLeader
 from tests.kube.conftest import FAST, Kube
+from tests.kube.seeding import seed_cluster
+from tests.run.support import EXTRA_SERVICE, commit_file, policy_repo
 
 NAMESPACE = "istio-system"
 
@@ -196,3 +202,90 @@ def test_two_running_replicas_fail_over_in_real_time(kube: Kube) -> None:
     ) as electors:
         assert asyncio.run(scenario(electors)) > 40
         assert lease(kube, "meshd-live")["holderIdentity"] == ""
+
+
+# -- meshd run --leader-elect ---------------------------------------------------------
+
+
+def _run_args(repo: Path, state: Path, kubeconfig: Path, identity: str) -> list[str]:
+    return [
+        "run",
+        "--repo",
+        str(repo),
+        "--path",
+        "policies",
+        "--target",
+        "kubernetes",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--state",
+        str(state),
+        "--once",
+        "--leader-elect",
+        "--lease-namespace",
+        NAMESPACE,
+        "--identity",
+        identity,
+    ]
+
+
+def test_a_follower_compiles_and_writes_nothing(tmp_path: Path, standin_kube: Kube) -> None:
+    assert standin_kube.stand_in is not None
+    seed_cluster(standin_kube.stand_in)
+    repo = policy_repo(tmp_path / "repo")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    held = {
+        "holderIdentity": "meshd-elsewhere",
+        "leaseDurationSeconds": 15,
+        "renewTime": now,
+        "acquireTime": now,
+        "leaseTransitions": 0,
+    }
+    standin_kube.stand_in.seed(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "meshd", "namespace": NAMESPACE},
+            "spec": held,
+        }
+    )
+    args = _run_args(repo, tmp_path / "follower", standin_kube.kubeconfig, "meshd-here")
+    result = CliRunner().invoke(meshd, args)
+    assert result.exit_code == 0, result.output
+    assert standin_kube.owned() == {}, "a follower wrote to the cluster"
+    assert lease(standin_kube, "meshd")["holderIdentity"] == "meshd-elsewhere"
+
+
+def test_the_leader_applies_and_gives_the_lease_up_on_exit(
+    tmp_path: Path, standin_kube: Kube
+) -> None:
+    assert standin_kube.stand_in is not None
+    seed_cluster(standin_kube.stand_in)
+    repo = policy_repo(tmp_path / "repo")
+    args = _run_args(repo, tmp_path / "leader", standin_kube.kubeconfig, "meshd-here")
+    result = CliRunner().invoke(meshd, args)
+    assert result.exit_code == 0 and "Applied" in result.output, result.output
+    assert standin_kube.owned()
+    released = lease(standin_kube, "meshd")
+    assert released["holderIdentity"] == "" and released["leaseTransitions"] == 0
+
+
+def test_a_new_leader_adopts_what_the_old_one_applied_and_prunes_it(
+    tmp_path: Path, standin_kube: Kube
+) -> None:
+    """Replica A applies a revision with `extra`; A dies; B (its own, empty state) takes
+    the Lease and applies a revision without `extra`: B prunes what only A had applied."""
+    assert standin_kube.stand_in is not None
+    seed_cluster(standin_kube.stand_in)
+    repo = policy_repo(tmp_path / "repo")
+    commit_file(repo, "extra.yaml", EXTRA_SERVICE, "extra")
+    first = _run_args(repo, tmp_path / "a", standin_kube.kubeconfig, "meshd-a")
+    assert CliRunner().invoke(meshd, [*first, "--no-preflight"]).exit_code == 0
+    extra = {p for p in standin_kube.owned() if p.endswith("/extra") or "/extra-" in p}
+    assert extra
+    commit_file(repo, "extra.yaml", None, "no extra")
+    second = _run_args(repo, tmp_path / "b", standin_kube.kubeconfig, "meshd-b")
+    result = CliRunner().invoke(meshd, [*second, "--no-preflight"])
+    assert result.exit_code == 0, result.output
+    assert not extra & set(standin_kube.owned()), "the new leader left the old one's objects"
+    assert lease(standin_kube, "meshd")["leaseTransitions"] == 1
