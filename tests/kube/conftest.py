@@ -105,10 +105,15 @@ def _ensure_namespaces(kube: Kube) -> None:
 
 
 def _sweep(kube: Kube) -> None:
-    """A real cluster starts each test with no meshc objects in the test namespaces."""
+    """A real cluster starts each test with no meshc objects in the test namespaces, and
+    nothing of the emitted kinds in `bookinfo` (the tests' own namespace: they create
+    foreign objects there too)."""
     for part in kube.owned():
         api_version, kind, namespace, name = part.rsplit("/", 3)
         kube.delete(api_version, kind, namespace, name)
+    for api_version, kind in EMITTED:
+        for item in kube.cluster.list(api_version, kind, "bookinfo", ""):
+            kube.delete(api_version, kind, "bookinfo", item["metadata"]["name"])
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ def test_first_apply_creates_everything_in_staged_order(tmp_path: Path, kube: Ku
     applied = {
         e["involvedObject"]["name"] for e in kube.events("bookinfo") if e["reason"] == "Applied"
     }
-    assert applied == {split_part(p)[3] for p in desired if split_part(p)[2] == "bookinfo"}
+    wanted = {split_part(p)[3] for p in desired if split_part(p)[2] == "bookinfo"}
+    assert applied == wanted if kube.stand_in else applied >= wanted  # a cluster keeps old ones
     assert loop.store.load().inventory.keys() == desired.keys()
 
 
@@ -107,7 +108,8 @@ def test_a_removed_intent_prunes_exactly_its_objects(tmp_path: Path, kube: Kube)
         "metadata": {"name": "cacerts", "namespace": "istio-system"},
         "type": "Opaque",
     }
-    kube.create(cacerts)
+    if kube.stand_in is not None:  # never in a real cluster's root namespace
+        kube.create(cacerts)
     for part in ("v1/Namespace//bookinfo", "v1/Secret/istio-system/cacerts"):
         loop.target.inventory[part] = "0" * 64
     # Someone takes one of extra's objects over (drops meshc's label): never deleted.
@@ -131,7 +133,8 @@ def test_a_removed_intent_prunes_exactly_its_objects(tmp_path: Path, kube: Kube)
     assert kube.owned() == before
     assert kube.read("networking.istio.io/v1", "DestinationRule", "bookinfo", "extra-by-hand")
     assert kube.read("v1", "Namespace", "", "bookinfo") is not None
-    assert kube.read("v1", "Secret", "istio-system", "cacerts") is not None
+    if kube.stand_in is not None:
+        assert kube.read("v1", "Secret", "istio-system", "cacerts") is not None
     assert loop.counters()["pruned"] == len(loop.last.pruned)
     pruned_events = {
         (e["involvedObject"]["kind"], e["involvedObject"]["name"])
