@@ -31,6 +31,9 @@ def test_first_apply_creates_everything_in_staged_order(tmp_path: Path, kube: Ku
     assert sorted(loop.last.created) == sorted(desired)
     waves = [wave(desired[part]) for part in loop.last.order]
     assert waves == sorted(waves), "applied out of stage order"
+    if kube.stand_in is not None:  # as the server saw it: creation resourceVersions
+        created = sorted(kube.versions().items(), key=lambda item: int(item[1]))
+        assert [wave(desired[part]) for part, _ in created] == sorted(waves)
     assert {WAVES[w] for w in waves} >= {"subsets", "routes", "allows", "denials"}
     denials = [p for p in loop.last.order if WAVES[wave(desired[p])] == "denials"]
     allows = [p for p in loop.last.order if WAVES[wave(desired[p])] == "allows"]
