@@ -16,6 +16,7 @@ import click
 
 from reconciler.ca.cli import ca_command
 from reconciler.errors import MeshdError
+from reconciler.kube.diff_cli import diff_command
 from reconciler.run.command import (
     reconcile_command,
     resume_command,
@@ -86,3 +87,4 @@ main.add_command(run_command)
 main.add_command(suspend_command)
 main.add_command(resume_command)
 main.add_command(reconcile_command)
+main.add_command(diff_command)
