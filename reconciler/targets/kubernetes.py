@@ -228,8 +228,7 @@ class KubernetesTarget:
         want = digest(obj)
         try:
             live = self.cluster.get(obj)
-            force = self._force_needed(live, ours=bool(known))
-            dry = self.cluster.apply(obj, dry_run=True, force=force)
+            dry, force = self._dry_run(obj, live, ours=bool(known))
         except ApiRefusal as refusal:
             result.rejected[part] = self._rejection(obj, refusal)
             if known is not None:
@@ -267,19 +266,19 @@ class KubernetesTarget:
         except ApiRefusal:
             return False
 
-    def _force_needed(self, live: dict[str, Any] | None, *, ours: bool) -> bool:
-        """Force when asked to, or to take back fields a hand edit took over from an
-        object meshc applied before (its other managers are all Updates, never an Apply)."""
-        if self.force_conflicts:
-            return True
-        if live is None or not ours:
-            return False
-        others = [
-            entry
-            for entry in live["metadata"].get("managedFields") or []
-            if entry.get("manager") != "meshc"
-        ]
-        return bool(others) and all(entry.get("operation") == "Update" for entry in others)
+    def _dry_run(
+        self, obj: dict[str, Any], live: dict[str, Any] | None, *, ours: bool
+    ) -> tuple[dict[str, Any], bool]:
+        """What the server would store, and whether the apply needs `force`: when asked
+        to, or to take back fields hand edits took over from an object meshc applied
+        before (every conflicting manager's operation is an Update, never an Apply)."""
+        force = self.force_conflicts
+        try:
+            return self.cluster.apply(obj, dry_run=True, force=force), force
+        except ApiRefusal as refusal:
+            if not (refusal.conflicts and ours and _hand_edits_only(live, refusal)):
+                raise
+        return self.cluster.apply(obj, dry_run=True, force=True), True
 
     def _rejection(self, obj: dict[str, Any], refusal: ApiRefusal) -> str:
         if refusal.conflicts:
@@ -305,8 +304,7 @@ class KubernetesTarget:
         part = part_name(obj)
         try:
             live = self.cluster.get(obj)
-            force = self._force_needed(live, ours=True)
-            dry = self.cluster.apply(obj, dry_run=True, force=force)
+            dry, force = self._dry_run(obj, live, ours=True)
             if live is not None and comparable(dry) == comparable(live):
                 result.unchanged += 1
                 return
@@ -413,6 +411,18 @@ class KubernetesTarget:
                 f"{self.journal}: cannot record the objects this pass may create "
                 f"({exc.strerror}); check the state directory's permissions and free space"
             ) from None
+
+
+def _hand_edits_only(live: dict[str, Any] | None, refusal: ApiRefusal) -> bool:
+    """Every manager in the conflict changed the object with an Update (kubectl edit,
+    patch, replace), none declared it with an Apply."""
+    if live is None:
+        return False
+    operations = {
+        entry.get("manager"): entry.get("operation")
+        for entry in live["metadata"].get("managedFields") or []
+    }
+    return all(operations.get(manager) == "Update" for manager, _ in refusal.conflicts)
 
 
 def _prunable(part: str) -> bool:

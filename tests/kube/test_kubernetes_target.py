@@ -224,3 +224,24 @@ def test_a_broken_commit_leaves_the_last_good_state_applied(tmp_path: Path, kube
     assert outcome.reason == "CompileFailed"
     assert any("MC201" in f for f in outcome.findings)
     assert kube.versions() == before  # nothing applied, nothing pruned
+
+
+def test_a_hand_edit_is_taken_back_beside_another_appliers_fields(
+    tmp_path: Path, kube: Kube
+) -> None:
+    loop = _loop(tmp_path, kube)
+    assert loop.run().ok
+    part = next(p for p in loop.desired() if "/VirtualService/" in p)
+    want = loop.desired()[part]
+    meta = {"name": want["metadata"]["name"], "namespace": want["metadata"]["namespace"]}
+    label = {**meta, "labels": {"team": "payments"}}
+    kube.foreign_apply(
+        {"apiVersion": want["apiVersion"], "kind": want["kind"], "metadata": label}, "labeller"
+    )
+    kube.hand_edit(want, {"hosts": ["somewhere-else"]})
+    outcome = loop.run()
+    assert outcome.ok, outcome
+    assert loop.last.drift_corrected == [part]
+    live = kube.read(*split_part(part))
+    assert live is not None and holds(live, want)
+    assert live["metadata"]["labels"]["team"] == "payments"  # the other applier's field stays
