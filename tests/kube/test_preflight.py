@@ -236,3 +236,36 @@ def _compiled(loop: Loop) -> Any:
 
     revision = loop.loop.source.read()
     return compile_tree(revision.tree, now=NOW)
+
+
+def _live(kind: str, name: str, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "bookinfo"}
+    owner = extra.pop("owner", None)
+    if owner:
+        meta["ownerReferences"] = [{"kind": owner[0], "name": owner[1], "controller": True}]
+    return {"apiVersion": "v1", "kind": kind, "metadata": meta, **extra}
+
+
+def test_what_counts_as_running() -> None:
+    from reconciler.kube.live_workloads import running
+
+    listed = {
+        "Deployment": [
+            _live("Deployment", "web", spec={"replicas": 2}),
+            _live("Deployment", "idle", spec={"replicas": 0}),
+        ],
+        "ReplicaSet": [
+            _live("ReplicaSet", "web-1", spec={"replicas": 2}, owner=("Deployment", "web")),
+            _live("ReplicaSet", "bare", spec={}),
+        ],
+        "Pod": [
+            _live("Pod", "web-1-a", owner=("ReplicaSet", "web-1")),
+            _live("Pod", "job-x", owner=("Job", "job"), status={"phase": "Running"}),
+            _live("Pod", "done", status={"phase": "Succeeded"}),
+            _live("Pod", "going", status={"phase": "Running"}),
+        ],
+        "DaemonSet": [_live("DaemonSet", "agent", spec={})],
+    }
+    listed["Pod"][3]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    names = sorted(obj["metadata"]["name"] for obj in running(listed))
+    assert names == ["agent", "bare", "job-x", "web"]
