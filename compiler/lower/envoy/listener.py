@@ -8,6 +8,7 @@ in RDS (see `rbac`), so a policy edit never drains a connection.
 
 from __future__ import annotations
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
@@ -64,6 +65,7 @@ def inbound_listener(
             set_current_client_cert_details=hcm.HttpConnectionManager.SetCurrentClientCertDetails(
                 uri=True
             ),
+            local_reply_config=_denial_detail(),
         )
         filters = [listener_components_pb2.Filter(name=HCM, typed_config=pack(manager))]
         alpn = ("h2", "http/1.1")
@@ -158,3 +160,27 @@ def _upgrades() -> list[hcm.HttpConnectionManager.UpgradeConfig]:
 
 def _router() -> hcm.HttpFilter:
     return hcm.HttpFilter(name=ROUTER, typed_config=pack(router_pb2.Router()))
+
+
+DENIED_BY = "x-meshd-denied-by"
+"""The header an RBAC 403 carries with Envoy's detail (`rbac_access_denied_matched_policy
+[<policy>]`), so a caller (`meshd call`) can name the rule that refused it."""
+
+
+def _denial_detail() -> hcm.LocalReplyConfig:
+    """On a 403 the sidecar itself answers (RBAC), say which policy matched; a 403 the
+    application sends is not a local reply and passes untouched."""
+    forbidden = accesslog_pb2.StatusCodeFilter(
+        comparison=accesslog_pb2.ComparisonFilter(
+            op=accesslog_pb2.ComparisonFilter.EQ,
+            value=base_pb2.RuntimeUInt32(default_value=403, runtime_key="meshc.rbac.denied_status"),
+        )
+    )
+    header = base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=DENIED_BY, value="%RESPONSE_CODE_DETAILS%")
+    )
+    mapper = hcm.ResponseMapper(
+        filter=accesslog_pb2.AccessLogFilter(status_code_filter=forbidden),
+        headers_to_add=[header],
+    )
+    return hcm.LocalReplyConfig(mappers=[mapper])

@@ -115,3 +115,10 @@ def test_names_are_stable_and_typed() -> None:
             "outbound|9080|v3|reviews.bookinfo.svc.cluster.local",
         ]
     )
+
+
+def test_the_denial_header_is_the_one_meshd_call_reads() -> None:
+    from compiler.lower.envoy.listener import DENIED_BY
+    from reconciler.up.headers import DENIED_BY as READ_BY_CALL
+
+    assert DENIED_BY == READ_BY_CALL
