@@ -105,6 +105,8 @@ class Cluster:
         self._api: Any = k8s.ApiClient(configuration)
         self._dynamic: Any = None
         self._cache = Path(tempfile.gettempdir()) / f"meshd-discovery-{os.getpid()}-{id(self)}.json"
+        self.fence: Callable[[], None] = lambda: None
+        """Called before every write; raises to forbid it (leader election's fence)."""
 
     def __repr__(self) -> str:
         return f"Cluster({self.server!r})"
@@ -157,6 +159,8 @@ class Cluster:
     def apply(self, obj: dict[str, Any], *, dry_run: bool, force: bool) -> dict[str, Any]:
         """Server-side apply under `meshc`; what the server stored (or would store)."""
         resource = self.resource(obj["apiVersion"], obj["kind"])
+        if not dry_run:
+            self.fence()
         return self._json(
             f"apply {_name(obj)}",
             lambda: self.dynamic.server_side_apply(
@@ -174,6 +178,7 @@ class Cluster:
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         resource = self.resource(api_version, kind)
+        self.fence()
         try:
             self._json(
                 f"delete {kind} {namespace}/{name}",
@@ -208,6 +213,7 @@ class Cluster:
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         resource = self.resource(obj["apiVersion"], obj["kind"])
+        self.fence()
         return self._json(
             f"create {_name(obj)}",
             lambda: self.dynamic.create(

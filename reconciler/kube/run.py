@@ -65,6 +65,7 @@ async def kubernetes_run_target(
                 loop.call_soon_threadsafe(wake)
 
         elector = LeaderElector(cluster, config, on_change=woken)
+        inner.cluster.fence = elector.ensure_leader  # checked before every write
         await asyncio.to_thread(elector.step)  # a first pass (--once) knows who leads
         stop = asyncio.Event()
         task = asyncio.create_task(elector.run(stop))

@@ -15,6 +15,10 @@ from click.testing import CliRunner
 from reconciler.cli import main as meshd
 from reconciler.kube.client import Cluster, load_configuration
 from reconciler.kube.election import LeaderElector, LeaseConfig, NotLeader
+from reconciler.kube.target import CheckedTarget
+from reconciler.loop import Reconciler
+from reconciler.source.git import GitRepositorySource
+from reconciler.targets.kubernetes import KubernetesTarget
 from tests.kube.conftest import FAST, Kube
 from tests.kube.seeding import seed_cluster
 from tests.run.support import EXTRA_SERVICE, commit_file, policy_repo
@@ -289,3 +293,37 @@ def test_a_new_leader_adopts_what_the_old_one_applied_and_prunes_it(
     assert result.exit_code == 0, result.output
     assert not extra & set(standin_kube.owned()), "the new leader left the old one's objects"
     assert lease(standin_kube, "meshd")["leaseTransitions"] == 1
+
+
+def test_a_leader_past_its_renew_deadline_stops_writing_mid_pass(
+    tmp_path: Path, standin_kube: Kube
+) -> None:
+    """The fence is checked before every write, not once per pass: the clock moves one
+    second per write here, so the leader runs out of renew deadline part-way through."""
+    assert standin_kube.stand_in is not None
+    seed_cluster(standin_kube.stand_in)
+    ticks = Clock()
+    with candidates(standin_kube, ticks, "meshd-fence") as (leader, _):
+        assert leader.step() is True
+        writes = 0
+
+        def fence() -> None:
+            nonlocal writes
+            ticks.now += 1
+            leader.ensure_leader()
+            writes += 1
+
+        target = KubernetesTarget(standin_kube.cluster)
+        standin_kube.cluster.fence = fence
+        checked = CheckedTarget(target, elector=leader, preflight=False)
+        source = GitRepositorySource(
+            str(policy_repo(tmp_path / "repo")),
+            mirror_dir=tmp_path / "mirror.git",
+            path="policies",
+        )
+        outcome = asyncio.run(Reconciler(source, checked, confirm_timeout=0.1).reconcile())
+        assert outcome.reason == "PushFailed" and "not the leader" in outcome.findings[0]
+        assert 0 < writes < 8
+        applied = len(standin_kube.owned())
+        assert 0 < applied <= writes  # the writes let through (Events among them), no more
+        assert not leader.is_leader
