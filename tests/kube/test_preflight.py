@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from compiler.diagnostics import Severity
+from reconciler.cli import main as meshd
 from reconciler.kube.preflight import PreflightRefused
 from reconciler.kube.target import CheckedTarget
 from reconciler.loop import PassOutcome, Reconciler
@@ -269,3 +271,17 @@ def test_what_counts_as_running() -> None:
     listed["Pod"][3]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     names = sorted(obj["metadata"]["name"] for obj in running(listed))
     assert names == ["agent", "bare", "job-x", "web"]
+
+
+def test_meshd_run_once_reports_the_refusal_and_exits_1(tmp_path: Path, cluster: Kube) -> None:
+    assert cluster.stand_in is not None
+    seed_cluster(cluster.stand_in, skip=("reviews-v3",))
+    repo = policy_repo(tmp_path / "repo")
+    args = ["run", "--repo", str(repo), "--path", "policies", "--target", "kubernetes"]
+    args += ["--kubeconfig", str(cluster.kubeconfig), "--state", str(tmp_path / "s"), "--once"]
+    result = CliRunner().invoke(meshd, args)
+    assert result.exit_code == 1, result.output
+    assert "PushFailed" in result.output and "error MC704" in result.output
+    assert "Traceback" not in result.output and cluster.owned() == {}
+    skipped = CliRunner().invoke(meshd, [*args, "--no-preflight"])
+    assert skipped.exit_code == 0 and "Applied" in skipped.output, skipped.output
