@@ -18,9 +18,9 @@ Kubernetes. The algorithm is client-go's `leaderelection`, with its safety argum
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,16 +246,15 @@ class LeaderElector:
 
     # -- the loop --------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Try every `retry_period` until `stop`; then give the Lease up if held, so the
-        next leader need not wait out the lease duration."""
+    def run(self, stop: threading.Event, *, release: bool = True) -> None:
+        """Try every `retry_period` until `stop`; then give the Lease up if held (so the
+        next leader need not wait out the lease duration). Meant for a thread of its own:
+        a long compile on the event loop must not delay a renewal."""
         while not stop.is_set():
-            await asyncio.to_thread(self.step)
-            try:
-                await asyncio.wait_for(stop.wait(), self.config.retry_period)
-            except TimeoutError:
-                continue
-        await asyncio.to_thread(self.release)
+            self.step()
+            stop.wait(self.config.retry_period)
+        if release:
+            self.release()
 
     def release(self) -> None:
         """Empty the holder (with our resourceVersion: a Lease someone else took stays)."""

@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from compiler.diagnostics import Severity
-from reconciler.errors import MeshdError
 from reconciler.kube.client import Cluster, load_configuration
 from reconciler.kube.election import LeaderElector, LeaseConfig
 from reconciler.kube.target import CheckedTarget
@@ -67,12 +67,12 @@ async def kubernetes_run_target(
         elector = LeaderElector(cluster, config, on_change=woken)
         inner.cluster.fence = elector.ensure_leader  # checked before every write
         await asyncio.to_thread(elector.step)  # a first pass (--once) knows who leads
-        stop = asyncio.Event()
-        task = asyncio.create_task(elector.run(stop))
+        stop = threading.Event()
+        thread = threading.Thread(target=elector.run, args=(stop,), name="meshd-lease", daemon=True)
+        thread.start()
         try:
             yield CheckedTarget(inner, fail_on=fail_on, elector=elector, preflight=preflight)
         finally:
             stop.set()
-            with contextlib.suppress(TimeoutError, MeshdError):
-                await asyncio.wait_for(task, config.retry_period + cluster.retry.timeout)
+            await asyncio.to_thread(thread.join, config.retry_period + cluster.retry.timeout)
             cluster.close()
