@@ -56,6 +56,8 @@ class CheckedTarget:
         self._adopted_term = 0
         self._followed = 0
         self._following = False
+        self.refused = 0
+        """Revisions the preflight refused."""
 
     def __repr__(self) -> str:
         return f"CheckedTarget({self.inner!r})"
@@ -92,9 +94,29 @@ class CheckedTarget:
             log.info("%s", note)
         refusing = found.lines(self.fail_on)
         if refusing:
+            self.refused += 1
             raise PreflightRefused(revision, refusing)
         for line in found.lines(Severity.INFO):
             log.info("preflight: %s", line)
+
+    def metrics_text(self) -> str:
+        """Prometheus text: preflight refusals, and with leader election who leads."""
+        lines = [
+            "# HELP meshd_preflight_refused_total Revisions the live preflight refused.",
+            "# TYPE meshd_preflight_refused_total counter",
+            f"meshd_preflight_refused_total {self.refused}",
+        ]
+        if self.elector is not None:
+            lease = f"{self.elector.config.namespace}/{self.elector.config.name}"
+            lines += [
+                "# HELP meshd_leader Whether this replica holds the Lease (only it writes).",
+                "# TYPE meshd_leader gauge",
+                f'meshd_leader{{lease="{lease}"}} {int(self.elector.is_leader)}',
+                "# HELP meshd_leader_transitions_total Times this replica became leader.",
+                "# TYPE meshd_leader_transitions_total counter",
+                f'meshd_leader_transitions_total{{lease="{lease}"}} {self.elector.transitions}',
+            ]
+        return "\n".join(lines) + "\n"
 
     async def confirm(self, pushed: Pushed, *, timeout: float) -> Acceptance:
         if self._following:

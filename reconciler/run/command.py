@@ -277,7 +277,7 @@ async def _target(o: Any, store: StateStore, wake: Callable[[], None]) -> Any:
         from reconciler.kube.run import kubernetes_run_target
 
         async with kubernetes_run_target(o, store, wake) as target:
-            yield target, (lambda: "")
+            yield target, target.metrics_text
         return
     if o["ca_state"] is None:
         raise RunUsageError("--target xds needs --ca-state DIR (create one with `meshd ca init`)")

@@ -313,6 +313,7 @@ def test_a_leader_past_its_renew_deadline_stops_writing_mid_pass(
         target = KubernetesTarget(standin_kube.cluster)
         standin_kube.cluster.fence = fence
         checked = CheckedTarget(target, elector=leader, preflight=False)
+        assert 'meshd_leader{lease="istio-system/meshd-fence"} 1' in checked.metrics_text()
         source = GitRepositorySource(
             str(policy_repo(tmp_path / "repo")),
             mirror_dir=tmp_path / "mirror.git",
@@ -324,3 +325,4 @@ def test_a_leader_past_its_renew_deadline_stops_writing_mid_pass(
         applied = len(standin_kube.owned())
         assert 0 < applied <= writes  # the writes let through (Events among them), no more
         assert not leader.is_leader
+        assert 'meshd_leader{lease="istio-system/meshd-fence"} 0' in checked.metrics_text()

@@ -89,6 +89,7 @@ def test_a_version_with_no_pods_stops_the_apply_at_the_rollout_line(
     assert "version 'v3'" in text
     assert "= note: cluster:Deployment/bookinfo/reviews-v1: " in text  # the live place
     assert cluster.owned() == {}, "something was applied from a refused revision"
+    assert "meshd_preflight_refused_total 1" in loop.target.metrics_text()
     ready = loop.store.load().condition("Ready")
     assert ready is not None and ready.status is False
 
