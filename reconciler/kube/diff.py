@@ -76,8 +76,8 @@ def _shown(value: Any) -> str:
 def plan_against(cluster: Cluster, desired: KubernetesDesired, mesh: str) -> LivePlan:
     plan = LivePlan()
     for part, obj in staged(desired.objects.items()):
-        live = cluster.get(obj)
         try:
+            live = cluster.get(obj)
             dry = cluster.apply(obj, dry_run=True, force=_takes_back(live))
         except ApiRefusal as refusal:
             plan.refused[part] = str(refusal)

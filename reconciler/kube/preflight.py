@@ -26,7 +26,7 @@ from compiler.diagnostics import Diagnostic, Related, Severity
 from compiler.lint.engine import finalize
 from compiler.workloads.registry import WORKLOAD_CHECKS, load_workload_checks
 from reconciler.errors import MeshdError
-from reconciler.kube.client import Cluster
+from reconciler.kube.client import ApiRefusal, Cluster
 from reconciler.kube.live_crds import crd_findings
 from reconciler.kube.live_workloads import at_object, live_inventory, mesh_namespaces
 from reconciler.kube.ownership import ownership_findings
@@ -70,10 +70,28 @@ class PreflightRefused(MeshdError):
         self.findings = tuple(findings)
 
 
+class PreflightUnreadable(MeshdError):
+    """The API server refused a read the preflight needs (RBAC, most often)."""
+
+    code = 1
+
+
 def run_preflight(
     cluster: Cluster, compilation: Compilation, objects: Iterable[dict[str, Any]]
 ) -> Preflight:
-    desired = list(objects)
+    """The preflight's findings; `PreflightUnreadable` when the cluster refuses a read."""
+    try:
+        return _run_preflight(cluster, compilation, list(objects))
+    except ApiRefusal as refusal:
+        raise PreflightUnreadable(
+            f"preflight: {cluster.server} refused a read ({refusal}); grant meshd the read "
+            "access of deploy/kubernetes/rbac-cluster.yaml, or pass --no-preflight"
+        ) from None
+
+
+def _run_preflight(
+    cluster: Cluster, compilation: Compilation, desired: list[dict[str, Any]]
+) -> Preflight:
     found = crd_findings(cluster, compilation, desired)
     namespaces = mesh_namespaces(compilation.model)
     live = live_inventory(cluster, namespaces)

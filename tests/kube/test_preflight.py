@@ -286,3 +286,15 @@ def test_meshd_run_once_reports_the_refusal_and_exits_1(tmp_path: Path, cluster:
     assert "Traceback" not in result.output and cluster.owned() == {}
     skipped = CliRunner().invoke(meshd, [*args, "--no-preflight"])
     assert skipped.exit_code == 0 and "Applied" in skipped.output, skipped.output
+
+
+def test_a_read_the_cluster_refuses_fails_the_pass_with_a_remedy(
+    tmp_path: Path, cluster: Kube
+) -> None:
+    assert cluster.stand_in is not None
+    seed_cluster(cluster.stand_in)
+    cluster.stand_in.fail(method="GET", plural="customresourcedefinitions", status=403, times=99)
+    outcome = Loop(tmp_path, cluster).run()
+    assert outcome.reason == "PushFailed", outcome
+    assert "preflight: " in outcome.findings[0] and "refused a read (403" in outcome.findings[0]
+    assert "rbac-cluster.yaml" in outcome.findings[0] and cluster.owned() == {}
