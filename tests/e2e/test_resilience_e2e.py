@@ -37,12 +37,9 @@ def _client_counter(mesh: LocalMesh, server: str, counter: str) -> int:
 
 
 def _overflows(mesh: LocalMesh, server: str) -> int:
-    """Requests turned away by a circuit breaker on either side: the client's clusters
-    for `server`, and the server's own sidecar (its inbound cluster to the application
-    carries the same limits, as Istio applies a DestinationRule's pool to both)."""
-    (node,) = mesh.nodes_of(f"demo/{server}")
-    inbound = mesh.stats(node, r"^cluster\..*\.upstream_rq_pending_overflow$")
-    return _client_counter(mesh, server, "upstream_rq_pending_overflow") + sum(inbound.values())
+    """Requests the client's circuit breaker for `server` turned away (Envoy's UO flag):
+    over `maxRequests` (active) or over `maxPendingRequests` (pending)."""
+    return _client_counter(mesh, server, "upstream_rq_(active|pending)_overflow")
 
 
 def test_retries_hide_a_backend_that_fails_every_second_request(mesh: LocalMesh) -> None:
