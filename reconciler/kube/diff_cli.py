@@ -7,6 +7,12 @@ from pathlib import Path
 
 import click
 
+from reconciler.errors import MeshdError
+
+
+class DiffFailed(MeshdError):
+    code = 2
+
 
 @click.command("diff")
 @click.option("--repo", required=True, metavar="URL|DIR", help="The policy repository (or folder).")
@@ -44,7 +50,10 @@ def diff_command(
     from reconciler.kube.diff import run_diff
 
     threshold = Severity.WARNING if fail_on == "warning" else Severity.ERROR
-    lines, code = run_diff(repo, policy_path, ref, kubeconfig, context, threshold)
+    try:
+        lines, code = run_diff(repo, policy_path, ref, kubeconfig, context, threshold)
+    except MeshdError as exc:  # exit 1 means "changes" here: every failure is 2
+        raise DiffFailed(exc.message) from None
     for line in lines:
         click.echo(line, err=code == 2 and not lines[0].startswith("meshd diff:"))
     raise SystemExit(code)

@@ -96,3 +96,18 @@ def test_a_plain_folder_of_intents_is_diffed_too(tmp_path: Path, standin_kube: K
         ],
     )
     assert result.exit_code == 1 and "meshd diff: the folder against" in result.output
+
+
+def test_an_unreachable_cluster_is_an_error_not_a_change(tmp_path: Path) -> None:
+    repo = policy_repo(tmp_path / "repo")
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        '{"apiVersion": "v1", "kind": "Config", "current-context": "x",'
+        ' "clusters": [{"name": "x", "cluster": {"server": "http://127.0.0.1:9"}}],'
+        ' "users": [{"name": "x", "user": {}}],'
+        ' "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}]}'
+    )
+    args = ["diff", "--repo", str(repo), "--path", "policies", "--target", "kubernetes"]
+    result = CliRunner().invoke(meshd, [*args, "--kubeconfig", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "meshd: http://127.0.0.1:9: cannot " in result.output
