@@ -257,9 +257,9 @@ class Reconciler:
         try:
             return await self.target.push(desired, revision=revision.id)
         except MeshdError as exc:
-            raise PassFailed(
-                PassOutcome(revision.id, False, "PushFailed", (exc.message,))
-            ) from None
+            # A target may refuse with located findings (the Kubernetes preflight's).
+            findings = tuple(getattr(exc, "findings", ())) or (exc.message,)
+            raise PassFailed(PassOutcome(revision.id, False, "PushFailed", findings)) from None
 
     def _fail(self, outcome: PassOutcome, started: float) -> PassOutcome:
         """The one place a failed pass is recorded: conditions, counters, backoff."""

@@ -63,11 +63,12 @@ class PreflightRefused(MeshdError):
 
     def __init__(self, revision: str, findings: list[str]) -> None:
         count = len(findings)
-        super().__init__(
+        header = (
             f"preflight: {count} finding{'s' if count != 1 else ''} against the cluster refuse "
-            f"revision {revision[:12]}; nothing of it was applied:\n" + "\n".join(findings)
+            f"revision {revision[:12]}; nothing of it was applied:"
         )
-        self.findings = tuple(findings)
+        super().__init__("\n".join([header, *findings]))
+        self.findings = (header, *findings)
 
 
 class PreflightUnreadable(MeshdError):

@@ -77,7 +77,9 @@ def test_a_version_with_no_pods_stops_the_apply_at_the_rollout_line(
     assert cluster.stand_in is not None
     seed_cluster(cluster.stand_in, skip=("reviews-v3",))
     loop = Loop(tmp_path, cluster)
-    text = refused(loop.run())
+    outcome = loop.run()
+    text = refused(outcome)
+    assert outcome.findings[1].startswith("reviews.yaml:")  # one finding, one entry
     line = next(
         n
         for n, t in enumerate(
@@ -231,7 +233,9 @@ def test_the_refusal_reads_like_compile_findings(tmp_path: Path, cluster: Kube) 
     with pytest.raises(PreflightRefused) as caught:
         asyncio.run(loop.target.push(loop.target.render(_compiled(loop)), revision="f" * 40))
     assert caught.value.code == 1
-    assert all(line.split(":")[0].endswith(".yaml") for line in caught.value.findings)
+    header, *findings = caught.value.findings
+    assert header.startswith("preflight: 1 finding against the cluster refuse revision ffff")
+    assert findings and all(line.split(":")[0].endswith(".yaml") for line in findings)
 
 
 def _compiled(loop: Loop) -> Any:
