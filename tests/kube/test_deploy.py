@@ -65,6 +65,7 @@ def test_the_image_bakes_no_secret_and_writes_only_to_mounted_volumes() -> None:
     steps = instructions(DEPLOY / "Dockerfile")
     assert not [rest for word, rest in steps if word == "ADD"], "ADD fetches URLs: use COPY"
     env: dict[str, str] = {}
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
     for word, rest in steps:
         if word in ("ENV", "ARG"):
             for name, _, value in (pair.partition("=") for pair in rest.split()):
@@ -73,8 +74,13 @@ def test_the_image_bakes_no_secret_and_writes_only_to_mounted_volumes() -> None:
         if word == "COPY":
             sources = [s for s in rest.split()[:-1] if not s.startswith("--")]
             assert not any(re.search(r"\.(pem|key|p12)$|kubeconfig|\.env", s) for s in sources)
-    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    assert ignored[ignored.index("*")] == "*", "the context starts empty: only named paths go in"
+            if "--from=" not in rest:  # from the context: it exists and is let in
+                for source in sources:
+                    assert (REPO / source).exists(), source
+                    assert f"!{source}" in ignored or f"!{source}/**" in ignored, source
+    assert ignored[0] == "*" or ignored[: ignored.index("*")] == [
+        line for line in ignored[: ignored.index("*")] if line.startswith("#")
+    ], "the context starts empty (`*` first): only named paths go in"
     assert {"**/*.pem", "**/*.key"} <= set(ignored)
     mounts = {m["mountPath"] for m in container()["volumeMounts"]}
     assert env["HOME"] in mounts and env["XDG_STATE_HOME"] in mounts
