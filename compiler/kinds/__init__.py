@@ -65,6 +65,7 @@ def load_checks() -> None:
     from compiler.kinds.service import checks as _service  # noqa: F401
     from compiler.lint import bounds as _bounds  # noqa: F401
     from compiler.lint import loader_rules as _loader  # noqa: F401
+    from compiler.lint import preflight_rules as _preflight  # noqa: F401
     from compiler.workloads.registry import load_workload_checks
 
     load_workload_checks()

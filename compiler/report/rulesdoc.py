@@ -25,6 +25,7 @@ CATEGORIES = {
     "5": "Traffic (MC5xx)",
     "6": "Resilience (MC6xx)",
     "7": "Workloads (MC7xx)",
+    "8": "Live cluster (MC8xx)",
 }
 
 
@@ -84,6 +85,10 @@ def rule_markdown(rule: Rule, *, level: int = 2) -> str:
         facts.append(f"**Istio:** `{rule.istio_code}`")
     if rule.code in WORKLOAD_CHECKS or rule.code == MANIFEST_CODE:
         facts.append("checked against the workload manifests (`meshc lint --workloads`)")
+    elif rule.code.startswith("MC8"):
+        facts.append(
+            "reported by the live preflight (`meshd run --target kubernetes`, `meshd diff`)"
+        )
     elif rule.check is None:
         facts.append("reported by the loader/validator")
     heading = "#" * level
