@@ -181,7 +181,8 @@ def classify(plan: CallPlan, status: int, headers: Mapping[str, str], body: byte
     """The one place an answer is told apart. The demo backend always names itself, so an
     answer without `x-meshd-served-by` was made by a sidecar: by FROM's own when it carries
     no `x-envoy-upstream-service-time` (nothing upstream answered: a 404 is Envoy's "no
-    route"), by TO's when it does (a 403 with RBAC's body is TO's AccessPolicy)."""
+    route"), by TO's when it does (a 403 with RBAC's body, or with RBAC's detail header when
+    there is no body — a HEAD —, is TO's AccessPolicy)."""
     served_by = headers.get(SERVED_BY)
     if served_by is not None:
         return Result(status, "answered", served_by)
@@ -196,7 +197,8 @@ def classify(plan: CallPlan, status: int, headers: Mapping[str, str], body: byte
             )
         return Result(status, "denied", f"no route: {reason}")
     text = body.decode(errors="replace").strip()
-    if status == 403 and text.startswith(RBAC_DENIED):
+    rbac_detail = headers.get(DENIED_BY, "").startswith(MATCHED_POLICY)
+    if status == 403 and (text.startswith(RBAC_DENIED) or rbac_detail):
         return Result(status, "denied", f"403: {_denying_policy(plan, headers.get(DENIED_BY))}")
     first_line = text.splitlines()[0][:200] if text else "no body"
     return Result(status, "failed", f"{status}: {first_line}")

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from compiler.kinds.rollout.regex import ENVOY_MAX_PROGRAM_SIZE
 from reconciler.xds.secrets import CertificateAuthority, to_issued
 
 XDS_CLUSTER = "meshd-xds"
@@ -85,6 +86,22 @@ def bootstrap(
         "static_resources": {
             "clusters": [_xds_cluster(xds_address, xds_port, files, control_plane_identity)]
         },
+        "layered_runtime": _runtime(),
+    }
+
+
+def _runtime() -> dict[str, Any]:
+    """Envoy's default RE2 limit (100) is far below the one lint allows, which is Istio's
+    bootstrap value: a header regex meshc accepts would be NACKed without it. The admin
+    layer stays, as in Envoy's default runtime."""
+    return {
+        "layers": [
+            {
+                "name": "meshd",
+                "static_layer": {"re2.max_program_size.error_level": ENVOY_MAX_PROGRAM_SIZE},
+            },
+            {"name": "admin", "admin_layer": {}},
+        ]
     }
 
 

@@ -44,6 +44,13 @@ class FakeSidecar(BaseHTTPRequestHandler):
             self.send_header("content-length", "0")
             self.end_headers()
             return
+        if self.command == "HEAD":  # RBAC's 403 to a HEAD: no body, the detail header only
+            self.send_response(403)
+            self.send_header(DENIED_BY, "rbac_access_denied_matched_policy[none]")
+            self.send_header("x-envoy-upstream-service-time", "1")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         if self.command != "GET" or not self.path.startswith("/reviews/"):
             body = b"RBAC: access denied"
             self.send_response(403)
@@ -63,7 +70,7 @@ class FakeSidecar(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = do_HEAD = _answer
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -167,6 +174,12 @@ def test_a_404_from_the_destinations_side_is_not_a_no_route_denial(mesh: Path) -
 
 def test_an_rbac_refusal_names_the_access_policy(mesh: Path) -> None:
     code, output = _call("productpage", "reviews", "--path", "/reviews/0", "--method", "POST")
+    assert code == 1
+    assert "denied (403: AccessPolicy bookinfo/reviews)" in output
+
+
+def test_a_bodiless_rbac_refusal_is_a_denial_not_a_failure(mesh: Path) -> None:
+    code, output = _call("productpage", "reviews", "/reviews/0", "--method", "HEAD")
     assert code == 1
     assert "denied (403: AccessPolicy bookinfo/reviews)" in output
 
