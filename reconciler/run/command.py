@@ -152,6 +152,11 @@ def _steps_reader(path: Path | None) -> Callable[[], Mapping[str, int]] | None:
     is_flag=True,
     help="kubernetes target: write only while holding a Lease (run N replicas).",
 )
+@click.option(
+    "--serve-xds",
+    is_flag=True,
+    help="kubernetes target: also serve xDS on --xds-listen (every replica, leader or not).",
+)
 @click.option("--lease-name", default=None, help="kubernetes target: the Lease [default: meshd].")
 @click.option(
     "--lease-namespace", default=None, help="kubernetes target: its namespace [default: the pod's]."
@@ -277,10 +282,25 @@ async def _target(o: Any, store: StateStore, wake: Callable[[], None]) -> Any:
         from reconciler.kube.run import kubernetes_run_target
 
         async with kubernetes_run_target(o, store, wake) as target:
-            yield target, target.metrics_text
+            if not o["serve_xds"]:
+                yield target, target.metrics_text
+                return
+            from reconciler.targets.fanout import FanOut
+
+            async with _xds_target(o, "--serve-xds") as (xds, xds_metrics):
+                yield FanOut(target, xds), lambda: target.metrics_text() + xds_metrics()
         return
+    if o["serve_xds"]:
+        raise RunUsageError("--serve-xds goes with --target kubernetes (xds serves already)")
+    async with _xds_target(o, "--target xds") as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def _xds_target(o: Any, flag: str) -> Any:
+    """The embedded control plane on --xds-listen, issuing from --ca-state."""
     if o["ca_state"] is None:
-        raise RunUsageError("--target xds needs --ca-state DIR (create one with `meshd ca init`)")
+        raise RunUsageError(f"{flag} needs --ca-state DIR (create one with `meshd ca init`)")
     from reconciler.ca.service import CAService
     from reconciler.ca.store import read_passphrase
     from reconciler.targets.xds import XdsTarget

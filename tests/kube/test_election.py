@@ -24,6 +24,7 @@ from reconciler.targets.kubernetes import KubernetesTarget
 from tests.kube.conftest import FAST, Kube
 from tests.kube.seeding import seed_cluster
 from tests.run.support import EXTRA_SERVICE, commit_file, policy_repo
+from tests.xds.support import new_ca
 
 NAMESPACE = "istio-system"
 
@@ -208,6 +209,13 @@ def test_two_running_replicas_fail_over_in_real_time(kube: Kube) -> None:
 # -- meshd run --leader-elect ---------------------------------------------------------
 
 
+def _state_target(state: Path) -> str:
+    import json
+
+    target: str = json.loads((state / "state.json").read_text())["target"]
+    return target
+
+
 def _run_args(repo: Path, state: Path, kubeconfig: Path, identity: str) -> list[str]:
     return [
         "run",
@@ -255,6 +263,15 @@ def test_a_follower_compiles_and_writes_nothing(tmp_path: Path, standin_kube: Ku
     assert result.exit_code == 0, result.output
     assert standin_kube.owned() == {}, "a follower wrote to the cluster"
     assert lease(standin_kube, "meshd")["holderIdentity"] == "meshd-elsewhere"
+    # Every replica serves xDS: the follower's pass also pushes the control plane it runs.
+    new_ca(tmp_path / "ca")
+    serving = CliRunner().invoke(
+        meshd,
+        [*args, "--serve-xds", "--ca-state", str(tmp_path / "ca"), "--xds-listen", "127.0.0.1:0"],
+    )
+    assert serving.exit_code == 0, serving.output
+    assert "+ xds 127.0.0.1:" in _state_target(tmp_path / "follower")
+    assert standin_kube.owned() == {}, "a follower serving xDS wrote to the cluster"
 
 
 def test_the_leader_applies_and_gives_the_lease_up_on_exit(
