@@ -382,4 +382,9 @@ def _written_by_meshc(file: str) -> bool:
             text = handle.read()
     except (OSError, UnicodeDecodeError):
         return False
+    return managed_by_meshc(text)
+
+
+def managed_by_meshc(text: str) -> bool:
+    """Whether a rendered file (YAML or JSON) carries meshc's ownership label."""
     return f"{MANAGED_BY}: meshc" in text or f'"{MANAGED_BY}": "meshc"' in text

@@ -11,8 +11,6 @@ the reconciler applies the new commit like any other.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 from datetime import datetime
@@ -131,28 +129,29 @@ def rollback_command(
 
 
 class _Git:
-    """`git` run at the repository's top level, with a bounded time and captured output."""
+    """`git` through gitpython, as `meshc plan` reads the repository: at the top level (or
+    `cwd`), with a bounded time; a failure is the refusal, with git's last line."""
 
     def __init__(self, top: Path) -> None:
         self.top = top
 
     def run(self, *args: str, cwd: Path | None = None, check: bool = True) -> str:
+        import git
+
         try:
-            result = subprocess.run(
+            status, out, err = git.Git(cwd or self.top).execute(
                 ["git", *args],
-                cwd=cwd or self.top,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-                capture_output=True,
-                text=True,
-                timeout=GIT_TIMEOUT_SECONDS,
-                check=False,
+                with_extended_output=True,
+                with_exceptions=False,
+                kill_after_timeout=GIT_TIMEOUT_SECONDS,
+                env={"GIT_TERMINAL_PROMPT": "0"},
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except git.GitCommandNotFound as exc:
             raise RollbackRefused(f"git {args[0]}: could not run ({exc})") from None
-        if check and result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
+        if check and status != 0:
+            lines = [line for line in str(err).splitlines() if line.strip()]
             raise RollbackRefused(f"git {args[0]}: {lines[-1] if lines else 'failed'}")
-        return result.stdout.strip()
+        return str(out).strip()
 
 
 def _require_clean(git: _Git) -> None:

@@ -101,6 +101,7 @@ class GitRepositorySource:
         self.credentials = credentials or Credentials()
         self.signatures = signatures
         self._blobs = BlobCache()
+        self._repo: object | None = None
         self.interval = 30.0
         """Seconds between fetches when nothing asks for one sooner."""
         self.requested: Callable[[], bool] = lambda: False
@@ -199,8 +200,9 @@ class GitRepositorySource:
     def _read_tree(self, commit: str, followed: str) -> CommitTree:
         import git
 
-        repo = git.Repo(self.mirror_dir)
-        source = GitSource(repo, self.mirror_dir, self.path)
+        if self._repo is None:  # one for the source's life: each holds git cat-file processes
+            self._repo = git.Repo(self.mirror_dir)
+        source = GitSource(self._repo, self.mirror_dir, self.path)
         revision = GitRevision(followed, commit, None)
         try:
             return read_commit_tree(source, revision, self._blobs)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from compiler.api import Compilation
 from compiler.artifacts import Artifacts
-from compiler.cli.render import object_bytes, object_path
+from compiler.cli.render import managed_by_meshc, object_bytes, object_path
 from compiler.lower import LoweringRefused, lower
 from reconciler.errors import MeshdError
 from reconciler.faults import checkpoint
@@ -146,7 +146,11 @@ class DirectoryTarget:
                 unchanged += 1
                 continue
             known = previous.get(relative)
-            if current is not None and known is None and not _written_by_meshc(current):
+            if (
+                current is not None
+                and known is None
+                and not managed_by_meshc(current.decode("utf-8", errors="replace"))
+            ):
                 conflicts.append(relative)
                 continue
             try:
@@ -219,13 +223,6 @@ class DirectoryTarget:
         self._writes += 1
         checkpoint(f"directory-write-{self._writes}")
         os.replace(scratch, path)
-
-
-def _written_by_meshc(data: bytes) -> bool:
-    text = data.decode("utf-8", errors="replace")
-    return "app.kubernetes.io/managed-by: meshc" in text or (
-        '"app.kubernetes.io/managed-by": "meshc"' in text
-    )
 
 
 def _remove_empty_parents(directory: Path, top: Path) -> None:

@@ -19,6 +19,20 @@ from reconciler.loop import Acceptance, Pushed
 from reconciler.xds.server import XdsServer
 
 Desired = Mapping[str, Snapshot]
+Versions = dict[str, tuple[str, ...]]
+"""Node → the version of each of its resource types."""
+
+
+def snapshot_versions(snapshots: Desired) -> Versions:
+    return {
+        node: tuple(snapshot.version(kind) for kind in RESOURCE_TYPES)
+        for node, snapshot in snapshots.items()
+    }
+
+
+def changed_nodes(before: Versions, after: Versions) -> int:
+    """Nodes added, removed, or given another version of some type."""
+    return sum(1 for node in set(before) | set(after) if before.get(node) != after.get(node))
 
 
 class XdsTarget:
@@ -29,7 +43,7 @@ class XdsTarget:
         self.address = address
         self.findings: tuple[str, ...] = ()
         """What the Envoy backend could not lower in the last rendered revision."""
-        self._versions: dict[str, tuple[str, ...]] = {}
+        self._versions: Versions = {}
 
     def __repr__(self) -> str:
         return f"XdsTarget({self.address!r})"
@@ -45,12 +59,8 @@ class XdsTarget:
         return snapshots
 
     async def push(self, desired: Desired, *, revision: str) -> Pushed:
-        versions = {
-            node: tuple(snapshot.version(kind) for kind in RESOURCE_TYPES)
-            for node, snapshot in desired.items()
-        }
-        nodes = set(versions) | set(self._versions)
-        changed = sum(1 for node in nodes if versions.get(node) != self._versions.get(node))
+        versions = snapshot_versions(desired)
+        changed = changed_nodes(self._versions, versions)
         self._versions = versions
         generation = self.server.set_snapshots(desired)
         return Pushed(

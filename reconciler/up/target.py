@@ -23,12 +23,13 @@ from aiohttp import web
 from cryptography import x509
 
 from compiler.api import Compilation
-from compiler.lower.envoy.snapshot import RESOURCE_TYPES, Snapshot
+from compiler.lower.envoy.snapshot import Snapshot
 from compiler.model.mesh import MeshSnapshot
 from compiler.model.placement import InstancePlacement
 from reconciler.ca.service import CAService
 from reconciler.errors import MeshdError
 from reconciler.loop import Acceptance, Pushed, utc_now
+from reconciler.targets.xds import Versions, changed_nodes, snapshot_versions
 from reconciler.up.backend import DemoBackend, start_backend
 from reconciler.up.credentials import control_plane_id
 from reconciler.up.lowering import lower_snapshots
@@ -37,8 +38,6 @@ from reconciler.up.proxies import ProxySpec, Supervisor
 from reconciler.up.runstate import ServiceInfo
 from reconciler.xds.bootstrap import XdsClientFiles, bootstrap, write_client_files
 from reconciler.xds.server import XdsServer
-
-Versions = tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +73,7 @@ class LocalMeshTarget:
     warn: Callable[[str], None] = lambda line: None
     current: Desired | None = None
     nodes: dict[str, RunningNode] = field(default_factory=dict)
-    versions: dict[str, Versions] = field(default_factory=dict)
+    versions: Versions = field(default_factory=dict)
     renew_at: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     """Node → (its SPIFFE ID, when its xDS client certificate is due for renewal)."""
 
@@ -133,13 +132,8 @@ class LocalMeshTarget:
         )
 
     def _count_changes(self, snapshots: Mapping[str, Snapshot]) -> int:
-        before = self.versions
-        self.versions = {
-            node: tuple(snapshot.version(t) for t in RESOURCE_TYPES)
-            for node, snapshot in snapshots.items()
-        }
-        nodes = set(before) | set(self.versions)
-        return sum(1 for node in nodes if before.get(node) != self.versions.get(node))
+        before, self.versions = self.versions, snapshot_versions(snapshots)
+        return changed_nodes(before, self.versions)
 
     async def _start_node(
         self, desired: Desired, node_id: str, instance: InstancePlacement
